@@ -1,0 +1,71 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Exit statuses of the playbook command. They are part of the public contract (README, "Exit status").
+const (
+	ExitOK          = 0   // success
+	ExitFailed      = 1   // the run failed (or an unexpected error)
+	ExitUsage       = 2   // bad usage, invalid playbook or params: nothing ran
+	ExitStore       = 3   // the database could not be opened or written
+	ExitTimeout     = 124 // the run timed out
+	ExitInterrupted = 130 // interrupted by SIGINT
+	ExitTerminated  = 143 // terminated by SIGTERM
+)
+
+// ExitError carries the exit status a command wants. Err, when not nil, is printed to stderr by Main;
+// a nil Err means the command already told the user what happened.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// UsageError marks bad command-line usage; Main prints it with a pointer to --help and exits 2.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+func usageErrorf(format string, args ...any) error {
+	return &UsageError{Err: fmt.Errorf(format, args...)}
+}
+
+// storeError wraps a database failure so that it exits with ExitStore.
+func storeError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		return err
+	}
+	return &ExitError{Code: ExitStore, Err: err}
+}
+
+// exitCode is the one place where an error becomes an exit status.
+func exitCode(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		return ee.Code
+	}
+	var ue *UsageError
+	if errors.As(err, &ue) {
+		return ExitUsage
+	}
+	return ExitFailed
+}

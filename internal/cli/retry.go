@@ -1,0 +1,16 @@
+package cli
+
+import (
+	"errors"
+
+	"github.com/spf13/cobra"
+)
+
+// STUB (foundation): replaced by the issue that owns the command.
+func newRetryCmd(sys *System, g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:    "retry",
+		Hidden: true,
+		RunE:   func(*cobra.Command, []string) error { return errors.New("retry: not implemented yet") },
+	}
+}

@@ -1,0 +1,165 @@
+// Package cli is the playbook command line: one file per command, each taking its I/O and dependencies
+// from a System so that tests drive commands with buffers. Main is the only place errors become exit
+// statuses.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+// System is everything a command may touch outside its arguments. Tests build one with buffers.
+type System struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+	// OutIsTerminal reports whether Out is a terminal; it turns on the live view and colour.
+	OutIsTerminal bool
+	// Getenv reads an environment variable (PLAYBOOK_DB, XDG_STATE_HOME, HOME, NO_COLOR, USER).
+	Getenv func(string) string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Signals subscribes to SIGINT and SIGTERM. It returns the channel and a function that stops the
+	// subscription. Nil means the command is never interrupted by signals (tests that do not send any).
+	Signals func() (<-chan os.Signal, func())
+}
+
+// OS returns the real process environment: the standard streams, the OS environment and OS signals.
+func OS() *System {
+	return &System{
+		In:            os.Stdin,
+		Out:           os.Stdout,
+		ErrOut:        os.Stderr,
+		OutIsTerminal: term.IsTerminal(int(os.Stdout.Fd())),
+		Getenv:        os.Getenv,
+		Now:           time.Now,
+		Signals: func() (<-chan os.Signal, func()) {
+			// Capacity 2: a quick double Ctrl-C must not lose the second signal, which forces the stop.
+			ch := make(chan os.Signal, 2)
+			signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+			return ch, func() { signal.Stop(ch) }
+		},
+	}
+}
+
+func (s *System) now() time.Time {
+	if s.Now == nil {
+		return time.Now()
+	}
+	return s.Now()
+}
+
+func (s *System) getenv(k string) string {
+	if s.Getenv == nil {
+		return ""
+	}
+	return s.Getenv(k)
+}
+
+// globalOptions holds the flags every command shares.
+type globalOptions struct {
+	DB string // --db; empty means $PLAYBOOK_DB, then the XDG state folder
+}
+
+// Main runs the playbook command line with args (without the program name) and returns the exit status.
+func Main(args []string, sys *System) int {
+	root, ran := newRootCmd(sys)
+	root.SetArgs(args)
+	err := root.ExecuteContext(context.Background())
+	if err != nil && !*ran {
+		// Cobra failed before any command ran: unknown command, bad flag, wrong number of arguments.
+		var ue *UsageError
+		if !errors.As(err, &ue) {
+			err = &UsageError{Err: err}
+		}
+	}
+	code := exitCode(err)
+	if err != nil {
+		printError(sys.ErrOut, err)
+	}
+	return code
+}
+
+func printError(w io.Writer, err error) {
+	var ee *ExitError
+	if errors.As(err, &ee) && ee.Err == nil {
+		return
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "playbook: ") {
+		msg = "playbook: " + msg
+	}
+	fmt.Fprintln(w, msg)
+	var ue *UsageError
+	if errors.As(err, &ue) {
+		fmt.Fprintln(w, "Run 'playbook --help' for usage.")
+	}
+}
+
+func newRootCmd(sys *System) (*cobra.Command, *bool) {
+	ran := new(bool)
+	g := &globalOptions{}
+	root := &cobra.Command{
+		Use:   "playbook",
+		Short: "Run multi-step operational workflows and keep an audit trail of every run",
+		Long: `playbook runs the steps of a YAML playbook in parallel where their dependencies allow,
+owns every child process (timeouts, cancellation, process groups, bounded output) and records
+every run, step, exit status, timing and a bounded copy of the output in a local SQLite database.`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			*ran = true
+			return nil
+		},
+	}
+	root.SetIn(sys.In)
+	root.SetOut(sys.Out)
+	root.SetErr(sys.ErrOut)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &UsageError{Err: err} })
+	root.PersistentFlags().StringVar(&g.DB, "db", "", "database file (default $PLAYBOOK_DB, else $XDG_STATE_HOME/playbook/playbook.db)")
+	root.CompletionOptions.DisableDefaultCmd = true
+
+	root.AddCommand(
+		newVersionCmd(sys),
+		newRunCmd(sys, g),
+		newValidateCmd(sys),
+		newGraphCmd(sys),
+		newSchemaCmd(sys),
+		newRunsCmd(sys, g),
+		newShowCmd(sys, g),
+		newLogsCmd(sys, g),
+		newRetryCmd(sys, g),
+		newPruneCmd(sys, g),
+	)
+	return root, ran
+}
+
+// exactArgs is cobra.ExactArgs with a usage error, so that a wrong count exits 2 with a clear message.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageErrorf("%s takes %s (got %d argument(s))", cmd.CommandPath(), what, len(args))
+		}
+		return nil
+	}
+}
+
+// rangeArgs accepts between min and max arguments, with a usage error otherwise.
+func rangeArgs(min, max int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < min || len(args) > max {
+			return usageErrorf("%s takes %s (got %d argument(s))", cmd.CommandPath(), what, len(args))
+		}
+		return nil
+	}
+}
