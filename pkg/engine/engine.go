@@ -1,0 +1,356 @@
+package engine
+
+import (
+	"cmp"
+	"container/list"
+	"context"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Engine runs executions: each Request becomes one child process in its own process group, watched until
+// it ends, with its output captured within bounds and its lifecycle published as events. Its methods are
+// safe for concurrent use. Create it with New and release it with Close.
+type Engine struct {
+	cfg settings
+	hub hub
+
+	mu     sync.Mutex
+	execs  map[string]*execution
+	queue  list.List // executions waiting for a slot, FIFO
+	active int       // slots in use (running, or about to start)
+	seq    uint64
+	closed bool
+
+	running atomic.Int64
+	runners sync.WaitGroup // goroutines that run executions
+	devNull *os.File       // every child's stdin, opened once instead of once per child; nil: os/exec's own
+
+	closeOnce   sync.Once
+	closeDone   chan struct{}
+	cleanupStop chan struct{}
+	cleanupDone chan struct{}
+}
+
+// New returns an Engine configured by cfg (zero fields take their defaults). An invalid cfg gives a
+// CodeInvalidConfig error. With cfg.AutoCleanup it starts the cleanup goroutine, which Close stops.
+func New(cfg Config) (*Engine, error) {
+	s, err := cfg.resolve()
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: s, execs: make(map[string]*execution), closeDone: make(chan struct{})}
+	if f, err := os.Open(os.DevNull); err == nil {
+		e.devNull = f
+	}
+	if s.AutoCleanup {
+		e.cleanupStop = make(chan struct{})
+		e.cleanupDone = make(chan struct{})
+		go e.cleanupLoop()
+	}
+	return e, nil
+}
+
+// Execute validates req and registers it, and returns its id at once; the process runs in the background.
+// Nothing is started when validation fails (a CodeValidation error with a *ValidationError inside).
+//
+// When fewer than Config.MaxConcurrent executions are running, the process starts right away on a new
+// goroutine; otherwise the execution waits, pending, in a FIFO queue, and starts when a slot frees. A full
+// queue (Config.MaxPending) gives CodeConcurrencyLimit and registers nothing. After Close, Execute gives
+// CodeClosed.
+func (e *Engine) Execute(req Request) (string, error) {
+	ex, err := e.execute(req, false, false)
+	if err != nil {
+		return "", err
+	}
+	return ex.id, nil
+}
+
+// execute validates and registers req. With cancelled, the execution is registered already cancelled
+// and never queued or started. With inline, an execution that gets a slot at once is not started: the
+// caller must run it with runInline.
+func (e *Engine) execute(req Request, cancelled, inline bool) (*execution, error) {
+	sp, err := e.cfg.validate(req)
+	if err != nil {
+		return nil, err
+	}
+	ex := newExecution(e, sp)
+	e.mu.Lock()
+	switch {
+	case e.closed:
+		e.mu.Unlock()
+		return nil, &Error{Code: CodeClosed, ID: ex.id, Msg: "engine closed"}
+	case e.execs[ex.id] != nil:
+		e.mu.Unlock()
+		return nil, invalid(InvalidID, "id", ex.id, "an execution with this id exists")
+	}
+	start := e.active < e.cfg.MaxConcurrent && e.queue.Len() == 0 && !cancelled
+	switch {
+	case cancelled:
+		ex.mu.Lock()
+		ex.finishUnstarted(StatusCancelled, CodeCancelled, "cancelled before it started")
+		ex.mu.Unlock()
+	case start:
+		e.active++
+		e.runners.Add(1)
+	case e.cfg.MaxPending > 0 && e.queue.Len() >= e.cfg.MaxPending:
+		e.mu.Unlock()
+		return nil, &Error{Code: CodeConcurrencyLimit, ID: ex.id, Limit: int64(e.cfg.MaxPending),
+			Msg: "pending queue full"}
+	default:
+		ex.elem = e.queue.PushBack(ex)
+	}
+	e.seq++
+	ex.seq = e.seq
+	e.execs[ex.id] = ex
+	e.mu.Unlock()
+	switch {
+	case start && inline:
+		ex.inline = true
+	case start:
+		go e.runFrom(ex)
+	}
+	return ex, nil
+}
+
+// runFrom runs ex, then keeps the slot and goroutine for the next queued execution, until the queue is
+// empty.
+func (e *Engine) runFrom(ex *execution) {
+	defer e.runners.Done()
+	for ex != nil {
+		ex.run()
+		ex = e.next()
+	}
+}
+
+// next hands the caller's slot to the first queued execution, or frees the slot.
+func (e *Engine) next() *execution {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if front := e.queue.Front(); front != nil {
+		ex := e.queue.Remove(front).(*execution)
+		ex.elem = nil
+		return ex
+	}
+	e.active--
+	return nil
+}
+
+// runInline runs ex on the calling goroutine (Run's fast path: no goroutine switch per execution), then
+// passes its slot on to a new runner goroutine if executions are queued.
+func (e *Engine) runInline(ex *execution) {
+	ex.run()
+	if next := e.next(); next != nil {
+		go e.runFrom(next) // keeps the runners count taken for ex
+		return
+	}
+	e.runners.Done()
+}
+
+func (e *Engine) lookup(id string) (*execution, error) {
+	e.mu.Lock()
+	ex := e.execs[id]
+	e.mu.Unlock()
+	if ex == nil {
+		return nil, &Error{Code: CodeNotFound, ID: id, Msg: "execution not found"}
+	}
+	return ex, nil
+}
+
+// Wait blocks until the execution is terminal and returns its Result. It does not poll: it waits on the
+// execution's completion. ctx only bounds the wait (its expiry returns ctx.Err() and leaves the execution
+// alone). An unknown id gives CodeNotFound. A non-zero exit, timeout or cancellation is not an error of
+// Wait: read Result.Status, or Result.Err.
+func (e *Engine) Wait(ctx context.Context, id string) (*Result, error) {
+	ex, err := e.lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-ex.done:
+		return ex.result.Load(), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Run is Execute followed by Wait. If ctx is done before the execution ends, Run cancels it (a pending
+// execution never starts; a running one gets the stop ladder: stop signal, grace, SIGKILL) and returns
+// the cancelled Result once the process is gone. With ctx already done, the request is validated and
+// registered as cancelled without starting. The error is non-nil only when no execution could be
+// registered (validation, closed engine, full queue).
+func (e *Engine) Run(ctx context.Context, req Request) (*Result, error) {
+	ex, err := e.execute(req, ctx.Err() != nil, true)
+	if err != nil {
+		return nil, err
+	}
+	if ex.inline {
+		stop := context.AfterFunc(ctx, func() {
+			ex.stop(StatusCancelled, CodeCancelled, "cancelled: "+context.Cause(ctx).Error(), false)
+		})
+		e.runInline(ex)
+		stop()
+		return ex.result.Load(), nil
+	}
+	select {
+	case <-ex.done:
+	case <-ctx.Done():
+		ex.stop(StatusCancelled, CodeCancelled, "cancelled: "+context.Cause(ctx).Error(), false)
+		<-ex.done
+	}
+	return ex.result.Load(), nil
+}
+
+// Status returns the current status of an execution, or CodeNotFound.
+func (e *Engine) Status(id string) (Status, error) {
+	ex, err := e.lookup(id)
+	if err != nil {
+		return "", err
+	}
+	return ex.state(), nil
+}
+
+// Result returns the Result of a terminal execution. While the execution is pending or running it gives a
+// CodeNotFinished error; use Wait to block. An unknown id gives CodeNotFound.
+func (e *Engine) Result(id string) (*Result, error) {
+	ex, err := e.lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	if !ex.state().Terminal() {
+		return nil, &Error{Code: CodeNotFinished, ID: id, Msg: "execution is " + string(ex.state())}
+	}
+	return ex.result.Load(), nil
+}
+
+// Cancel stops an execution. A pending one becomes cancelled at once and never starts (PID 0). A running
+// one gets its stop signal (Request.StopSignal, else Config.StopSignal, default SIGTERM) on its whole
+// process group, then SIGKILL to the group after the grace; it becomes cancelled when its process is gone,
+// keeping its partial output. Cancel does not wait for that (use Wait). Cancelling a finished execution,
+// or one already being stopped, changes nothing and returns nil. An unknown id gives CodeNotFound.
+func (e *Engine) Cancel(id string) error {
+	ex, err := e.lookup(id)
+	if err != nil {
+		return err
+	}
+	ex.stop(StatusCancelled, CodeCancelled, "cancelled", false)
+	return nil
+}
+
+// Kill is Cancel without the grace: SIGKILL to the whole process group now (a pending execution never
+// starts). It is the runner's answer to a second Ctrl-C. If the execution was already being stopped for
+// a timeout, it keeps that status.
+func (e *Engine) Kill(id string) error {
+	ex, err := e.lookup(id)
+	if err != nil {
+		return err
+	}
+	ex.stop(StatusCancelled, CodeCancelled, "killed", true)
+	return nil
+}
+
+// KillAll kills every execution the engine holds: SIGKILL to each running process group now; pending
+// executions become cancelled and never start. It returns without waiting for the processes to be reaped.
+// The engine stays usable.
+func (e *Engine) KillAll() {
+	e.dropQueue("killed")
+	for _, ex := range e.snapshot() {
+		ex.stop(StatusCancelled, CodeCancelled, "killed", true)
+	}
+}
+
+// dropQueue cancels every queued execution at once. Doing it before stopping the running ones matters:
+// a killed execution frees its slot, and the next queued one would start.
+func (e *Engine) dropQueue(msg string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for front := e.queue.Front(); front != nil; front = e.queue.Front() {
+		ex := e.queue.Remove(front).(*execution)
+		ex.mu.Lock()
+		ex.elem = nil
+		if ex.state() == StatusPending {
+			ex.finishUnstarted(StatusCancelled, CodeCancelled, msg+" before it started")
+		}
+		ex.mu.Unlock()
+	}
+}
+
+func (e *Engine) snapshot() []*execution {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	all := make([]*execution, 0, len(e.execs))
+	for _, ex := range e.execs {
+		all = append(all, ex)
+	}
+	slices.SortFunc(all, func(a, b *execution) int { return cmp.Compare(a.seq, b.seq) })
+	return all
+}
+
+// Subscribe registers h to receive the events of every execution from now on, delivered on a goroutine of
+// its own (see Event for the order guarantees and the drop policy). The returned function unsubscribes:
+// events still queued are discarded and h is called no more once any call in progress returns. It may be
+// called from inside h, and more than once. After Close, Subscribe does nothing.
+func (e *Engine) Subscribe(h Handler) (unsubscribe func()) {
+	s := newSubscription(h, e.cfg.EventBuffer, e.cfg.OnHandlerError)
+	if !e.hub.add(s) {
+		return func() {}
+	}
+	return sync.OnceFunc(func() { e.hub.remove(s) })
+}
+
+// List returns a summary of every execution the engine holds (pending, running and finished ones not
+// yet cleaned up), in submission order.
+func (e *Engine) List() []Summary {
+	all := e.snapshot()
+	out := make([]Summary, 0, len(all))
+	now := time.Now()
+	for _, ex := range all {
+		s := Summary{ID: ex.id, Status: ex.state(), Command: ex.display, SubmittedAt: ex.created.UTC(),
+			Metadata: ex.metadata}
+		if r := ex.result.Load(); r != nil {
+			s.Status, s.StartedAt, s.Duration = r.Status, r.StartedAt, r.Duration
+		} else if s.Status == StatusRunning {
+			ex.mu.Lock()
+			s.StartedAt, s.Duration = ex.startedAt.UTC(), now.Sub(ex.startedAt)
+			ex.mu.Unlock()
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// Running returns how many executions are running (have a live process) now.
+func (e *Engine) Running() int { return int(e.running.Load()) }
+
+// Close stops the engine: Execute then gives CodeClosed; pending executions become cancelled without
+// starting; running ones get the stop ladder (stop signal, grace, SIGKILL to the group). Close returns when
+// every execution is terminal, every subscriber has been handed the events queued for it, and every
+// goroutine of the engine has ended; it waits at most about the longest grace plus Config.WaitDelay for the
+// processes (longer only if a handler blocks). Status, Result, Wait and List keep working afterwards.
+// Calling Close again waits for the first call and returns nil.
+func (e *Engine) Close() error {
+	e.closeOnce.Do(func() {
+		defer close(e.closeDone)
+		e.mu.Lock()
+		e.closed = true
+		e.mu.Unlock()
+		e.dropQueue("cancelled: engine closed")
+		for _, ex := range e.snapshot() {
+			ex.stop(StatusCancelled, CodeCancelled, "cancelled: engine closed", false)
+		}
+		e.runners.Wait()
+		if e.devNull != nil {
+			e.devNull.Close()
+		}
+		if e.cleanupStop != nil {
+			close(e.cleanupStop)
+			<-e.cleanupDone
+		}
+		e.hub.close()
+	})
+	<-e.closeDone
+	return nil
+}

@@ -1,0 +1,241 @@
+package engine
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/playbookhq/playbook/internal/mask"
+)
+
+// readBufSize is the read size for the pipes: the default Linux pipe capacity, so one read usually empties
+// the pipe.
+const readBufSize = 64 << 10
+
+var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+
+// stream receives one output stream of a process. os/exec's copying goroutine hands it the pipe through
+// ReadFrom (so it sees how reading ended) and it never fails a write, so the pipe is always drained to its
+// end. Everything a stream owns is touched only by that goroutine until cmd.Wait returns.
+//
+// Data flows: raw bytes are counted (and checked against the limit under FailExecution), then masked, then
+// captured head+tail, spilled, written to log files and, only while someone subscribes, split into line
+// events.
+type stream struct {
+	ex  *execution
+	typ EventType
+
+	total     int64 // raw bytes
+	exceeded  bool  // total passed the limit
+	failLimit int64 // FailExecution: the limit; 0 = not failing on size
+	cut       error // reading stopped before EOF (WaitDelay closed the pipe)
+
+	masker *mask.Writer // nil without secrets
+	sink   sink
+}
+
+// sink is the part of a stream after masking.
+type sink struct {
+	s       *stream
+	capture headTail
+	limit   int64
+	spill   bool // SpillToFile
+	file    *os.File
+	fileErr error
+	logs    []*logFile
+	lines   *lineSplitter // nil when line events are off
+}
+
+func newStream(ex *execution, typ EventType, logs []*logFile) *stream {
+	cfg := &ex.e.cfg
+	s := &stream{ex: ex, typ: typ}
+	s.sink = sink{s: s, capture: newHeadTail(cfg.OutputLimit), limit: cfg.OutputLimit,
+		spill: cfg.Oversized == SpillToFile, logs: logs}
+	if cfg.Oversized == FailExecution {
+		s.failLimit = cfg.OutputLimit
+	}
+	if !cfg.NoLineEvents {
+		s.sink.lines = &lineSplitter{max: cfg.MaxLineBytes, emit: s.emitLine}
+	}
+	if ex.masker != nil {
+		s.masker = ex.masker.Writer(&s.sink)
+	}
+	return s
+}
+
+// ReadFrom drains r to its end. It is what io.Copy in os/exec calls. It is kept small and without defer:
+// its frame sits below every Read, on a goroutine that starts with a small stack.
+func (s *stream) ReadFrom(r io.Reader) (int64, error) {
+	bp := readBufs.Get().(*[]byte)
+	buf := *bp
+	var n int64
+	var err error
+	for err == nil {
+		var k int
+		k, err = r.Read(buf)
+		if k > 0 {
+			n += int64(k)
+			s.Write(buf[:k])
+		}
+	}
+	readBufs.Put(bp)
+	if err == io.EOF {
+		return n, nil
+	}
+	// os.ErrClosed: WaitDelay expired and os/exec closed our end while an escaped descendant still held
+	// the other.
+	s.cut = err
+	return n, err
+}
+
+// Write never fails and always consumes p: a capture that refused bytes would block the child.
+func (s *stream) Write(p []byte) (int, error) {
+	s.total += int64(len(p))
+	if s.failLimit > 0 && !s.exceeded && s.total > s.failLimit {
+		s.exceeded = true
+		s.ex.outputExceeded(s.typ)
+	}
+	if s.masker != nil {
+		_, _ = s.masker.Write(p) // the sink never fails
+	} else {
+		s.sink.Write(p)
+	}
+	return len(p), nil
+}
+
+// finish flushes what masking and line splitting held back; called once the copying goroutine is done.
+func (s *stream) finish() {
+	if s.masker != nil {
+		_ = s.masker.Flush() // the sink never fails
+	}
+	if s.sink.lines != nil {
+		s.sink.lines.flush()
+	}
+	if s.sink.file != nil {
+		if err := s.sink.file.Close(); err != nil && s.sink.fileErr == nil {
+			s.sink.fileErr = err
+		}
+	}
+}
+
+// Write takes masked bytes: spill, capture, log files, then line events if anyone listens.
+func (k *sink) Write(p []byte) (int, error) {
+	if k.spill && k.file == nil && k.fileErr == nil && k.capture.total+int64(len(p)) > k.limit {
+		k.startSpill()
+	}
+	if k.file != nil && k.fileErr == nil {
+		if _, err := k.file.Write(p); err != nil {
+			k.fileErr = err
+		}
+	}
+	k.capture.Write(p)
+	for _, l := range k.logs {
+		l.write(p)
+	}
+	if k.lines != nil {
+		if k.s.ex.e.hub.listening() {
+			k.lines.write(p)
+		} else {
+			k.lines.reset() // nobody listens: no per-line work
+		}
+	}
+	return len(p), nil
+}
+
+// startSpill creates the spill file when the stream first outgrows the limit. Until then the capture
+// holds the whole stream, so the file starts complete.
+func (k *sink) startSpill() {
+	ex := k.s.ex
+	dir := ex.e.cfg.SpillDir
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		k.fileErr = err
+		return
+	}
+	f, err := os.CreateTemp(dir, "playbook-"+ex.id+"-"+string(k.s.typ)+"-*.log")
+	if err != nil {
+		k.fileErr = err
+		return
+	}
+	k.file = f
+	if _, err := f.Write(k.capture.Bytes()); err != nil {
+		k.fileErr = err
+	}
+}
+
+func (s *stream) emitLine(line []byte, partial bool) {
+	s.ex.waitStarted()
+	s.ex.e.hub.emitLine(Event{Type: s.typ, ExecutionID: s.ex.id, Time: time.Now(), Line: line,
+		Partial: partial, Metadata: s.ex.metadata})
+}
+
+// lineSplitter cuts a byte stream into lines of at most max bytes. Lines are copied into shared slabs, so
+// many short lines cost few allocations.
+type lineSplitter struct {
+	max  int
+	emit func(line []byte, partial bool)
+	buf  []byte // the current incomplete line
+	slab []byte
+}
+
+const slabSize = 32 << 10
+
+func (l *lineSplitter) keep(p []byte) []byte {
+	if len(p) > slabSize/4 {
+		return bytes.Clone(p)
+	}
+	if len(l.slab)+len(p) > cap(l.slab) {
+		l.slab = make([]byte, 0, slabSize)
+	}
+	start := len(l.slab)
+	l.slab = append(l.slab, p...)
+	return l.slab[start:len(l.slab):len(l.slab)]
+}
+
+func (l *lineSplitter) write(p []byte) {
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			l.add(p)
+			return
+		}
+		if len(l.buf) == 0 && i <= l.max {
+			l.emit(l.keep(trimCR(p[:i])), false)
+		} else {
+			l.add(p[:i])
+			l.emit(l.keep(trimCR(l.buf)), false)
+			l.buf = l.buf[:0]
+		}
+		p = p[i+1:]
+	}
+}
+
+// add appends to the current line, emitting full chunks as partial lines when it outgrows max.
+func (l *lineSplitter) add(p []byte) {
+	for len(p) > 0 {
+		if len(l.buf) == l.max {
+			l.emit(l.keep(l.buf), true)
+			l.buf = l.buf[:0]
+		}
+		n := min(l.max-len(l.buf), len(p))
+		l.buf = append(l.buf, p[:n]...)
+		p = p[n:]
+	}
+}
+
+func (l *lineSplitter) flush() {
+	if len(l.buf) > 0 {
+		l.emit(l.keep(l.buf), false)
+		l.buf = l.buf[:0]
+	}
+}
+
+func (l *lineSplitter) reset() { l.buf = l.buf[:0] }
+
+func trimCR(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\r' {
+		return b[:n-1]
+	}
+	return b
+}
