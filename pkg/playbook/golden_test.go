@@ -1,0 +1,102 @@
+package playbook
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the .golden files of TestGoldenInvalid")
+
+// generatedInvalid are invalid inputs too large to keep in the repository; their expected errors are
+// in testdata/invalid/<name>.golden like the others.
+func generatedInvalid() map[string][]byte {
+	big := []byte("version: 1\nname: big\nsteps:\n  - id: a\n    run: echo a\n# ")
+	big = append(big, []byte(strings.Repeat("x", 2<<20))...)
+	// An anchor used in a place where the format allows a mapping, many times: the loader stops
+	// following aliases once they reach maxAliasNodes nodes.
+	var alias strings.Builder
+	alias.WriteString("version: 1\nname: aliases\nsteps:\n  - id: s0\n    run: echo\n    env: &e\n")
+	for i := range 300 {
+		fmt.Fprintf(&alias, "      V%d: x\n", i)
+	}
+	for i := 1; i < 400; i++ {
+		fmt.Fprintf(&alias, "  - {id: s%d, run: echo, env: *e}\n", i)
+	}
+	return map[string][]byte{
+		"generated-too-large.yaml":    big,
+		"generated-alias-budget.yaml": []byte(alias.String()),
+	}
+}
+
+// TestGoldenInvalid loads every file of testdata/invalid and compares the errors, one per line as
+// file:line:col: message, with the file's .golden. Run go test -run TestGoldenInvalid -update to rewrite
+// them after a deliberate change of messages, and review the diff.
+func TestGoldenInvalid(t *testing.T) {
+	files, err := filepath.Glob("testdata/invalid/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 40 {
+		t.Fatalf("only %d invalid fixtures; the suite needs at least 40", len(files))
+	}
+	inputs := map[string]func() (*Playbook, error){}
+	for _, f := range files {
+		inputs[f] = func() (*Playbook, error) { return Load(f) }
+	}
+	for name, data := range generatedInvalid() {
+		f := filepath.Join("testdata", "invalid", name)
+		inputs[f] = func() (*Playbook, error) { return Parse(f, data) }
+	}
+	for f, load := range inputs {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			pb, err := load()
+			if err == nil {
+				t.Fatalf("loaded without errors (%d steps)", len(pb.Steps))
+			}
+			var list ErrorList
+			if !errors.As(err, &list) || len(list) == 0 {
+				t.Fatalf("error is %T, not a non-empty ErrorList: %v", err, err)
+			}
+			for _, e := range list {
+				if e.File != f {
+					t.Errorf("error names file %q, want %q as given", e.File, f)
+				}
+			}
+			got := list.Error() + "\n"
+			golden := strings.TrimSuffix(f, ".yaml") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -run TestGoldenInvalid -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("errors differ from %s\n--- got\n%s--- want\n%s", golden, got, want)
+			}
+		})
+	}
+}
+
+// TestValidFixtures loads every file of testdata/valid.
+func TestValidFixtures(t *testing.T) {
+	files, err := filepath.Glob("testdata/valid/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no valid fixtures: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			if _, err := Load(f); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

@@ -1,0 +1,230 @@
+package playbook
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestLoadFull checks what the loader makes of a file using every key.
+func TestLoadFull(t *testing.T) {
+	pb, err := Load("testdata/valid/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs("testdata/valid/full.yaml")
+	if pb.File != abs || pb.Dir != filepath.Dir(abs) {
+		t.Errorf("File %q Dir %q", pb.File, pb.Dir)
+	}
+	data, _ := os.ReadFile("testdata/valid/full.yaml")
+	again, err := Parse("testdata/valid/full.yaml", data)
+	if err != nil || len(pb.SHA256) != 64 || pb.SHA256 != again.SHA256 {
+		t.Errorf("SHA256 %q", pb.SHA256)
+	}
+	check := func(what string, got, want any) {
+		t.Helper()
+		if got != want {
+			t.Errorf("%s = %#v, want %#v", what, got, want)
+		}
+	}
+	check("Version", pb.Version, 1)
+	check("Name", pb.Name, "full_example-1")
+	check("Description", pb.Description, "Every key of format version 1")
+	check("MaxParallel", pb.MaxParallel, 4)
+	check("Timeout", pb.Timeout, 30*time.Minute)
+	check("FailFast", pb.FailFast, false)
+	check("OutputLimit", pb.OutputLimit, int64(512<<10))
+	check("params", len(pb.Params), 7)
+	check("env", len(pb.Env), 2)
+	check("env[1]", pb.Env[1].Name+"="+pb.Env[1].Value.Raw(), "TARGET=${{ params.env }}")
+
+	build, test, deploy, list, notify := pb.Step("build"), pb.Step("test"), pb.Step("deploy"), pb.Step("list"), pb.Step("notify")
+	check("build.Name", build.Name, "Build the release")
+	check("build.Shell (own value wins)", build.Shell, "bash")
+	check("build.Timeout (default)", build.Timeout, 10*time.Minute)
+	check("build.Retry (default)", build.Retry.Attempts, 2)
+	check("build.Retry.Delay (default)", build.Retry.Delay, time.Second)
+	check("build.StopSignal (default)", build.StopSignal, syscall.SIGTERM)
+	check("build.StopGrace (default)", build.StopGrace, 3*time.Second)
+	check("build position", [2]int{build.Line, build.Col}, [2]int{42, 5})
+	check("build.If", build.If.Source(), "success()")
+
+	check("test.Exec", len(test.Exec), 4)
+	check("test.Exec[3]", test.Exec[3].Raw(), "-count=${{ params.replicas }}")
+	check("test.Timeout", test.Timeout, 5*time.Minute)
+	check("test.Retry", test.Retry.Attempts*1000+int(test.Retry.Backoff), 3002)
+	check("test.Retry.MaxDelay", test.Retry.MaxDelay, 30*time.Second)
+	check("test.Retry.OnExitCodes", len(test.Retry.OnExitCodes), 2)
+	check("test.Shell (defaults.shell applies to run steps only)", test.Shell, "")
+
+	check("deploy.Script", deploy.Script, filepath.Join(pb.Dir, "scripts", "deploy.sh"))
+	check("deploy.Interpreter", deploy.Interpreter, "sh")
+	check("deploy.Dir", deploy.Dir.Raw(), "./web")
+	check("deploy.ContinueOnError", deploy.ContinueOnError, true)
+	check("deploy.StopSignal", deploy.StopSignal, syscall.SIGINT)
+	check("deploy.StopGrace", deploy.StopGrace, 5*time.Second)
+	check("deploy.Env", deploy.Env[0].Name, "TAG")
+	check("deploy.If.Static", deploy.If.Static(), false)
+
+	check("list.Needs", strings.Join(list.Needs, ","), "build")
+	check("list.AWS", list.AWS.Service+" "+list.AWS.Operation+" "+list.AWS.Profile+" "+list.AWS.Region, "s3 ls ops eu-west-1")
+	check("list.AWS.Args", len(list.AWS.Args), 2)
+
+	check("notify.If", notify.If.Source(), "always()")
+	check("notify.Needs", strings.Join(notify.Needs, ","), "deploy,list")
+	check("order", ids(pb.Order), "build test deploy list notify")
+	check("levels", levels(pb), "build | test list | deploy | notify")
+	check("Step(missing)", pb.Step("missing") == nil, true)
+}
+
+// TestDefaultsDoNotLeak: without defaults a step has one attempt and no limits.
+func TestDefaultsDoNotLeak(t *testing.T) {
+	pb := mustParse(t, "version: 1\nname: x\nsteps:\n  - {id: a, run: x}\n")
+	s := pb.Steps[0]
+	if s.Retry.Attempts != 1 || s.Timeout != 0 || s.Shell != "" || s.StopSignal != 0 || s.StopGrace != 0 || s.ContinueOnError || s.Dir != nil {
+		t.Errorf("%+v", s)
+	}
+	if s.Name != "a" {
+		t.Errorf("Name defaults to the id: %q", s.Name)
+	}
+	if pb.MaxParallel != 0 || pb.Timeout != 0 || pb.OutputLimit != 0 || !pb.FailFast {
+		t.Errorf("%+v", pb)
+	}
+}
+
+// TestStepRules is a table of the checks on steps.
+func TestStepRules(t *testing.T) {
+	cases := []struct {
+		name, step string
+		msg        string
+	}{
+		{"nothing to run", "{id: a}", `step "a" has nothing to run`},
+		{"two kinds", "{id: a, run: x, exec: [x]}", `step "a" has both run and exec`},
+		{"shell without run", "{id: a, exec: [x], shell: sh}", "shell in step \"a\" only applies to run"},
+		{"interpreter without script", "{id: a, run: x, interpreter: sh}", "interpreter in step \"a\" only applies to script"},
+		{"empty exec", "{id: a, exec: []}", "exec in step \"a\" must not be empty"},
+		{"exec as string", "{id: a, exec: go test}", "exec in step \"a\" must be a list"},
+		{"missing script", "{id: a, script: nope.sh}", `script file "nope.sh" of step "a" does not exist`},
+		{"aws without operation", "{id: a, aws: {service: s3}}", `missing required key "operation" in aws of step "a"`},
+		{"aws bad service", "{id: a, aws: {service: S3, operation: ls}}", "service in aws of step \"a\" may only hold lower-case letters"},
+		{"negative timeout", "{id: a, run: x, timeout: -1s}", "must not be negative"},
+		{"zero timeout", "{id: a, run: x, timeout: 0s}", "must be longer than zero"},
+		{"int timeout", "{id: a, run: x, timeout: 30}", "needs a unit: write 30s"},
+		{"signal number", "{id: a, run: x, stop_signal: 9}", "must be a signal name"},
+		{"unknown signal", "{id: a, run: x, stop_signal: SIGTEM}", `did you mean "SIGTERM"?`},
+		{"retry without attempts", "{id: a, run: x, retry: {delay: 1s}}", `missing required key "attempts"`},
+		{"retry attempts 0", "{id: a, run: x, retry: {attempts: 0}}", "must be between 1 and 100"},
+		{"exit code 0", "{id: a, run: x, retry: {attempts: 2, on_exit_codes: [0]}}", "must be between 1 and 255"},
+		{"max_delay < delay", "{id: a, run: x, retry: {attempts: 2, delay: 5s, max_delay: 1s}}", "is shorter than delay"},
+		{"reserved env", "{id: a, run: x, env: {PLAYBOOK_STEP_ID: x}}", "names starting with PLAYBOOK_ are set by playbook"},
+		{"shell with options", "{id: a, run: x, shell: bash -e}", "must be a program"},
+		{"needs itself", "{id: a, run: x, needs: a}", "needs itself"},
+		{"id pattern", "{id: a.b, run: x}", "may only hold letters, digits, - and _"},
+		{"script with expression", "{id: a, script: '${{ params.x }}'}", "cannot hold ${{ }}"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			list := parseErr(t, "version: 1\nname: x\nsteps:\n  - "+c.step+"\n")
+			if !strings.Contains(list.Error(), c.msg) {
+				t.Errorf("got:\n%v\nwant %q", list, c.msg)
+			}
+			for _, e := range list {
+				if e.Line != 4 {
+					t.Errorf("error not on the step's line: %v", e)
+				}
+			}
+		})
+	}
+}
+
+// TestOutputLimit: bytes or sizes with units.
+func TestOutputLimit(t *testing.T) {
+	for in, want := range map[string]int64{"1000": 1000, "512KiB": 512 << 10, "1MiB": 1 << 20, "1 GiB": 1 << 30, "2MB": 2_000_000, "10B": 10} {
+		pb := mustParse(t, "version: 1\nname: x\noutput_limit: "+in+"\nsteps:\n  - {id: a, run: x}\n")
+		if pb.OutputLimit != want {
+			t.Errorf("%s = %d, want %d", in, pb.OutputLimit, want)
+		}
+	}
+	for _, in := range []string{"0", "-1", "2GiB", "1.5MiB", "1TB", "lots", "1 KB KB"} {
+		list := parseErr(t, "version: 1\nname: x\noutput_limit: "+in+"\nsteps:\n  - {id: a, run: x}\n")
+		if !strings.Contains(list.Error(), "output_limit") {
+			t.Errorf("%s: %v", in, list)
+		}
+	}
+}
+
+// TestWarnings: a secret or a free-form string param put into run with ${{ }} is warned about, with
+// the safe alternative; enum params, exec and env are not.
+func TestWarnings(t *testing.T) {
+	y := `version: 1
+name: w
+params:
+  token: {secret: true, default: x}
+  version: {default: "1.0"}
+  env: {default: a, enum: [a, b]}
+  n: {type: int, default: 1}
+steps:
+  - id: a
+    run: deploy --token ${{ params.token }} --version ${{ params.version }} --env ${{ params.env }} -n ${{ params.n }}
+  - id: b
+    exec: [deploy, "${{ params.version }}"]
+    env: {V: "${{ params.token }}"}
+`
+	pb := mustParse(t, y)
+	if len(pb.Warnings) != 2 {
+		t.Fatalf("%d warnings, want 2: %v", len(pb.Warnings), pb.Warnings)
+	}
+	w0, w1 := pb.Warnings[0], pb.Warnings[1]
+	if w0.Line != 10 || w0.Col != 36 || !strings.Contains(w0.Msg, `secret param "token"`) || !strings.Contains(w0.Msg, `"$PLAYBOOK_PARAM_TOKEN"`) {
+		t.Errorf("warning 0: %v", w0)
+	}
+	if w1.Line != 10 || w1.Col != 66 || !strings.Contains(w1.Msg, `free-form string param "version"`) || !strings.Contains(w1.Msg, `"$PLAYBOOK_PARAM_VERSION"`) {
+		t.Errorf("warning 1: %v", w1)
+	}
+}
+
+// TestLoadFileErrors: unreadable paths are errors naming the file as given.
+func TestLoadFileErrors(t *testing.T) {
+	for _, path := range []string{"testdata/no-such-file.yaml", "testdata"} {
+		_, err := Load(path)
+		var list ErrorList
+		if !errors.As(err, &list) || len(list) != 1 || list[0].File != path || list[0].Line != 0 {
+			t.Errorf("%s: %v", path, err)
+		}
+	}
+	big := filepath.Join(t.TempDir(), "big.yaml")
+	if err := os.WriteFile(big, make([]byte, 3<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(big); err == nil || !strings.Contains(err.Error(), "playbook too large") {
+		t.Errorf("3 MiB: %v", err)
+	}
+}
+
+// TestParse10000StepsQuickly guards against a super-linear regression: a 10,000-step playbook loads in
+// well under a second (BenchmarkParse10000Steps gives the figure, about 0.3 s); the limit leaves room
+// for a busy CI machine and the race detector.
+func TestParse10000StepsQuickly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("timing")
+	}
+	data := bigPlaybook(10000)
+	start := time.Now()
+	pb, err := Parse("big.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := time.Since(start)
+	limit := 3 * time.Second
+	if raceEnabled {
+		limit *= 10
+	}
+	if d > limit || len(pb.Order) != 10000 {
+		t.Errorf("%d steps in %s (limit %s)", len(pb.Order), d, limit)
+	}
+	t.Logf("10,000 steps in %s", d)
+}
