@@ -1,16 +1,109 @@
 package cli
 
 import (
-	"errors"
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/playbookhq/playbook/internal/store"
+	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
 )
 
-// STUB (foundation): replaced by the issue that owns the command.
+// runsOptions are the flags of `playbook runs`.
+type runsOptions struct {
+	Limit    int
+	Status   string
+	Playbook string
+	Since    string
+	JSON     bool
+}
+
+// runStatuses are the statuses a run can have, for --status.
+var runStatuses = []scheduler.Status{scheduler.StatusRunning, scheduler.StatusSucceeded, scheduler.StatusFailed,
+	scheduler.StatusTimedOut, scheduler.StatusCancelled, scheduler.StatusInterrupted}
+
 func newRunsCmd(sys *System, g *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:    "runs",
-		Hidden: true,
-		RunE:   func(*cobra.Command, []string) error { return errors.New("runs: not implemented yet") },
+	o := &runsOptions{}
+	cmd := &cobra.Command{
+		Use:   "runs [--limit N] [--status S] [--playbook NAME] [--since DUR|TIME] [--json]",
+		Short: "List recorded runs, newest first",
+		Long: `List the runs recorded in the database, newest first: id (a prefix; any unique prefix works
+as RUN in show, logs and retry), playbook, status, start time (UTC), duration and who ran it where.
+
+--json prints one JSON array of run objects whose fields are the columns of the runs table.`,
+		Example: `  playbook runs
+  playbook runs --status failed --since 7d
+  playbook runs --playbook deploy-web --limit 5 --json`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRuns(cmd, sys, g, o)
+		},
 	}
+	f := cmd.Flags()
+	f.IntVarP(&o.Limit, "limit", "n", 20, "show at most `N` runs (0 = all)")
+	f.StringVar(&o.Status, "status", "", "only runs with this status: running, succeeded, failed, timed_out, cancelled, interrupted")
+	f.StringVar(&o.Playbook, "playbook", "", "only runs of the playbook with this `NAME`")
+	f.StringVar(&o.Since, "since", "", "only runs started since `DUR` ago (90m, 36h, 7d) or since a time (2026-11-26, RFC 3339)")
+	f.BoolVar(&o.JSON, "json", false, "print a JSON array")
+	return cmd
+}
+
+func runRuns(cmd *cobra.Command, sys *System, g *globalOptions, o *runsOptions) error {
+	ctx := cmd.Context()
+	filter := store.RunFilter{Limit: o.Limit, Playbook: o.Playbook}
+	if o.Limit < 0 {
+		return usageErrorf("--limit must be 0 (all) or more, not %d", o.Limit)
+	}
+	if o.Status != "" {
+		ok := false
+		for _, s := range runStatuses {
+			ok = ok || string(s) == o.Status
+		}
+		if !ok {
+			return usageErrorf("--status %q is not a run status (running, succeeded, failed, timed_out, cancelled, interrupted)", o.Status)
+		}
+		filter.Status = scheduler.Status(o.Status)
+	}
+	if o.Since != "" {
+		t, err := parseSince(o.Since, sys.now())
+		if err != nil {
+			return &UsageError{Err: err}
+		}
+		filter.Since = t
+	}
+	st, err := openStore(ctx, sys, g)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	runs, err := st.ListRuns(ctx, filter)
+	if err != nil {
+		return storeError(err)
+	}
+	if o.JSON {
+		out := make([]runJSON, 0, len(runs))
+		for _, r := range runs {
+			out = append(out, newRunJSON(r))
+		}
+		enc := json.NewEncoder(sys.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	if len(runs) == 0 {
+		fmt.Fprintln(sys.ErrOut, "No runs recorded.")
+		return nil
+	}
+	tw := tabwriter.NewWriter(sys.Out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tPLAYBOOK\tSTATUS\tSTARTED (UTC)\tDURATION\tUSER@HOST")
+	for _, r := range runs {
+		dur := spanText(r.StartedAt, r.FinishedAt)
+		if r.Status == scheduler.StatusRunning {
+			dur = "running " + spanText(r.StartedAt, sys.now())
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s@%s\n", idPrefix(r.ID), r.Playbook, r.Status,
+			formatStamp(r.StartedAt), dur, r.User, r.Host)
+	}
+	return tw.Flush()
 }

@@ -1,16 +1,212 @@
 package cli
 
 import (
-	"errors"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/playbookhq/playbook/internal/store"
+	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
 )
 
-// STUB (foundation): replaced by the issue that owns the command.
+// showOptions are the inputs of `playbook show`.
+type showOptions struct {
+	Run  string
+	JSON bool
+}
+
 func newShowCmd(sys *System, g *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:    "show",
-		Hidden: true,
-		RunE:   func(*cobra.Command, []string) error { return errors.New("show: not implemented yet") },
+	o := &showOptions{}
+	cmd := &cobra.Command{
+		Use:   "show RUN [--json]",
+		Short: "Show one run and its steps",
+		Long: `Show one run: its playbook, status, times, params and error, then every step with its status,
+exit code (or the signal that killed it), attempts, duration and why it was skipped or failed.
+
+RUN is a run id, a unique prefix of one, or "last". --json prints one object: the run's fields (the
+runs table's columns) and "steps", each with the steps table's columns (without the output; see
+playbook logs) and its "attempt_history".`,
+		Example: `  playbook show last
+  playbook show 3f2a9c --json`,
+		Args: exactArgs(1, "one RUN (id, unique prefix, or last)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Run = args[0]
+			return runShow(cmd, sys, g, o)
+		},
 	}
+	cmd.Flags().BoolVar(&o.JSON, "json", false, "print JSON")
+	return cmd
+}
+
+// stepJSON is a step in `show --json`: the steps table's column names.
+type stepJSON struct {
+	StepID          string            `json:"step_id"`
+	Name            string            `json:"name"`
+	Status          string            `json:"status"`
+	Reason          *string           `json:"reason"`
+	Error           *string           `json:"error"`
+	ExitCode        *int              `json:"exit_code"`
+	Signal          *int              `json:"signal"`
+	Attempts        int               `json:"attempts"`
+	StartedAt       *string           `json:"started_at"`
+	FinishedAt      *string           `json:"finished_at"`
+	DurationMS      *int64            `json:"duration_ms"`
+	Command         *string           `json:"command"`
+	StdoutBytes     int64             `json:"stdout_bytes"`
+	StderrBytes     int64             `json:"stderr_bytes"`
+	StdoutTruncated bool              `json:"stdout_truncated"`
+	StderrTruncated bool              `json:"stderr_truncated"`
+	Outputs         map[string]string `json:"outputs"`
+	ContinueOnError bool              `json:"continue_on_error"`
+	ReusedFrom      *string           `json:"reused_from"`
+	AttemptHistory  []attemptJSON     `json:"attempt_history"`
+}
+
+// attemptJSON is one attempt in `show --json`: the attempts table's column names.
+type attemptJSON struct {
+	Attempt         int     `json:"attempt"`
+	Status          string  `json:"status"`
+	ExitCode        *int    `json:"exit_code"`
+	Signal          *int    `json:"signal"`
+	StartedAt       *string `json:"started_at"`
+	FinishedAt      *string `json:"finished_at"`
+	DurationMS      *int64  `json:"duration_ms"`
+	Error           *string `json:"error"`
+	StdoutBytes     int64   `json:"stdout_bytes"`
+	StderrBytes     int64   `json:"stderr_bytes"`
+	StdoutTruncated bool    `json:"stdout_truncated"`
+	StderrTruncated bool    `json:"stderr_truncated"`
+}
+
+func runShow(cmd *cobra.Command, sys *System, g *globalOptions, o *showOptions) error {
+	ctx := cmd.Context()
+	st, err := openStore(ctx, sys, g)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	id, err := resolveRun(ctx, st, o.Run)
+	if err != nil {
+		return err
+	}
+	d, err := st.RunDetail(ctx, id)
+	if err != nil {
+		return storeError(err)
+	}
+	if o.JSON {
+		return printShowJSON(sys.Out, d)
+	}
+	return printShowText(sys, d)
+}
+
+func printShowJSON(w io.Writer, d *store.RunDetail) error {
+	type showJSON struct {
+		runJSON
+		Steps []stepJSON `json:"steps"`
+	}
+	out := showJSON{runJSON: newRunJSON(d.Run), Steps: []stepJSON{}}
+	for _, s := range d.Steps {
+		sj := stepJSON{
+			StepID: s.StepID, Name: s.Name, Status: string(s.Status), Reason: jsonString(s.Reason),
+			Error: jsonString(s.Error), ExitCode: jsonInt(s.ExitCode, s.ExitCode >= 0),
+			Signal: jsonInt(s.Signal, s.Signal > 0), Attempts: s.Attempts, StartedAt: jsonTime(s.StartedAt),
+			FinishedAt: jsonTime(s.FinishedAt), DurationMS: jsonDuration(s.StartedAt, s.FinishedAt),
+			Command: jsonString(s.Command), StdoutBytes: s.Stdout.Bytes, StderrBytes: s.Stderr.Bytes,
+			StdoutTruncated: s.Stdout.Truncated, StderrTruncated: s.Stderr.Truncated, Outputs: s.Outputs,
+			ContinueOnError: s.ContinueOnError, ReusedFrom: jsonString(s.ReusedFrom),
+			AttemptHistory: []attemptJSON{},
+		}
+		if sj.Outputs == nil {
+			sj.Outputs = map[string]string{}
+		}
+		for _, a := range d.Attempts[s.StepID] {
+			sj.AttemptHistory = append(sj.AttemptHistory, attemptJSON{
+				Attempt: a.Attempt, Status: string(a.Status), ExitCode: jsonInt(a.ExitCode, a.ExitCode >= 0),
+				Signal: jsonInt(a.Signal, a.Signal > 0), StartedAt: jsonTime(a.StartedAt),
+				FinishedAt: jsonTime(a.FinishedAt), DurationMS: jsonDuration(a.StartedAt, a.FinishedAt),
+				Error: jsonString(a.Error), StdoutBytes: a.Stdout.Bytes, StderrBytes: a.Stderr.Bytes,
+				StdoutTruncated: a.Stdout.Truncated, StderrTruncated: a.Stderr.Truncated,
+			})
+		}
+		out.Steps = append(out.Steps, sj)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+func printShowText(sys *System, d *store.RunDetail) error {
+	r := d.Run
+	w := sys.Out
+	status := string(r.Status)
+	if r.ExitCode >= 0 {
+		status += fmt.Sprintf(" (exit %d)", r.ExitCode)
+	}
+	dur := spanText(r.StartedAt, r.FinishedAt)
+	if r.Status == scheduler.StatusRunning {
+		dur = "running for " + spanText(r.StartedAt, sys.now())
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "Run:\t%s\n", r.ID)
+	fmt.Fprintf(tw, "Playbook:\t%s (%s)\n", r.Playbook, r.File)
+	fmt.Fprintf(tw, "Status:\t%s\n", status)
+	fmt.Fprintf(tw, "Started:\t%s UTC by %s@%s\n", formatStamp(r.StartedAt), r.User, r.Host)
+	fmt.Fprintf(tw, "Duration:\t%s\n", dur)
+	if r.Params != "" && r.Params != "{}" {
+		fmt.Fprintf(tw, "Params:\t%s\n", printableText([]byte(r.Params)))
+	}
+	if r.RetryOf != "" {
+		fmt.Fprintf(tw, "Retry of:\t%s\n", r.RetryOf)
+	}
+	if r.Error != "" {
+		fmt.Fprintf(tw, "Error:\t%s\n", printableText([]byte(r.Error)))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STEP\tSTATUS\tEXIT\tATTEMPTS\tDURATION\tNOTE")
+	for _, s := range d.Steps {
+		exit := "-"
+		switch {
+		case s.ExitCode >= 0:
+			exit = fmt.Sprint(s.ExitCode)
+		case s.Signal > 0:
+			exit = fmt.Sprintf("signal %d", s.Signal)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", s.StepID, s.Status, exit, s.Attempts,
+			spanText(s.StartedAt, s.FinishedAt), stepNote(s))
+	}
+	return tw.Flush()
+}
+
+// stepNote says in a few words why a step is in its state: the skip reason, continue_on_error, the
+// run it was reused from, the first line of its error, truncated output.
+func stepNote(s *scheduler.StepRecord) string {
+	var parts []string
+	if s.Reason != "" {
+		parts = append(parts, s.Reason)
+	}
+	if s.ContinueOnError && s.Status != scheduler.StatusSucceeded {
+		parts = append(parts, "continue_on_error")
+	}
+	if s.ReusedFrom != "" {
+		parts = append(parts, "from run "+idPrefix(s.ReusedFrom))
+	}
+	if s.Error != "" {
+		line, _, _ := strings.Cut(string(printableText([]byte(s.Error))), "\n")
+		if r := []rune(line); len(r) > 80 {
+			line = string(r[:79]) + "…"
+		}
+		parts = append(parts, line)
+	}
+	if s.Stdout.Truncated || s.Stderr.Truncated {
+		parts = append(parts, "output truncated")
+	}
+	return strings.Join(parts, "; ")
 }

@@ -22,13 +22,15 @@ const (
 
 // Reasons a step was skipped (StepRecord.Reason). Stable words, stored in the database.
 const (
-	ReasonConditionFalse   = "condition_false"   // its if evaluated to false
-	ReasonDependencyFailed = "dependency_failed" // success() was false because a dependency did not succeed
-	ReasonFailFast         = "fail_fast"         // a step failed and fail_fast stopped new starts
-	ReasonRunCancelled     = "run_cancelled"     // the run was cancelled before it started
-	ReasonRunTimedOut      = "run_timed_out"     // the run's timeout expired before it started
-	ReasonConditionError   = "condition_error"   // (status failed) its if could not be evaluated
-	ReasonReused           = "reused"            // (status succeeded) taken from an earlier run by retry
+	ReasonConditionFalse    = "condition_false"    // its if evaluated to false
+	ReasonDependencyFailed  = "dependency_failed"  // success() was false because a dependency failed, timed out or was cancelled
+	ReasonDependencySkipped = "dependency_skipped" // success() was false because a dependency was skipped
+	ReasonFailFast          = "fail_fast"          // a step failed and fail_fast stopped new starts
+	ReasonRunCancelled      = "run_cancelled"      // the run was cancelled before it started
+	ReasonRunTimedOut       = "run_timed_out"      // the run's timeout expired before it started (or, status cancelled, while it ran)
+	ReasonRecordError       = "record_error"       // recording the run failed, so no new step started
+	ReasonConditionError    = "condition_error"    // (status failed) its if could not be evaluated
+	ReasonReused            = "reused"             // (status succeeded) taken from an earlier run by retry
 )
 
 // Recorder receives what happens during a run, in order, from one goroutine at a time. internal/store

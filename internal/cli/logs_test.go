@@ -1,0 +1,42 @@
+package cli
+
+import (
+	"testing"
+	"unicode/utf8"
+)
+
+func TestLogsCommand(t *testing.T) {
+	db := seedDB(t)
+	seedRunning(t, db)
+	runCases(t, db, []cliCase{
+		{name: "one step", args: []string{"logs", runFailed, "build"}, stdout: []string{"built v2\n"}, notStdout: []string{"==>"}},
+		{name: "last attempt by default", args: []string{"logs", runFailed, "test"}, stdout: []string{"try 2\n"}, notStdout: []string{"try 1"}},
+		{name: "earlier attempt", args: []string{"logs", runFailed, "test", "--attempt", "1"}, stdout: []string{"try 1\n"}, notStdout: []string{"try 2"}},
+		{name: "last attempt by number", args: []string{"logs", runFailed, "test", "--attempt", "2"}, stdout: []string{"try 2\n"}},
+		{name: "stderr with truncation", args: []string{"logs", runFailed, "test", "--stderr"},
+			stdout: []string{"FAIL start\n", "[... 9000 bytes omitted ...]", "FAIL end\n"},
+			stderr: []string{"stderr of step test was truncated: 9050 bytes produced", "--log-dir"}},
+		{name: "whole run", args: []string{"logs", runFailed},
+			stdout: []string{"==> build (stdout) <==\n", "built v2\n", "==> test (stdout, attempt 2) <==\n", "try 2\n"}, notStdout: []string{"notify"}},
+		{name: "last run", args: []string{"logs", "last", "dump"}, stderr: []string{"still running"}},
+		{name: "skipped step", args: []string{"logs", runFailed, "notify"}, stderr: []string{"did not run (skipped dependency_failed)"}},
+		{name: "unknown step", args: []string{"logs", runFailed, "nope"}, code: ExitUsage, stderr: []string{`has no step "nope" (steps: build, test, notify)`}},
+		{name: "unknown attempt", args: []string{"logs", runFailed, "test", "--attempt", "3"}, code: ExitUsage, stderr: []string{"has no attempt 3 (it has 2)"}},
+		{name: "attempt without step", args: []string{"logs", runFailed, "--attempt", "1"}, code: ExitUsage},
+		{name: "unknown run", args: []string{"logs", "zzz"}, code: ExitUsage, stderr: []string{`no run matches "zzz"`}},
+		{name: "too many arguments", args: []string{"logs", "a", "b", "c"}, code: ExitUsage},
+	})
+}
+
+// Pitfall 7: binary output is shown as valid UTF-8, and --raw gives the stored bytes back.
+func TestLogsBinaryOutput(t *testing.T) {
+	db := seedDB(t)
+	r := runCLI(t, nil, "logs", "--db", db, runBinary, "dump")
+	if r.Code != 0 || !utf8.ValidString(r.Stdout) || r.Stdout != "\uFFFD\x00ok\uFFFD" {
+		t.Fatalf("logs: %d %q", r.Code, r.Stdout)
+	}
+	r = runCLI(t, nil, "logs", "--db", db, runBinary, "dump", "--raw")
+	if r.Stdout != "\xff\xfe\x00ok\xe2\x82" {
+		t.Fatalf("logs --raw: %q", r.Stdout)
+	}
+}

@@ -1,0 +1,201 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/playbookhq/playbook/internal/store"
+	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+)
+
+// openStore opens the run database: --db, else $PLAYBOOK_DB, else the XDG state folder. Opening runs
+// crash recovery; the runs it marks interrupted are reported on stderr. Every failure comes back
+// wrapped with storeError, so the command exits 3.
+func openStore(ctx context.Context, sys *System, g *globalOptions) (*store.Store, error) {
+	path := g.DB
+	if path == "" {
+		p, err := store.DefaultPath(sys.getenv)
+		if err != nil {
+			return nil, storeError(err)
+		}
+		path = p
+	}
+	st, err := store.Open(ctx, path)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	for _, r := range st.Recovered() {
+		what := fmt.Sprintf("its runner (pid %d) died", r.OwnerPID)
+		if r.Rebooted {
+			what = "the machine restarted"
+		}
+		fmt.Fprintf(sys.ErrOut, "playbook: run %s (%s) marked interrupted: %s", idPrefix(r.ID), r.Playbook, what)
+		if r.Killed > 0 {
+			fmt.Fprintf(sys.ErrOut, "; killed %d leftover process group(s)", r.Killed)
+		}
+		fmt.Fprintln(sys.ErrOut)
+	}
+	return st, nil
+}
+
+// resolveRun turns a RUN argument (id, unique prefix, "last") into a run id. A reference that names no
+// run, or several, is the user's mistake: exit 2, without the usage hint. Database failures exit 3.
+func resolveRun(ctx context.Context, st *store.Store, ref string) (string, error) {
+	id, err := st.ResolveRun(ctx, ref)
+	if err == nil {
+		return id, nil
+	}
+	var amb *store.AmbiguousRunError
+	if errors.Is(err, store.ErrNotFound) || errors.As(err, &amb) {
+		return "", &ExitError{Code: ExitUsage, Err: err}
+	}
+	return "", storeError(err)
+}
+
+// idPrefix is the part of a run id the tables show: 12 characters are unique in practice for random
+// ids, and any unique prefix is accepted as RUN.
+func idPrefix(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// formatStamp shows a time in UTC to the second, as stored (minus the milliseconds).
+func formatStamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05")
+}
+
+// spanText shows a duration short and readable: 850ms, 12.3s, 4m05s, 2h10m.
+func spanText(start, end time.Time) string {
+	if start.IsZero() || end.IsZero() {
+		return "-"
+	}
+	d := end.Sub(start)
+	switch {
+	case d < 0:
+		return "0ms"
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+}
+
+// parseAge reads a duration for --since and --older-than: Go durations (90m, 36h) plus days and
+// weeks (7d, 2w).
+func parseAge(s string) (time.Duration, error) {
+	for suffix, unit := range map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour} {
+		if n, ok := strings.CutSuffix(s, suffix); ok {
+			v, err := strconv.ParseFloat(n, 64)
+			if err != nil || v < 0 {
+				return 0, fmt.Errorf("invalid duration %q", s)
+			}
+			return time.Duration(v * float64(unit)), nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("invalid duration %q (use e.g. 90m, 36h, 7d, 2w)", s)
+	}
+	return d, nil
+}
+
+// parseSince reads --since: a duration back from now, or a time (RFC 3339, or a UTC date or date and
+// time).
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if d, err := parseAge(s); err == nil {
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("--since %q is neither a duration (90m, 36h, 7d) nor a time (2026-11-26, 2026-11-26T07:00:00Z)", s)
+}
+
+// jsonTime is a timestamp in the database's format, or null.
+func jsonTime(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := t.UTC().Format(store.TimeFormat)
+	return &s
+}
+
+func jsonDuration(start, end time.Time) *int64 {
+	if start.IsZero() || end.IsZero() {
+		return nil
+	}
+	d := end.Sub(start).Milliseconds()
+	return &d
+}
+
+func jsonInt(n int, valid bool) *int {
+	if !valid {
+		return nil
+	}
+	return &n
+}
+
+func jsonString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// runJSON is a run in --json output: the runs table's column names. JSON stays valid whatever bytes
+// the strings hold (encoding/json replaces invalid UTF-8).
+type runJSON struct {
+	ID         string          `json:"id"`
+	Playbook   string          `json:"playbook"`
+	File       string          `json:"file"`
+	FileSHA256 string          `json:"file_sha256"`
+	Params     json.RawMessage `json:"params"`
+	Status     string          `json:"status"`
+	ExitCode   *int            `json:"exit_code"`
+	StartedAt  *string         `json:"started_at"`
+	FinishedAt *string         `json:"finished_at"`
+	DurationMS *int64          `json:"duration_ms"`
+	User       string          `json:"user"`
+	Host       string          `json:"host"`
+	Error      *string         `json:"error"`
+	RetryOf    *string         `json:"retry_of"`
+}
+
+func newRunJSON(r *scheduler.RunRecord) runJSON {
+	params := json.RawMessage(r.Params)
+	if !json.Valid(params) || !utf8.Valid(params) {
+		b, _ := json.Marshal(r.Params) // not an object any more (edited by hand?): keep it as a string
+		params = b
+	}
+	return runJSON{
+		ID: r.ID, Playbook: r.Playbook, File: r.File, FileSHA256: r.FileSHA256, Params: params,
+		Status: string(r.Status), ExitCode: jsonInt(r.ExitCode, r.ExitCode >= 0),
+		StartedAt: jsonTime(r.StartedAt), FinishedAt: jsonTime(r.FinishedAt),
+		DurationMS: jsonDuration(r.StartedAt, r.FinishedAt), User: r.User, Host: r.Host,
+		Error: jsonString(r.Error), RetryOf: jsonString(r.RetryOf),
+	}
+}
+
+// printableText makes stored output safe to show: invalid UTF-8 becomes U+FFFD.
+func printableText(b []byte) []byte {
+	if utf8.Valid(b) {
+		return b
+	}
+	return []byte(strings.ToValidUTF8(string(b), "\uFFFD"))
+}

@@ -1,0 +1,231 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/playbookhq/playbook/internal/store"
+	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+)
+
+// The runs of the seeded database. Their ids share prefixes on purpose.
+const (
+	runOK      = "a1b2c3d4e5f60001" // deploy-web, succeeded, 3 h ago
+	runFailed  = "a1b2c3d4e5f60002" // deploy-web, failed after a retry, 2 h ago
+	runBinary  = "b1n0000000000004" // diag, succeeded, binary output, 1 h ago
+	runRunning = "ffee000000000003" // backup, running, 10 min ago
+)
+
+func output(s string) scheduler.Output {
+	return scheduler.Output{Data: []byte(s), Bytes: int64(len(s))}
+}
+
+type seeder struct {
+	t  *testing.T
+	st *store.Store
+}
+
+func (s seeder) must(err error) {
+	s.t.Helper()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// step records one step through the Recorder; attempts gives each attempt's stdout, the last one is
+// the step's.
+func (s seeder) step(run, id string, status scheduler.Status, exit int, start time.Time, stderr scheduler.Output, attempts ...string) {
+	s.t.Helper()
+	ctx := context.Background()
+	for i, o := range attempts {
+		n := i + 1
+		at := start.Add(time.Duration(i) * time.Second)
+		s.must(s.st.AttemptStarted(ctx, &scheduler.AttemptStart{RunID: run, StepID: id, Attempt: n, StartedAt: at, Command: "run " + id}))
+		ast := status
+		if n < len(attempts) {
+			ast = scheduler.StatusFailed
+		}
+		s.must(s.st.AttemptFinished(ctx, &scheduler.AttemptRecord{RunID: run, StepID: id, Attempt: n, Status: ast, ExitCode: exit,
+			StartedAt: at, FinishedAt: at.Add(500 * time.Millisecond), Stdout: output(o), Stderr: stderr}))
+	}
+	end := start.Add(time.Duration(len(attempts)-1)*time.Second + 500*time.Millisecond)
+	s.must(s.st.StepFinished(ctx, &scheduler.StepRecord{RunID: run, StepID: id, Status: status, ExitCode: exit,
+		Attempts: len(attempts), StartedAt: start, FinishedAt: end, Command: "run " + id,
+		Stdout: output(attempts[len(attempts)-1]), Stderr: stderr}))
+}
+
+func (s seeder) run(id, playbook, user, host string, start time.Time, steps ...string) *scheduler.RunRecord {
+	s.t.Helper()
+	r := &scheduler.RunRecord{ID: id, Playbook: playbook, File: "/srv/" + playbook + ".yaml", FileSHA256: strings.Repeat("0", 64),
+		Params: `{"env":"prod"}`, StepIDs: steps, Status: scheduler.StatusRunning, StartedAt: start, User: user, Host: host}
+	s.must(s.st.RunStarted(context.Background(), r))
+	return r
+}
+
+func (s seeder) finish(r *scheduler.RunRecord, status scheduler.Status, exit int, end time.Time, msg string) {
+	s.t.Helper()
+	r.Status, r.ExitCode, r.FinishedAt, r.Error = status, exit, end, msg
+	s.must(s.st.RunFinished(context.Background(), r))
+}
+
+// seedDB creates a database with four runs recorded through the Recorder, as `playbook run` records
+// them, and returns its path. Times are relative to now, for --since and --older-than.
+func seedDB(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "playbook.db")
+	st, err := store.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s := seeder{t, st}
+	now := time.Now().UTC()
+
+	t1 := now.Add(-3 * time.Hour)
+	r := s.run(runOK, "deploy-web", "alice", "web1", t1, "build", "deploy")
+	s.step(runOK, "build", scheduler.StatusSucceeded, 0, t1, output(""), "built v1\n")
+	s.step(runOK, "deploy", scheduler.StatusSucceeded, 0, t1.Add(time.Second), output(""), "deployed\n")
+	s.finish(r, scheduler.StatusSucceeded, 0, t1.Add(3*time.Second), "")
+
+	t2 := now.Add(-2 * time.Hour)
+	r = s.run(runFailed, "deploy-web", "bob", "web2", t2, "build", "test", "notify")
+	s.step(runFailed, "build", scheduler.StatusSucceeded, 0, t2, output(""), "built v2\n")
+	trunc := scheduler.Output{Data: []byte("FAIL start\n[... 9000 bytes omitted ...]\nFAIL end\n"), Bytes: 9050, Truncated: true}
+	s.step(runFailed, "test", scheduler.StatusFailed, 2, t2.Add(time.Second), trunc, "try 1\n", "try 2\n")
+	s.must(st.StepFinished(context.Background(), &scheduler.StepRecord{RunID: runFailed, StepID: "notify", Status: scheduler.StatusSkipped,
+		Reason: scheduler.ReasonDependencyFailed, ExitCode: -1}))
+	s.finish(r, scheduler.StatusFailed, 1, t2.Add(5*time.Second), "step test failed")
+
+	t4 := now.Add(-time.Hour)
+	r = s.run(runBinary, "diag", "carol", "db1", t4, "dump")
+	s.step(runBinary, "dump", scheduler.StatusSucceeded, 0, t4, output(""), "\xff\xfe\x00ok\xe2\x82")
+	// Invalid UTF-8 in the texts too: JSON output must stay valid.
+	s.must(st.StepFinished(context.Background(), &scheduler.StepRecord{RunID: runBinary, StepID: "dump", Status: scheduler.StatusSucceeded,
+		ExitCode: 0, Attempts: 1, StartedAt: t4, FinishedAt: t4.Add(500 * time.Millisecond), Command: "run dump",
+		Stdout: output("\xff\xfe\x00ok\xe2\x82"), Error: "warning: bad byte \xff", Outputs: map[string]string{"raw": "\xfe\x00"}}))
+	s.finish(r, scheduler.StatusSucceeded, 0, t4.Add(time.Second), "\xe2\x82 half a rune")
+	return path
+}
+
+// seedRunning adds a run that stays running, recorded by a Store kept open until the test ends (a
+// live runner, which crash recovery must leave alone).
+func seedRunning(t *testing.T, path string) {
+	t.Helper()
+	st, err := store.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	s := seeder{t, st}
+	t3 := time.Now().UTC().Add(-10 * time.Minute)
+	s.run(runRunning, "backup", "alice", "db1", t3, "dump")
+	s.must(st.AttemptStarted(context.Background(), &scheduler.AttemptStart{RunID: runRunning, StepID: "dump", Attempt: 1, StartedAt: t3, Command: "pg_dump"}))
+}
+
+// cliCase is one table-driven invocation: the arguments after --db, and what must (not) show.
+type cliCase struct {
+	name       string
+	args       []string
+	code       int
+	stdout     []string // substrings stdout must contain, in this order
+	notStdout  []string
+	stderr     []string
+	jsonOutput bool // stdout must be valid JSON
+}
+
+func runCases(t *testing.T, db string, cases []cliCase) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			args := append(append([]string{}, c.args[:1]...), append([]string{"--db", db}, c.args[1:]...)...)
+			r := runCLI(t, nil, args...)
+			if r.Code != c.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", r.Code, c.code, r.Stdout, r.Stderr)
+			}
+			rest := r.Stdout
+			for _, want := range c.stdout {
+				i := strings.Index(rest, want)
+				if i < 0 {
+					t.Fatalf("stdout lacks %q (or has it out of order):\n%s", want, r.Stdout)
+				}
+				rest = rest[i+len(want):]
+			}
+			for _, bad := range c.notStdout {
+				if strings.Contains(r.Stdout, bad) {
+					t.Errorf("stdout has %q:\n%s", bad, r.Stdout)
+				}
+			}
+			for _, want := range c.stderr {
+				if !strings.Contains(r.Stderr, want) {
+					t.Errorf("stderr lacks %q:\n%s", want, r.Stderr)
+				}
+			}
+			if c.jsonOutput && !json.Valid([]byte(r.Stdout)) {
+				t.Errorf("stdout is not valid JSON:\n%s", r.Stdout)
+			}
+		})
+	}
+}
+
+func TestOpenStoreErrors(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, nil, "runs", "--db", filepath.Join(file, "p.db"))
+	if r.Code != ExitStore || !strings.Contains(r.Stderr, "open store") {
+		t.Errorf("unusable --db: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	r = runCLI(t, nil, "runs") // no --db, PLAYBOOK_DB, XDG_STATE_HOME nor HOME
+	if r.Code != ExitStore || !strings.Contains(r.Stderr, "cannot find the database") {
+		t.Errorf("no location: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	notDB := filepath.Join(t.TempDir(), "notes.db")
+	os.WriteFile(notDB, []byte(strings.Repeat("not sqlite\n", 100)), 0o600)
+	r = runCLI(t, nil, "show", "--db", notDB, "last")
+	if r.Code != ExitStore || !strings.Contains(r.Stderr, "not a database") {
+		t.Errorf("not a database: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+}
+
+// The location rule: $PLAYBOOK_DB, then $XDG_STATE_HOME, then $HOME.
+func TestDatabaseLocation(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"PLAYBOOK_DB=" + filepath.Join(dir, "env.db"), "HOME=" + dir}, filepath.Join(dir, "env.db")},
+		{[]string{"XDG_STATE_HOME=" + filepath.Join(dir, "xdg"), "HOME=" + dir}, filepath.Join(dir, "xdg", "playbook", "playbook.db")},
+		{[]string{"HOME=" + filepath.Join(dir, "home")}, filepath.Join(dir, "home", ".local", "state", "playbook", "playbook.db")},
+	} {
+		if r := runCLI(t, c.env, "runs"); r.Code != 0 {
+			t.Fatalf("runs with %v: %d %s", c.env, r.Code, r.Stderr)
+		}
+		fi, err := os.Stat(c.want)
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("with %v: %s: %v, %v (want mode 0600)", c.env, c.want, fi, err)
+		}
+	}
+}
+
+// A run whose runner stopped recording it is marked interrupted by the next command, which says so.
+func TestCommandsRecoverDeadRuns(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.db")
+	st, err := store.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := seeder{t, st}
+	s.run("dead00000001", "deploy-web", "alice", "web1", time.Now().Add(-time.Minute), "a")
+	st.Close() // releases the run's lock without finishing it: as if the runner had died
+	r := runCLI(t, nil, "runs", "--db", path)
+	if r.Code != 0 || !strings.Contains(r.Stderr, "run dead00000001 (deploy-web) marked interrupted") || !strings.Contains(r.Stdout, "interrupted") {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.Code, r.Stdout, r.Stderr)
+	}
+}

@@ -1,0 +1,124 @@
+//go:build linux
+
+package proc
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Stat is what /proc/<pid>/stat says about one process.
+type Stat struct {
+	PID int
+	// PGID is the process group the process belongs to.
+	PGID int
+	// State is the one-letter state: R, S, D, Z (zombie: dead, not yet reaped), T, ...
+	State byte
+	// StartTicks is when the process started, in clock ticks since the machine booted. Together with
+	// the boot id it names one process for the machine's lifetime: a later process that gets the same
+	// pid has a larger StartTicks.
+	StartTicks uint64
+}
+
+// Zombie reports whether the process has exited and only waits to be reaped. A zombie runs nothing and
+// holds nothing: recovery treats it as gone.
+func (s Stat) Zombie() bool { return s.State == 'Z' || s.State == 'X' }
+
+// ReadStat reads /proc/<pid>/stat. A process that does not exist gives an error matching ErrNoProcess.
+func ReadStat(pid int) (Stat, error) {
+	if pid <= 0 {
+		return Stat{}, fmt.Errorf("read stat of pid %d: %w", pid, ErrNoProcess)
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+			return Stat{}, fmt.Errorf("read stat of pid %d: %w", pid, ErrNoProcess)
+		}
+		return Stat{}, fmt.Errorf("read stat of pid %d: %w", pid, err)
+	}
+	st, err := parseStat(b)
+	if err != nil {
+		return Stat{}, fmt.Errorf("read stat of pid %d: %w", pid, err)
+	}
+	return st, nil
+}
+
+// parseStat parses the contents of /proc/<pid>/stat. The second field is the command name in
+// parentheses and may itself contain spaces and parentheses, so the fixed fields are counted from the
+// last ')' (proc(5)).
+func parseStat(b []byte) (Stat, error) {
+	open := bytes.IndexByte(b, '(')
+	end := bytes.LastIndexByte(b, ')')
+	if open < 0 || end < open {
+		return Stat{}, errors.New("malformed stat line")
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b[:open])))
+	if err != nil {
+		return Stat{}, fmt.Errorf("malformed pid: %w", err)
+	}
+	// After ")": field 3 (state) is rest[0], field 5 (pgrp) rest[2], field 22 (starttime) rest[19].
+	rest := strings.Fields(string(b[end+1:]))
+	if len(rest) < 20 || len(rest[0]) != 1 {
+		return Stat{}, errors.New("malformed stat line: too few fields")
+	}
+	pgid, err := strconv.Atoi(rest[2])
+	if err != nil {
+		return Stat{}, fmt.Errorf("malformed pgrp: %w", err)
+	}
+	start, err := strconv.ParseUint(rest[19], 10, 64)
+	if err != nil {
+		return Stat{}, fmt.Errorf("malformed starttime: %w", err)
+	}
+	return Stat{PID: pid, PGID: pgid, State: rest[0][0], StartTicks: start}, nil
+}
+
+// StartTicks returns when process pid started, in clock ticks since boot (see Stat.StartTicks).
+func StartTicks(pid int) (uint64, error) {
+	st, err := ReadStat(pid)
+	if err != nil {
+		return 0, err
+	}
+	return st.StartTicks, nil
+}
+
+// GroupMembers lists the live (not zombie) processes whose process group is pgid, by scanning /proc.
+// Processes that exit during the scan are skipped.
+func GroupMembers(pgid int) ([]Stat, error) {
+	if pgid <= 1 {
+		return nil, fmt.Errorf("list group %d: not a process group a step can own", pgid)
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("list group %d: %w", pgid, err)
+	}
+	var out []Stat
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid <= 0 {
+			continue
+		}
+		st, err := ReadStat(pid)
+		if err != nil {
+			continue // gone meanwhile, or not readable: not ours to judge
+		}
+		if st.PGID == pgid && !st.Zombie() {
+			out = append(out, st)
+		}
+	}
+	return out, nil
+}
+
+// BootID returns the kernel's random id of the current boot. Two different values mean the machine
+// restarted in between: every process of the earlier boot is gone.
+func BootID() (string, error) {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return "", fmt.Errorf("read boot id: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}

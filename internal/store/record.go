@@ -1,0 +1,380 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+	"unicode/utf8"
+
+	"github.com/playbookhq/playbook/internal/proc"
+	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+)
+
+// The Store records runs for the scheduler.
+var _ scheduler.Recorder = (*Store)(nil)
+
+// TimeFormat is how every timestamp is stored: UTC ISO-8601 with milliseconds, so that text order is
+// time order and sqlite3's date functions read it.
+const TimeFormat = "2006-01-02T15:04:05.000Z"
+
+// recordTimeout bounds one batch of recording writes. It is longer than BusyTimeout so that a write
+// waiting for another process's lock fails with SQLite's own clear "database is locked", not with a
+// context error.
+const recordTimeout = BusyTimeout + 10*time.Second
+
+// cloneData copies output bytes: the write happens after the call returns, and the caller may reuse
+// its buffers.
+func cloneData(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append(make([]byte, 0, len(b)), b...)
+}
+
+func formatTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format(TimeFormat)
+}
+
+func durationMS(start, end time.Time) any {
+	if start.IsZero() || end.IsZero() {
+		return nil
+	}
+	d := end.Sub(start).Milliseconds()
+	if d < 0 {
+		d = 0
+	}
+	return d
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// nullExit maps the scheduler's -1 ("no exit code": killed by a signal or never started) to NULL.
+func nullExit(code int) any {
+	if code < 0 {
+		return nil
+	}
+	return code
+}
+
+func nullSignal(sig int) any {
+	if sig <= 0 {
+		return nil
+	}
+	return sig
+}
+
+func nullPositive(n int64) any {
+	if n <= 0 {
+		return nil
+	}
+	return n
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// blob is the value stored for an output stream: the bytes as given, an empty BLOB for a process that
+// wrote nothing, NULL when there was no process (ran is false).
+func blob(o scheduler.Output, ran bool) any {
+	if o.Data == nil {
+		if !ran {
+			return nil
+		}
+		return []byte{}
+	}
+	return o.Data
+}
+
+// validRunID keeps run ids usable as file names (the lock file) and unambiguous in prefixes.
+func validRunID(id string) error {
+	if id == "" || len(id) > 128 || id[0] == '.' || id == "last" {
+		return fmt.Errorf("invalid run id %q", id)
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return fmt.Errorf("invalid run id %q: only letters, digits, '-', '_' and '.' are allowed", id)
+		}
+	}
+	return nil
+}
+
+// RunStarted records a new run with status running and a pending row for every id in r.StepIDs, and
+// takes the run's lock file, which this Store holds until RunFinished or Close: while it is held, crash
+// recovery in any process leaves the run alone. r.Status is ignored (a starting run is running). It
+// waits until the run is committed. ctx's cancellation is ignored (the write is bounded by its own
+// timeout).
+func (s *Store) RunStarted(ctx context.Context, r *scheduler.RunRecord) error {
+	if err := validRunID(r.ID); err != nil {
+		return fmt.Errorf("record start of run: %w", err)
+	}
+	// The lock is taken before the row exists: recovery never sees this run running and unlocked.
+	if err := os.MkdirAll(s.lockDir(), 0o700); err != nil {
+		return fmt.Errorf("record start of run %s: create lock folder: %w", r.ID, err)
+	}
+	lock, err := proc.TryLock(s.lockPath(r.ID), true)
+	if err != nil {
+		return fmt.Errorf("record start of run %s: %w", r.ID, err)
+	}
+	params := r.Params
+	if params == "" {
+		params = "{}"
+	}
+	err = s.write("record start of run "+r.ID, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO runs (id, playbook, file, file_sha256, params, status,
+			started_at, user, host, retry_of, owner_pid, owner_start, owner_host, owner_boot_id)
+			VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.ID, r.Playbook, r.File, r.FileSHA256, params, formatTime(r.StartedAt), r.User, r.Host,
+			nullString(r.RetryOf), s.pid, nullPositive(int64(s.pidStart)), s.host, nullString(s.bootID))
+		if err != nil {
+			return err
+		}
+		if len(r.StepIDs) == 0 {
+			return nil
+		}
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO steps (run_id, step_id, seq, status) VALUES (?, ?, ?, 'pending')`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for i, id := range r.StepIDs {
+			if _, err := stmt.ExecContext(ctx, r.ID, id, i+1); err != nil {
+				return fmt.Errorf("step %s: %w", id, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		_ = lock.Release(true)
+		return err
+	}
+	s.mu.Lock()
+	s.locks[r.ID] = lock
+	s.mu.Unlock()
+	return nil
+}
+
+// AttemptStarted records that an attempt of a step began: the step becomes running, and an attempt row
+// keeps the command, the pid (the step's process group id) and that process's start time, which crash
+// recovery checks before killing the group. It must be called by the process that started the step
+// (the start time is read from /proc during the call). A PID of 0 (the process never started)
+// records no pid.
+//
+// Like AttemptFinished and StepFinished, it queues its write for the background writer and returns
+// at once (writer.go explains why); the error it returns is that of an earlier queued write, if one
+// failed, or of a closed Store. ctx is not used: recording must not stop because the run was
+// cancelled.
+func (s *Store) AttemptStarted(_ context.Context, in *scheduler.AttemptStart) error {
+	a := *in
+	var pid, pidStart any
+	if a.PID > 0 {
+		pid = a.PID
+		if t, err := proc.StartTicks(a.PID); err == nil {
+			pidStart = int64(t)
+			// The database write below is queued; a runner killed before it commits would leave
+			// recovery without the group to kill. The run's lock file takes the group at once.
+			s.mu.Lock()
+			lock := s.locks[a.RunID]
+			s.mu.Unlock()
+			if lock != nil {
+				if err := lock.Append(fmt.Appendf(nil, "group %d %d\n", a.PID, t)); err != nil {
+					return fmt.Errorf("record start of attempt %d of step %s of run %s: %w", a.Attempt, a.StepID, a.RunID, err)
+				}
+			}
+		}
+	}
+	started := formatTime(a.StartedAt)
+	what := fmt.Sprintf("record start of attempt %d of step %s of run %s", a.Attempt, a.StepID, a.RunID)
+	return s.enqueue(writeOp{what: what, fn: func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE steps SET status = 'running', attempts = max(attempts, ?),
+			started_at = coalesce(started_at, ?), command = ?, pid = ?
+			WHERE run_id = ? AND step_id = ?`,
+			a.Attempt, started, nullString(a.Command), pid, a.RunID, a.StepID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errUnknownStep
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO attempts (run_id, step_id, attempt, status, started_at, command, pid, pid_start)
+			VALUES (?, ?, ?, 'running', ?, ?, ?, ?)
+			ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET status = 'running',
+				started_at = excluded.started_at, command = excluded.command, pid = excluded.pid,
+				pid_start = excluded.pid_start`,
+			a.RunID, a.StepID, a.Attempt, started, nullString(a.Command), pid, pidStart)
+		return err
+	}})
+}
+
+var errUnknownStep = errors.New("no such step in the run (was RunStarted called with it?)")
+
+// AttemptFinished records a finished attempt with its bounded output, exact byte totals and truncated
+// flags. An attempt that AttemptStarted did not announce is created. The write is queued (see
+// AttemptStarted).
+func (s *Store) AttemptFinished(_ context.Context, in *scheduler.AttemptRecord) error {
+	a := *in
+	a.Stdout.Data, a.Stderr.Data = cloneData(a.Stdout.Data), cloneData(a.Stderr.Data)
+	if a.FinishedAt.IsZero() {
+		a.FinishedAt = time.Now() // not given: now is when we learn it ended
+	}
+	what := fmt.Sprintf("record attempt %d of step %s of run %s", a.Attempt, a.StepID, a.RunID)
+	return s.enqueue(writeOp{what: what, fn: func(ctx context.Context, tx *sql.Tx) error {
+		// An unknown step fails the foreign key on (run_id, step_id).
+		_, err := tx.ExecContext(ctx, `INSERT INTO attempts (run_id, step_id, attempt, status, exit_code, signal,
+				started_at, finished_at, duration_ms, error, stdout, stderr, stdout_bytes, stderr_bytes,
+				stdout_truncated, stderr_truncated)
+			VALUES (?, ?, ?, ?, ?, ?, coalesce(?, ?), ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET status = excluded.status,
+				exit_code = excluded.exit_code, signal = excluded.signal,
+				started_at = coalesce(attempts.started_at, excluded.started_at),
+				finished_at = excluded.finished_at, duration_ms = excluded.duration_ms,
+				error = excluded.error, stdout = excluded.stdout, stderr = excluded.stderr,
+				stdout_bytes = excluded.stdout_bytes, stderr_bytes = excluded.stderr_bytes,
+				stdout_truncated = excluded.stdout_truncated, stderr_truncated = excluded.stderr_truncated`,
+			a.RunID, a.StepID, a.Attempt, string(a.Status), nullExit(a.ExitCode), nullSignal(a.Signal),
+			formatTime(a.StartedAt), formatTime(a.FinishedAt), formatTime(a.FinishedAt),
+			durationMS(a.StartedAt, a.FinishedAt), nullString(a.Error),
+			blob(a.Stdout, true), blob(a.Stderr, true), a.Stdout.Bytes, a.Stderr.Bytes,
+			boolInt(a.Stdout.Truncated), boolInt(a.Stderr.Truncated))
+		return err
+	}})
+}
+
+// StepFinished records a step's final state. For a step that ran, Stdout and Stderr are its last
+// attempt's output: they are kept once, in the step row, and that attempt row's copies are cleared
+// (the attempt_output view and AttemptOutput put them back). A skipped step (Attempts 0) gets NULL
+// output. A step that RunStarted did not list is added after the others. The write is queued (see
+// AttemptStarted).
+func (s *Store) StepFinished(_ context.Context, in *scheduler.StepRecord) error {
+	st := *in
+	st.Stdout.Data, st.Stderr.Data = cloneData(st.Stdout.Data), cloneData(st.Stderr.Data)
+	outputs := []byte("{}")
+	if len(st.Outputs) > 0 {
+		var err error
+		if outputs, err = json.Marshal(st.Outputs); err != nil {
+			return fmt.Errorf("record step %s of run %s: outputs: %w", st.StepID, st.RunID, err)
+		}
+	}
+	ran := st.Attempts > 0 || !st.StartedAt.IsZero()
+	what := fmt.Sprintf("record step %s of run %s", st.StepID, st.RunID)
+	return s.enqueue(writeOp{what: what, fn: func(ctx context.Context, tx *sql.Tx) error {
+		args := []any{st.RunID, st.StepID, st.Name, string(st.Status), nullString(st.Reason), nullString(st.Error),
+			nullExit(st.ExitCode), nullSignal(st.Signal), st.Attempts, formatTime(st.StartedAt),
+			formatTime(st.FinishedAt), durationMS(st.StartedAt, st.FinishedAt), nullString(st.Command),
+			blob(st.Stdout, ran), blob(st.Stderr, ran), st.Stdout.Bytes, st.Stderr.Bytes,
+			boolInt(st.Stdout.Truncated), boolInt(st.Stderr.Truncated),
+			boolInt(utf8.Valid(st.Stdout.Data)), boolInt(utf8.Valid(st.Stderr.Data)),
+			string(outputs), boolInt(st.ContinueOnError), nullString(st.ReusedFrom)}
+		res, err := tx.ExecContext(ctx, `UPDATE steps SET name = ?3, status = ?4, reason = ?5, error = ?6,
+				exit_code = ?7, signal = ?8, attempts = ?9, started_at = ?10, finished_at = ?11,
+				duration_ms = ?12, command = ?13, stdout = ?14, stderr = ?15, stdout_bytes = ?16,
+				stderr_bytes = ?17, stdout_truncated = ?18, stderr_truncated = ?19, stdout_utf8 = ?20,
+				stderr_utf8 = ?21, outputs = ?22, continue_on_error = ?23, reused_from = ?24
+			WHERE run_id = ?1 AND step_id = ?2`, args...)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			// Not listed by RunStarted: add it after the others.
+			_, err = tx.ExecContext(ctx, `INSERT INTO steps (run_id, step_id, seq, name, status, reason, error,
+					exit_code, signal, attempts, started_at, finished_at, duration_ms, command, stdout, stderr,
+					stdout_bytes, stderr_bytes, stdout_truncated, stderr_truncated, stdout_utf8, stderr_utf8,
+					outputs, continue_on_error, reused_from)
+				VALUES (?1, ?2, (SELECT coalesce(max(seq), 0) + 1 FROM steps WHERE run_id = ?1),
+					?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
+					?22, ?23, ?24)`, args...)
+			if err != nil {
+				return err
+			}
+		}
+		if st.Attempts <= 0 || len(st.Stdout.Data)+len(st.Stderr.Data) == 0 {
+			return nil // nothing stored twice
+		}
+		// Keep the last attempt's output once. The sizes must match, so that a StepRecord that came
+		// without its data never erases the only copy.
+		_, err = tx.ExecContext(ctx, `UPDATE attempts SET stdout = NULL, stderr = NULL
+			WHERE run_id = ? AND step_id = ? AND attempt = ? AND stdout_bytes = ? AND stderr_bytes = ?
+				AND length(stdout) = ? AND length(stderr) = ?`,
+			st.RunID, st.StepID, st.Attempts, st.Stdout.Bytes, st.Stderr.Bytes,
+			len(st.Stdout.Data), len(st.Stderr.Data))
+		return err
+	}})
+}
+
+// RunFinished records the run's final status and releases its lock. The update only applies to a run
+// that is still running (compare-and-set): a run that crash recovery already marked interrupted is not
+// overwritten, and that is reported as an error. Steps the scheduler left pending or running (it
+// should not) become interrupted, so that no finished run keeps running steps. It waits until this
+// and every earlier write is committed, and also returns the error of an earlier queued write that
+// failed (the final state is written all the same). ctx's cancellation is ignored.
+func (s *Store) RunFinished(ctx context.Context, r *scheduler.RunRecord) error {
+	if r.Status == scheduler.StatusRunning || r.Status == scheduler.StatusPending || r.Status == "" {
+		return fmt.Errorf("record end of run %s: status %q is not a final status", r.ID, r.Status)
+	}
+	finished := r.FinishedAt
+	if finished.IsZero() {
+		finished = time.Now()
+	}
+	// The final state is written even after an earlier write failed: the run then ends with exit
+	// status 3, and its row should say it is over.
+	earlier := s.failed()
+	err := s.writeAlways("record end of run "+r.ID, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE runs SET status = ?, exit_code = ?, finished_at = ?,
+				duration_ms = ?, error = ?
+			WHERE id = ? AND status = 'running'`,
+			string(r.Status), r.ExitCode, formatTime(finished), durationMS(r.StartedAt, finished),
+			nullString(r.Error), r.ID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			var status string
+			if err := tx.QueryRowContext(ctx, `SELECT status FROM runs WHERE id = ?`, r.ID).Scan(&status); err != nil {
+				if errors.Is(err, sql.ErrNoRows) {
+					return errors.New("no such run (was RunStarted called?)")
+				}
+				return err
+			}
+			return fmt.Errorf("the run is no longer running (status %s): not overwritten", status)
+		}
+		fin := formatTime(finished)
+		_, err = tx.ExecContext(ctx, `UPDATE attempts SET status = 'interrupted', finished_at = ?,
+				error = coalesce(error, 'the run ended before this attempt was recorded as finished')
+			WHERE run_id = ? AND status = 'running'`, fin, r.ID)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE steps SET status = 'interrupted',
+				finished_at = CASE WHEN started_at IS NULL THEN NULL ELSE ? END,
+				error = coalesce(error, 'the run ended before this step was recorded as finished')
+			WHERE run_id = ? AND status IN ('pending', 'running')`, fin, r.ID)
+		return err
+	})
+	// The lock goes whatever happened: the run is over for this process either way.
+	s.mu.Lock()
+	lock := s.locks[r.ID]
+	delete(s.locks, r.ID)
+	s.mu.Unlock()
+	if relErr := lock.Release(true); relErr != nil {
+		err = errors.Join(err, fmt.Errorf("record end of run %s: %w", r.ID, relErr))
+	}
+	if earlier != nil {
+		err = errors.Join(fmt.Errorf("an earlier write failed: %w", earlier), err)
+	}
+	return err
+}

@@ -1,0 +1,309 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/playbookhq/playbook/internal/proc"
+)
+
+// RecoveredRun is a run that crash recovery found without its runner and marked interrupted.
+type RecoveredRun struct {
+	ID       string
+	Playbook string
+	OwnerPID int // the dead runner's pid, 0 if unknown
+	// Rebooted is true when the machine restarted since the run started (its boot id changed): the
+	// run's processes died with the machine and nothing was killed.
+	Rebooted bool
+	// Killed counts the leftover process groups that got SIGKILL; Spared counts recorded groups left
+	// alone because their number now belongs to another process.
+	Killed, Spared int
+}
+
+// Recovered returns the runs that the Open of this Store (and later Recover calls) marked
+// interrupted, so that a command can tell the user.
+func (s *Store) Recovered() []RecoveredRun {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]RecoveredRun(nil), s.recovered...)
+}
+
+// Recover finds the runs still marked running whose runner is gone and marks them interrupted,
+// together with their pending and running steps and attempts; then it kills the process groups their
+// running attempts left behind. Open calls it; a long-lived process may call it again.
+//
+// A run is judged only when it was recorded on this host (same hostname). Its runner is dead when:
+// the machine rebooted since (the recorded boot id differs: nothing is killed then, the processes died
+// with the machine); or its lock file can be locked (the kernel drops a dead process's flock); or, if
+// the lock file is missing, the recorded runner pid is gone or now names a process with another start
+// time. A run whose lock is held is alive and never touched, nor is a run recorded by this Store.
+//
+// The run's update is a compare-and-set (WHERE status = 'running'), so a run that finished in the
+// meantime keeps its final state, and its groups are killed only when this call made the change. The
+// interrupted run's finished_at is the last time it recorded anything (its last sign of life), not
+// the time of recovery. Groups are killed with the pid-reuse guard of proc.KillStaleGroup.
+//
+// Errors reading or writing the database are returned; failures to inspect or kill a process are not
+// (the run is still marked, and the group is counted as spared).
+func (s *Store) Recover(ctx context.Context) ([]RecoveredRun, error) {
+	type candidate struct {
+		id, playbook string
+		pid          sql.NullInt64
+		start        sql.NullInt64
+		host, bootID sql.NullString
+	}
+	var cands []candidate
+	rows, err := s.r.QueryContext(ctx, `SELECT id, playbook, owner_pid, owner_start, owner_host, owner_boot_id
+		FROM runs WHERE status = 'running'`)
+	if err != nil {
+		return nil, fmt.Errorf("crash recovery in %s: %w", s.path, err)
+	}
+	for rows.Next() {
+		var c candidate
+		if err := rows.Scan(&c.id, &c.playbook, &c.pid, &c.start, &c.host, &c.bootID); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("crash recovery in %s: %w", s.path, err)
+		}
+		cands = append(cands, c)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("crash recovery in %s: %w", s.path, err)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("crash recovery in %s: %w", s.path, err)
+	}
+
+	var found []RecoveredRun
+	for _, c := range cands {
+		if s.owns(c.id) {
+			continue
+		}
+		if c.host.Valid && c.host.String != s.host {
+			continue // another machine's run: its processes and its lock are not visible from here
+		}
+		rebooted := s.bootID != "" && c.bootID.Valid && c.bootID.String != "" && c.bootID.String != s.bootID
+		var lock *proc.FileLock
+		if !rebooted {
+			var dead bool
+			lock, dead = s.ownerDead(c.id, c.pid, c.start)
+			if !dead {
+				continue
+			}
+		}
+		rec, groups, err := s.markInterrupted(ctx, c.id, int(c.pid.Int64), rebooted)
+		if err != nil {
+			_ = lock.Release(false)
+			return found, fmt.Errorf("crash recovery in %s: run %s: %w", s.path, c.id, err)
+		}
+		if rec {
+			groups = mergeGroups(groups, lockedGroups(lock))
+			r := RecoveredRun{ID: c.id, Playbook: c.playbook, OwnerPID: int(c.pid.Int64), Rebooted: rebooted}
+			if !rebooted {
+				for _, g := range groups {
+					if !g.start.Valid {
+						r.Spared++ // no start time recorded: the group cannot be told from a stranger's
+						continue
+					}
+					out, err := proc.KillStaleGroup(int(g.pgid), uint64(g.start.Int64))
+					switch {
+					case err != nil || out == proc.GroupReused:
+						r.Spared++
+					case out == proc.GroupKilled:
+						r.Killed++
+					}
+				}
+			}
+			found = append(found, r)
+		}
+		if lock != nil {
+			_ = lock.Release(true)
+		} else if rebooted {
+			_ = os.Remove(s.lockPath(c.id))
+		}
+	}
+	s.removeStaleLocks(ctx)
+	s.mu.Lock()
+	s.recovered = append(s.recovered, found...)
+	s.mu.Unlock()
+	return found, nil
+}
+
+func (s *Store) owns(runID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.locks[runID]
+	return ok
+}
+
+// ownerDead decides whether a run's runner (on this machine, this boot) is gone. When it is judged by
+// its lock, the lock is returned held, so that no other process recovers the same run meanwhile.
+func (s *Store) ownerDead(runID string, pid, start sql.NullInt64) (*proc.FileLock, bool) {
+	lock, err := proc.TryLock(s.lockPath(runID), false)
+	switch {
+	case err == nil:
+		return lock, true
+	case errors.Is(err, proc.ErrLocked):
+		return nil, false
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, false // cannot tell (permissions?): leave it alone
+	}
+	// No lock file (deleted by hand, or the runner finished between our query and now; the
+	// compare-and-set then changes nothing). Fall back to the pid and its start time.
+	if !pid.Valid || !start.Valid {
+		return nil, false
+	}
+	st, err := proc.ReadStat(int(pid.Int64))
+	if errors.Is(err, proc.ErrNoProcess) {
+		return nil, true
+	}
+	if err != nil {
+		return nil, false // no /proc: cannot tell
+	}
+	return nil, st.Zombie() || st.StartTicks != uint64(start.Int64)
+}
+
+type staleGroup struct {
+	pgid  int64
+	start sql.NullInt64
+}
+
+// lockedGroups reads the process groups a runner wrote into its lock file (AttemptStarted), lines of
+// "group PGID START-TICKS". A line cut short by the runner's death is ignored.
+func lockedGroups(lock *proc.FileLock) []staleGroup {
+	if lock == nil {
+		return nil
+	}
+	data, err := lock.Contents()
+	if err != nil {
+		return nil
+	}
+	var groups []staleGroup
+	for _, line := range strings.Split(string(data), "\n") {
+		var pgid, start int64
+		if n, err := fmt.Sscanf(line, "group %d %d", &pgid, &start); err != nil || n != 2 || pgid <= 1 {
+			continue
+		}
+		groups = append(groups, staleGroup{pgid: pgid, start: sql.NullInt64{Int64: start, Valid: true}})
+	}
+	return groups
+}
+
+// mergeGroups adds to db the groups of extra it lacks. Groups of attempts that finished are in the
+// lock file too; killing them is guarded by their leader's start time like any other.
+func mergeGroups(db, extra []staleGroup) []staleGroup {
+	seen := make(map[int64]bool, len(db))
+	for _, g := range db {
+		seen[g.pgid] = true
+	}
+	for _, g := range extra {
+		if !seen[g.pgid] {
+			seen[g.pgid] = true
+			db = append(db, g)
+		}
+	}
+	return db
+}
+
+// markInterrupted marks the run interrupted if it is still running and returns whether it did, with
+// the process groups of its running attempts.
+func (s *Store) markInterrupted(ctx context.Context, runID string, ownerPID int, rebooted bool) (bool, []staleGroup, error) {
+	var groups []staleGroup
+	changed := false
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		groups = groups[:0]
+		rows, err := tx.QueryContext(ctx, `SELECT pid, pid_start FROM attempts
+			WHERE run_id = ? AND status = 'running' AND pid IS NOT NULL`, runID)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var g staleGroup
+			if err := rows.Scan(&g.pgid, &g.start); err != nil {
+				rows.Close()
+				return err
+			}
+			groups = append(groups, g)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		// The last sign of life: the latest time the run recorded anything.
+		var last sql.NullString
+		err = tx.QueryRowContext(ctx, `SELECT max(t) FROM (
+				SELECT started_at AS t FROM runs WHERE id = ?1
+				UNION ALL SELECT max(started_at) FROM steps WHERE run_id = ?1
+				UNION ALL SELECT max(finished_at) FROM steps WHERE run_id = ?1
+				UNION ALL SELECT max(started_at) FROM attempts WHERE run_id = ?1
+				UNION ALL SELECT max(finished_at) FROM attempts WHERE run_id = ?1)`, runID).Scan(&last)
+		if err != nil {
+			return err
+		}
+		end := last.String
+		if !last.Valid {
+			end = time.Now().UTC().Format(TimeFormat)
+		}
+		msg := fmt.Sprintf("the runner (pid %d) died before the run finished; marked by crash recovery", ownerPID)
+		if rebooted {
+			msg = "the machine restarted before the run finished; marked by crash recovery"
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE runs SET status = 'interrupted', exit_code = NULL,
+				finished_at = ?1, error = ?2,
+				duration_ms = max(0, CAST(round((julianday(?1) - julianday(started_at)) * 86400000) AS INTEGER))
+			WHERE id = ?3 AND status = 'running'`, end, msg, runID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			groups = nil
+			return nil // finished meanwhile: its own final state stands
+		}
+		changed = true
+		_, err = tx.ExecContext(ctx, `UPDATE attempts SET status = 'interrupted', finished_at = ?1,
+				duration_ms = max(0, CAST(round((julianday(?1) - julianday(started_at)) * 86400000) AS INTEGER)),
+				error = coalesce(error, ?2)
+			WHERE run_id = ?3 AND status = 'running'`, end, "the runner died during this attempt", runID)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE steps SET status = 'interrupted',
+				finished_at = CASE WHEN started_at IS NULL THEN NULL ELSE ?1 END,
+				duration_ms = CASE WHEN started_at IS NULL THEN NULL ELSE
+					max(0, CAST(round((julianday(?1) - julianday(started_at)) * 86400000) AS INTEGER)) END,
+				error = coalesce(error, CASE WHEN status = 'running' THEN ?2 ELSE NULL END)
+			WHERE run_id = ?3 AND status IN ('pending', 'running')`, end, "the runner died while this step was running", runID)
+		return err
+	})
+	return changed, groups, err
+}
+
+// removeStaleLocks deletes lock files nobody holds whose run is not running: left by a runner killed
+// between taking its lock and recording its run. Held locks are never touched.
+func (s *Store) removeStaleLocks(ctx context.Context) {
+	entries, err := os.ReadDir(s.lockDir())
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".lock")
+		if !ok || s.owns(id) {
+			continue
+		}
+		l, err := proc.TryLock(filepath.Join(s.lockDir(), e.Name()), false)
+		if err != nil {
+			continue // held (alive) or already gone
+		}
+		var status string
+		err = s.r.QueryRowContext(ctx, `SELECT status FROM runs WHERE id = ?`, id).Scan(&status)
+		if (err == nil && status != "running") || errors.Is(err, sql.ErrNoRows) {
+			_ = l.Release(true)
+			continue
+		}
+		_ = l.Release(false)
+	}
+}

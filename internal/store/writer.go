@@ -1,0 +1,294 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// The recorder's writes go through one background writer, in the order they were made. Each
+// Recorder call checks and prepares its data, hands a write to the writer and returns at once; the
+// writer commits whatever has accumulated in one short transaction (one savepoint per write, so that
+// a failing write does not take the others with it). RunStarted and RunFinished wait for their write.
+//
+// Why: a write transaction costs tens of microseconds on a fast disk and hundreds on a slow virtual
+// one, three of them per step, which would add well over 10% to a chain of short steps if the
+// scheduler waited for each. With the writer, recording overlaps the next step, and when steps end
+// faster than the database can commit, one transaction carries many of them.
+//
+// The queue is a slice under a mutex rather than a channel: during the gathering window the writer
+// sleeps on a timer, so the calls that queue writes meanwhile wake nobody (a goroutine wake-up costs
+// microseconds, and more on a loaded machine).
+//
+// The price: a state change is on disk a moment (one transaction) after the call returned, so a
+// runner killed in that moment loses it; crash recovery then marks the step interrupted, as it
+// would if the kill had come just before the call. A write that fails is never dropped silently: its
+// error is returned by the next Recorder call, by RunFinished, Flush and Close.
+
+// batchWindow is how long the writer gathers writes before it commits them, when nobody waits: the
+// delay with which a state change reaches the disk, traded for far fewer transactions.
+const batchWindow = 2 * time.Millisecond
+
+// maxBatch bounds how many writes one transaction carries, so that the write lock is held briefly.
+const maxBatch = 256
+
+// queueSize is how many writes may wait. When the database is slower than the run, a full queue
+// makes the Recorder calls wait: memory stays bounded (each write holds at most the bounded output
+// of one attempt).
+const queueSize = 512
+
+type writeOp struct {
+	what   string                                      // for errors: "record step build of run 3f2a"
+	fn     func(ctx context.Context, tx *sql.Tx) error // nil for a barrier
+	result chan error                                  // buffered; nil when nobody waits
+}
+
+// errClosed is returned by Recorder calls after Close.
+var errClosed = errors.New("store is closed")
+
+// writeQueue is what the Recorder calls and the writer share.
+type writeQueue struct {
+	mu      sync.Mutex
+	space   *sync.Cond // signalled when the writer takes writes out
+	ops     []writeOp
+	waiters int           // queued writes somebody waits for: commit them without gathering more
+	closed  bool          // no more writes; the writer ends when the queue is empty
+	wake    chan struct{} // capacity 1: something was queued
+	urgent  chan struct{} // capacity 1: a waiter or Close: stop gathering
+	done    chan struct{} // closed when the writer has ended
+}
+
+func (s *Store) startWriter() {
+	q := &s.queue
+	q.space = sync.NewCond(&q.mu)
+	q.wake = make(chan struct{}, 1)
+	q.urgent = make(chan struct{}, 1)
+	q.done = make(chan struct{})
+	s.writerStarted = true
+	go s.writeLoop()
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default: // already signalled
+	}
+}
+
+// push queues op. Unless force, it refuses when an earlier write failed. It waits while the queue is
+// full.
+func (s *Store) push(op writeOp, force bool) error {
+	if !force {
+		if err := s.failed(); err != nil {
+			return fmt.Errorf("an earlier write failed: %w", err)
+		}
+	}
+	q := &s.queue
+	q.mu.Lock()
+	for len(q.ops) >= queueSize && !q.closed {
+		q.space.Wait()
+	}
+	if q.closed {
+		q.mu.Unlock()
+		return errClosed
+	}
+	q.ops = append(q.ops, op)
+	if op.result != nil {
+		q.waiters++
+	}
+	q.mu.Unlock()
+	signal(q.wake)
+	if op.result != nil {
+		signal(q.urgent)
+	}
+	return nil
+}
+
+func (s *Store) writeLoop() {
+	q := &s.queue
+	defer close(q.done)
+	for {
+		q.mu.Lock()
+		for len(q.ops) == 0 && !q.closed {
+			q.mu.Unlock()
+			select {
+			case <-q.wake:
+			case <-q.urgent:
+			}
+			q.mu.Lock()
+		}
+		if len(q.ops) == 0 { // closed and drained
+			q.mu.Unlock()
+			return
+		}
+		hurry := q.waiters > 0 || q.closed || len(q.ops) >= maxBatch
+		q.mu.Unlock()
+		if !hurry {
+			// Gather what arrives within batchWindow: one transaction then carries the three
+			// writes of a step, or of several short steps.
+			t := time.NewTimer(batchWindow)
+			select {
+			case <-t.C:
+			case <-q.urgent:
+			}
+			t.Stop()
+		}
+		q.mu.Lock()
+		n := min(len(q.ops), maxBatch)
+		batch := make([]writeOp, n)
+		copy(batch, q.ops)
+		q.ops = append(q.ops[:0:0], q.ops[n:]...) // a new array: the old one is released
+		for _, op := range batch {
+			if op.result != nil {
+				q.waiters--
+			}
+		}
+		q.space.Broadcast()
+		q.mu.Unlock()
+		s.runBatch(batch)
+	}
+}
+
+// errIsolate aborts a batch's first transaction when one of its writes fails, so that the batch is
+// replayed with one savepoint per write.
+var errIsolate = errors.New("a write of the batch failed")
+
+// runBatch commits a batch in one transaction and reports each write's outcome. Writes fail only
+// through a bug (an unknown step, say), so the batch first runs as one plain transaction; if a write
+// fails, it is rolled back and replayed with a savepoint around each write, so that only the failing
+// writes are lost. (Savepoints on every batch would cost two statements per write.)
+func (s *Store) runBatch(batch []writeOp) {
+	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+	defer cancel()
+	errs := make([]error, len(batch))
+	n := 0
+	for _, op := range batch {
+		if op.fn != nil {
+			n++
+		}
+	}
+	var err error
+	if n > 0 {
+		err = s.writeTx(ctx, func(tx *sql.Tx) error {
+			for _, op := range batch {
+				if op.fn == nil {
+					continue
+				}
+				if err := op.fn(ctx, tx); err != nil {
+					if n == 1 {
+						return err
+					}
+					return errIsolate
+				}
+			}
+			return nil
+		})
+	}
+	if errors.Is(err, errIsolate) {
+		err = s.writeTx(ctx, func(tx *sql.Tx) error {
+			for i, op := range batch {
+				if op.fn == nil {
+					continue
+				}
+				if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+					return err
+				}
+				if errs[i] = op.fn(ctx, tx); errs[i] != nil {
+					if _, err := tx.ExecContext(ctx, "ROLLBACK TO op"); err != nil {
+						return err
+					}
+				}
+				if _, err := tx.ExecContext(ctx, "RELEASE op"); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	for i, op := range batch {
+		e := errs[i]
+		if err != nil && op.fn != nil {
+			e = err // the transaction failed: nothing of the batch was written
+		}
+		if e != nil {
+			e = fmt.Errorf("%s: %w", op.what, e)
+			if op.result == nil {
+				s.fail(e) // nobody waits for this write: report it with the next call
+			}
+		}
+		if op.result != nil {
+			op.result <- e
+		}
+	}
+}
+
+// fail keeps the first write error, for the calls that come after it.
+func (s *Store) fail(err error) {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	if s.writeErr == nil {
+		s.writeErr = err
+	}
+}
+
+// failed returns the first write error, or nil.
+func (s *Store) failed() error {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.writeErr
+}
+
+// enqueue queues op for the writer and returns at once. It returns the first error of an earlier
+// write, if any (op is not queued then: the run is being aborted anyway), or errClosed after Close.
+func (s *Store) enqueue(op writeOp) error { return s.push(op, false) }
+
+// write queues op and waits until it is committed, returning its own error.
+func (s *Store) write(what string, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	op := writeOp{what: what, fn: fn, result: make(chan error, 1)}
+	if err := s.push(op, false); err != nil {
+		return err
+	}
+	return <-op.result
+}
+
+// writeAlways is write, even after an earlier write failed (for the final state of a run).
+func (s *Store) writeAlways(what string, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	op := writeOp{what: what, fn: fn, result: make(chan error, 1)}
+	if err := s.push(op, true); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return <-op.result
+}
+
+// Flush waits until every write queued so far is committed and returns the first write error of
+// this Store, if any. ctx is not used: the writes are bounded by their own timeout, and a cancelled
+// run must still be able to wait for its records.
+func (s *Store) Flush(ctx context.Context) error {
+	if !s.writerStarted {
+		return nil // still opening: nothing queued
+	}
+	op := writeOp{result: make(chan error, 1)}
+	if err := s.push(op, true); err == nil {
+		<-op.result
+	}
+	return s.failed()
+}
+
+// stopWriter lets the writer commit what is queued and stops it. Later pushes get errClosed.
+func (s *Store) stopWriter() {
+	q := &s.queue
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		<-q.done
+		return
+	}
+	q.closed = true
+	q.space.Broadcast()
+	q.mu.Unlock()
+	signal(q.urgent)
+	<-q.done
+}
