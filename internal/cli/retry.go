@@ -1,16 +1,161 @@
 package cli
 
 import (
-	"errors"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
 
 	"github.com/spf13/cobra"
+
+	"github.com/playbookhq/playbook/pkg/playbook"
+	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
 )
 
-// STUB (foundation): replaced by the issue that owns the command.
+type retryOptions struct {
+	Run   string
+	Force bool
+	run   runOptions
+}
+
 func newRetryCmd(sys *System, g *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:    "retry",
-		Hidden: true,
-		RunE:   func(*cobra.Command, []string) error { return errors.New("retry: not implemented yet") },
+	o := &retryOptions{}
+	cmd := &cobra.Command{
+		Use:   "retry RUN [-p name=value]...",
+		Short: "Run a recorded run again, reusing the steps that succeeded",
+		Long: `Start a new run of the same playbook file with the same params. Steps that succeeded in RUN
+are not run again: they are recorded as reused, with their outputs, and the steps that did not
+succeed (and those after them) run. The new run's retry_of names RUN.
+
+RUN is a run id, a unique prefix of one, or "last". The file must be unchanged since RUN (same
+sha256) unless --force. Secret params are never recorded: give them again with -p (a secret with a
+default takes its default).`,
+		Example: `  playbook retry last
+  playbook retry 3fa9 -p token="$TOKEN"`,
+		Args: exactArgs(1, "one run (an id, a unique prefix, or last)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Run = args[0]
+			return runRetry(cmd.Context(), sys, g, o)
+		},
 	}
+	f := cmd.Flags()
+	f.BoolVar(&o.Force, "force", false, "retry even if the playbook file changed since the run")
+	f.StringArrayVarP(&o.run.Params, "param", "p", nil, "set a param: `name=value` (repeatable; needed for secrets)")
+	f.IntVar(&o.run.MaxParallel, "max-parallel", 0, "steps running at once (default: the playbook's max_parallel, else the number of CPUs)")
+	f.StringVarP(&o.run.Output, "output", "o", "text", "output format: text or json")
+	f.StringVar(&o.run.LogDir, "log-dir", "", "keep every step's complete stdout and stderr in files under `DIR`/<run id>/")
+	f.BoolVar(&o.run.NoColor, "no-color", false, "no colour (also when NO_COLOR is set)")
+	f.StringVar(&o.run.OutputLimit, "output-limit", "", "bytes of each step's stdout and stderr kept in the database, head and tail (default 1MiB)")
+	return cmd
+}
+
+func runRetry(ctx context.Context, sys *System, g *globalOptions, o *retryOptions) error {
+	st, err := openStore(ctx, sys, g)
+	if err != nil {
+		return err
+	}
+	id, err := resolveRun(ctx, st, o.Run)
+	if err != nil {
+		st.Close()
+		return err
+	}
+	detail, err := st.RunDetail(ctx, id)
+	st.Close()
+	if err != nil {
+		return storeError(err)
+	}
+	prev := detail.Run
+	if prev.Status == scheduler.StatusRunning {
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("run %s is still running; retry it once it has finished", shortID(prev.ID))}
+	}
+
+	pb, err := playbook.Load(prev.File)
+	if err != nil {
+		return invalidPlaybook(sys.ErrOut, err)
+	}
+	if pb.SHA256 != prev.FileSHA256 && !o.Force {
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%s has changed since run %s (sha256 %.12s…, now %.12s…); retry with --force to run the current file",
+			prev.File, shortID(prev.ID), prev.FileSHA256, pb.SHA256)}
+	}
+
+	given, err := recordedParams(pb, prev.Params, o.run.Params, sys)
+	if err != nil {
+		return err
+	}
+	reuse := map[string]*scheduler.StepRecord{}
+	for _, s := range detail.Steps {
+		if s.Status == scheduler.StatusSucceeded && pb.Step(s.StepID) != nil {
+			reuse[s.StepID] = s
+		}
+	}
+	if len(reuse) == len(pb.Steps) {
+		fmt.Fprintf(sys.ErrOut, "Every step of run %s succeeded; the retry reuses them all.\n", shortID(prev.ID))
+	}
+
+	ro := o.run
+	ro.File = prev.File
+	ro.retryOf = prev.ID
+	ro.reuse = reuse
+	ro.given = given
+	return runRun(ctx, sys, g, &ro)
+}
+
+// recordedParams turns the params a run recorded (JSON, secrets as "***") back into -p values. A secret
+// was never recorded: it must be given again, unless it has a default.
+func recordedParams(pb *playbook.Playbook, recorded string, flags []string, sys *System) (map[string]string, error) {
+	flagValues, err := parseParamFlags(flags)
+	if err != nil {
+		return nil, err
+	}
+	var values map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader([]byte(recorded)))
+	dec.UseNumber()
+	if recorded != "" {
+		if err := dec.Decode(&values); err != nil {
+			return nil, fmt.Errorf("the recorded params are not a JSON object: %w", err)
+		}
+	}
+	out := map[string]string{}
+	var missing []string
+	for _, p := range pb.Params {
+		raw, ok := values[p.Name]
+		if !ok {
+			continue
+		}
+		if _, set := flagValues[p.Name]; set {
+			continue
+		}
+		if p.Secret {
+			if p.Default == nil {
+				missing = append(missing, p.Name)
+			} else {
+				fmt.Fprintf(sys.ErrOut, "Secret param %s was not recorded; the retry uses its default (give -p %s=... to change it).\n", p.Name, p.Name)
+			}
+			continue
+		}
+		var v any
+		d := json.NewDecoder(bytes.NewReader(raw))
+		d.UseNumber()
+		if err := d.Decode(&v); err != nil {
+			return nil, fmt.Errorf("recorded param %s: %w", p.Name, err)
+		}
+		out[p.Name] = fmt.Sprint(v)
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return nil, usageErrorf("secret params are never recorded; give them again: %s", paramFlagsHint(missing))
+	}
+	return out, nil
+}
+
+func paramFlagsHint(names []string) string {
+	var b bytes.Buffer
+	for i, n := range names {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "-p %s=...", n)
+	}
+	return b.String()
 }

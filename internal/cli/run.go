@@ -1,16 +1,386 @@
 package cli
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/playbookhq/playbook/pkg/playbook"
+	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
 )
 
-// STUB (foundation): replaced by the issue that owns the command.
+// runOptions are the inputs of `playbook run` (and of `playbook retry`, which builds them from a
+// recorded run).
+type runOptions struct {
+	File        string
+	Params      []string // -p name=value, in order; a later value wins
+	MaxParallel int
+	DryRun      bool
+	Output      string // text | json
+	LogDir      string
+	NoColor     bool
+	OutputLimit string // size, e.g. 512KiB; "" = the playbook's output_limit, else 1 MiB
+
+	// Set by retry.
+	retryOf string
+	reuse   map[string]*scheduler.StepRecord
+	given   map[string]string // params recorded by the original run (secrets absent)
+}
+
 func newRunCmd(sys *System, g *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:    "run",
-		Hidden: true,
-		RunE:   func(*cobra.Command, []string) error { return errors.New("run: not implemented yet") },
+	o := &runOptions{}
+	cmd := &cobra.Command{
+		Use:   "run FILE [-p name=value]...",
+		Short: "Run a playbook",
+		Long: `Run the steps of a playbook: each step starts when the steps in its needs have finished and
+its if holds, in parallel up to max_parallel. The run and every step are recorded in the database.
+
+On a terminal a live view shows the running steps; otherwise every line is prefixed with its step id.
+--output json prints one JSON object per line (run_started, step_started, output, step_retrying,
+step_finished, run_cancelling, run_finished) and nothing else on stdout.
+
+The first Ctrl-C (or SIGTERM) stops the run gracefully: no new step starts but those whose if calls
+always() or cancelled(), and running steps get their stop_signal, then SIGKILL after stop_grace.
+A second Ctrl-C kills every step at once.
+
+Exit status: 0 succeeded, 1 failed, 2 invalid playbook or params (nothing ran), 3 database error,
+124 the run timed out, 130 interrupted (SIGINT), 143 terminated (SIGTERM).`,
+		Example: `  playbook run deploy.yaml -p env=prod -p version=1.4.2
+  playbook run backup.yaml --dry-run
+  playbook run diag.yaml --output json --log-dir ./logs`,
+		Args: exactArgs(1, "one playbook file"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.File = args[0]
+			return runRun(cmd.Context(), sys, g, o)
+		},
 	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&o.Params, "param", "p", nil, "set a param: `name=value` (repeatable)")
+	f.IntVar(&o.MaxParallel, "max-parallel", 0, "steps running at once (default: the playbook's max_parallel, else the number of CPUs)")
+	f.BoolVar(&o.DryRun, "dry-run", false, "print the plan (order, parallel levels, conditions) and run nothing")
+	f.StringVarP(&o.Output, "output", "o", "text", "output format: text or json")
+	f.StringVar(&o.LogDir, "log-dir", "", "keep every step's complete stdout and stderr in files under `DIR`/<run id>/")
+	f.BoolVar(&o.NoColor, "no-color", false, "no colour (also when NO_COLOR is set)")
+	f.StringVar(&o.OutputLimit, "output-limit", "", "bytes of each step's stdout and stderr kept in the database, head and tail (default 1MiB)")
+	return cmd
+}
+
+func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) error {
+	if o.Output != "text" && o.Output != "json" {
+		return usageErrorf("--output must be text or json, not %q", o.Output)
+	}
+	if o.MaxParallel < 0 {
+		return usageErrorf("--max-parallel must be at least 1")
+	}
+	var limit int64
+	if o.OutputLimit != "" {
+		n, err := parseSize(o.OutputLimit)
+		if err != nil || n <= 0 {
+			return usageErrorf("--output-limit %q: want a positive size such as 65536, 512KiB or 1MiB", o.OutputLimit)
+		}
+		limit = n
+	}
+	values, err := parseParamFlags(o.Params)
+	if err != nil {
+		return err
+	}
+
+	pb, err := playbook.Load(o.File)
+	if err != nil {
+		return invalidPlaybook(sys.ErrOut, err)
+	}
+	for _, w := range pb.Warnings {
+		fmt.Fprintf(sys.ErrOut, "%s:%d:%d: warning: %s\n", w.File, w.Line, w.Col, w.Msg)
+	}
+	for k, v := range o.given {
+		if _, set := values[k]; !set {
+			values[k] = v
+		}
+	}
+	params, err := pb.ResolveParams(values)
+	if err != nil {
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%s: %w", o.File, err)}
+	}
+
+	if o.DryRun {
+		return printPlan(sys.Out, pb, params)
+	}
+
+	st, err := openStore(ctx, sys, g)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	kill := make(chan struct{})
+	var firstSignal os.Signal
+	if sys.Signals != nil {
+		sigs, stop := sys.Signals()
+		defer stop()
+		finished := make(chan struct{})
+		defer close(finished)
+		go func() {
+			for {
+				select {
+				case sig := <-sigs:
+					if firstSignal == nil {
+						firstSignal = sig
+						cancel(&scheduler.Interrupt{Signal: sig})
+						continue
+					}
+					close(kill)
+					return
+				case <-finished:
+					return
+				}
+			}
+		}()
+	}
+
+	var prog progress
+	if o.Output == "json" {
+		prog = newJSONProgress(sys.Out)
+	} else {
+		color := sys.OutIsTerminal && !o.NoColor && sys.getenv("NO_COLOR") == ""
+		width := 0
+		for _, s := range pb.Steps {
+			width = max(width, len(s.ID))
+		}
+		prog = newTextProgress(sys.Out, sys.ErrOut, len(pb.Steps), width, sys.OutIsTerminal, color, sys.now)
+	}
+
+	type result struct {
+		sum *scheduler.Summary
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sum, err := scheduler.Run(ctx, pb, scheduler.Options{
+			Params:      params,
+			MaxParallel: o.MaxParallel,
+			OutputLimit: limit,
+			Recorder:    st,
+			Observer:    prog,
+			LogDir:      o.LogDir,
+			User:        currentUser(sys),
+			Host:        hostname(),
+			RetryOf:     o.retryOf,
+			Reuse:       o.reuse,
+			Kill:        kill,
+			Now:         sys.Now,
+		})
+		done <- result{sum, err}
+	}()
+
+	var res result
+	select {
+	case res = <-done:
+	case <-kill:
+		// The forced stop: the scheduler has killed every group; give it a moment to record that,
+		// but a second Ctrl-C must end the command promptly even if the database is stuck.
+		select {
+		case res = <-done:
+		case <-time.After(2 * time.Second):
+			prog.Close()
+			return &ExitError{Code: signalExitCode(firstSignal)}
+		}
+	}
+	prog.Close()
+	if res.sum == nil {
+		if errors.Is(res.err, scheduler.ErrRecord) {
+			return storeError(res.err)
+		}
+		return res.err
+	}
+	if o.Output == "text" {
+		printSummary(sys.Out, res.sum, o.LogDir)
+	}
+	if res.err != nil {
+		return storeError(res.err)
+	}
+	if res.sum.Run.ExitCode != 0 {
+		return &ExitError{Code: res.sum.Run.ExitCode}
+	}
+	return nil
+}
+
+// invalidPlaybook prints every load error as file:line:col: message and exits 2.
+func invalidPlaybook(w io.Writer, err error) error {
+	var list playbook.ErrorList
+	if errors.As(err, &list) {
+		for _, e := range list {
+			fmt.Fprintln(w, e.Error())
+		}
+		return &ExitError{Code: ExitUsage}
+	}
+	return &ExitError{Code: ExitUsage, Err: err}
+}
+
+// parseParamFlags turns -p name=value flags into a map; a later value for the same name wins.
+func parseParamFlags(flags []string) (map[string]string, error) {
+	values := map[string]string{}
+	for _, kv := range flags {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usageErrorf("-p %q: want name=value", kv)
+		}
+		values[k] = v
+	}
+	return values, nil
+}
+
+func signalExitCode(sig os.Signal) int {
+	if sig != nil && sig.String() == "terminated" {
+		return ExitTerminated
+	}
+	return ExitInterrupted
+}
+
+func currentUser(sys *System) string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return sys.getenv("USER")
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	return h
+}
+
+// printSummary is the table after a text-mode run, with where the complete output is.
+func printSummary(w io.Writer, sum *scheduler.Summary, logDir string) {
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STEP\tSTATUS\tEXIT\tDURATION\tATTEMPTS\tNOTE")
+	for _, s := range sum.Steps {
+		exit := "-"
+		switch {
+		case s.Signal != 0:
+			exit = fmt.Sprintf("signal %d", s.Signal)
+		case s.ExitCode >= 0:
+			exit = fmt.Sprint(s.ExitCode)
+		}
+		dur := "-"
+		if d := stepDuration(s); d > 0 || s.Attempts > 0 {
+			dur = formatDuration(d)
+		}
+		note := ""
+		switch {
+		case s.Status == scheduler.StatusSkipped:
+			note = reasonText(s.Reason)
+		case s.Reason == scheduler.ReasonReused:
+			note = "reused from " + shortID(s.ReusedFrom)
+		case s.ContinueOnError:
+			note = "continue_on_error"
+		case s.Error != "" && s.Status != scheduler.StatusSucceeded:
+			note = firstLine(s.Error)
+		case s.Stdout.Truncated || s.Stderr.Truncated:
+			note = "output truncated in the database"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", s.StepID, s.Status, exit, dur, s.Attempts, note)
+	}
+	tw.Flush()
+	r := sum.Run
+	fmt.Fprintf(w, "\nRun %s %s in %s.", shortID(r.ID), r.Status, formatDuration(r.FinishedAt.Sub(r.StartedAt)))
+	if r.Status != scheduler.StatusSucceeded && r.Error != "" {
+		fmt.Fprintf(w, " %s.", firstLine(r.Error))
+	}
+	fmt.Fprintf(w, "\nOutput: playbook logs %s [STEP]", shortID(r.ID))
+	if logDir != "" {
+		fmt.Fprintf(w, "; complete streams in %s", filepath.Join(logDir, r.ID))
+	}
+	fmt.Fprintln(w)
+	if sum.RecordErr != nil {
+		fmt.Fprintf(w, "The run could not be fully recorded: %v\n", sum.RecordErr)
+	}
+}
+
+// printPlan is --dry-run: the steps level by level, with what each if says.
+func printPlan(w io.Writer, pb *playbook.Playbook, params playbook.Params) error {
+	plan, err := scheduler.Plan(pb, params)
+	if err != nil {
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%s: %w", pb.File, err)}
+	}
+	fmt.Fprintf(w, "Plan for %s (%s): %d steps in %d levels; nothing runs.\n", pb.Name, pb.File, len(pb.Steps), len(pb.Levels))
+	level := -1
+	for i, ps := range plan {
+		_ = i
+		if ps.Level != level {
+			level = ps.Level
+			fmt.Fprintf(w, "\nlevel %d (these may run in parallel):\n", level+1)
+		}
+		mark := "run "
+		if !ps.Runs {
+			mark = "skip"
+		} else if !ps.Decided {
+			mark = "run?"
+		}
+		needs := ""
+		if len(ps.Step.Needs) > 0 {
+			needs = " (needs " + strings.Join(ps.Step.Needs, ", ") + ")"
+		}
+		fmt.Fprintf(w, "  %s %s%s: %s\n", mark, ps.Step.ID, needs, stepCommand(ps.Step))
+		if ps.Why != "" {
+			fmt.Fprintf(w, "       %s\n", ps.Why)
+		}
+	}
+	return nil
+}
+
+// stepCommand is a step's command as written, for the plan.
+func stepCommand(s *playbook.Step) string {
+	switch {
+	case s.Run != nil:
+		return firstLine(s.Run.Raw())
+	case len(s.Exec) > 0:
+		parts := make([]string, len(s.Exec))
+		for i, t := range s.Exec {
+			parts[i] = t.Raw()
+		}
+		return strings.Join(parts, " ")
+	case s.Script != "":
+		if s.Interpreter != "" {
+			return s.Interpreter + " " + s.Script
+		}
+		return s.Script
+	case s.AWS != nil:
+		return "aws " + s.AWS.Service + " " + s.AWS.Operation
+	}
+	return ""
+}
+
+// parseSize reads a byte count: 65536, 64KiB, 1MiB, 1GiB (KB/MB/GB are powers of 1000).
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	var n int64
+	if _, err := fmt.Sscan(s, &n); err != nil || fmt.Sprint(n) != s {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * mult, nil
 }

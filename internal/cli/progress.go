@@ -1,0 +1,420 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+)
+
+// progress shows a run as it happens. Observe is called from the scheduler's goroutine; Close stops
+// any background redraw and leaves the terminal clean.
+type progress interface {
+	scheduler.Observer
+	Close()
+}
+
+// ---- --output json ----
+
+// jsonProgress prints one JSON object per line and nothing else: the stream tools consume.
+type jsonProgress struct {
+	enc *json.Encoder
+}
+
+func newJSONProgress(w io.Writer) *jsonProgress {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return &jsonProgress{enc: enc}
+}
+
+// jsonEvent is the wire form of a scheduler event. Field names are stable snake_case.
+type jsonEvent struct {
+	Event      string            `json:"event"`
+	Time       string            `json:"time"`
+	RunID      string            `json:"run_id,omitempty"`
+	Playbook   string            `json:"playbook,omitempty"`
+	File       string            `json:"file,omitempty"`
+	Step       string            `json:"step,omitempty"`
+	Attempt    int               `json:"attempt,omitempty"`
+	PID        int               `json:"pid,omitempty"`
+	Command    string            `json:"command,omitempty"`
+	Stream     string            `json:"stream,omitempty"`
+	Line       *string           `json:"line,omitempty"`
+	Partial    bool              `json:"partial,omitempty"`
+	Dropped    int               `json:"dropped,omitempty"`
+	Status     string            `json:"status,omitempty"`
+	Reason     string            `json:"reason,omitempty"`
+	ExitCode   *int              `json:"exit_code,omitempty"`
+	Signal     int               `json:"signal,omitempty"`
+	Attempts   *int              `json:"attempts,omitempty"`
+	DurationMS *int64            `json:"duration_ms,omitempty"`
+	DelayMS    *int64            `json:"delay_ms,omitempty"`
+	Outputs    map[string]string `json:"outputs,omitempty"`
+	Error      string            `json:"error,omitempty"`
+	Params     json.RawMessage   `json:"params,omitempty"`
+}
+
+func (p *jsonProgress) Observe(e scheduler.Event) {
+	j := jsonEvent{Event: string(e.Type), Time: formatTime(e.Time), Step: e.StepID, Attempt: e.Attempt}
+	switch e.Type {
+	case scheduler.EventRunStarted, scheduler.EventRunFinished:
+		r := e.Run
+		j.RunID, j.Playbook, j.File, j.Status = r.ID, r.Playbook, r.File, string(r.Status)
+		if e.Type == scheduler.EventRunStarted {
+			j.Params = json.RawMessage(r.Params)
+		} else {
+			j.ExitCode = intPtr(r.ExitCode)
+			j.DurationMS = int64Ptr(r.FinishedAt.Sub(r.StartedAt).Milliseconds())
+			j.Error = r.Error
+		}
+	case scheduler.EventStepStarted:
+		j.PID, j.Command = e.PID, e.Command
+	case scheduler.EventStepOutput:
+		line := string(e.Line) // invalid UTF-8 becomes U+FFFD in JSON: the stream stays valid
+		j.Event = "output"
+		j.Stream, j.Line, j.Partial, j.Dropped = e.Stream, &line, e.Partial, e.Dropped
+	case scheduler.EventStepRetrying:
+		a := e.Failed
+		j.Status, j.Signal, j.Error = string(a.Status), a.Signal, a.Error
+		if a.ExitCode >= 0 {
+			j.ExitCode = intPtr(a.ExitCode)
+		}
+		j.DelayMS = int64Ptr(e.Delay.Milliseconds())
+	case scheduler.EventStepFinished:
+		s := e.Step
+		j.Status, j.Reason, j.Signal, j.Error, j.Outputs = string(s.Status), s.Reason, s.Signal, s.Error, s.Outputs
+		if s.ExitCode >= 0 {
+			j.ExitCode = intPtr(s.ExitCode)
+		}
+		j.Attempts = intPtr(s.Attempts)
+		j.DurationMS = int64Ptr(stepDuration(s).Milliseconds())
+	case scheduler.EventRunCancelling:
+		j.Reason = e.Reason
+	}
+	// An encoding error means stdout is gone (closed pipe); the run goes on and is recorded.
+	_ = p.enc.Encode(j)
+}
+
+func (p *jsonProgress) Close() {}
+
+func intPtr(v int) *int       { return &v }
+func int64Ptr(v int64) *int64 { return &v }
+func stepDuration(s *scheduler.StepRecord) time.Duration {
+	if s.StartedAt.IsZero() || s.FinishedAt.IsZero() {
+		return 0
+	}
+	return s.FinishedAt.Sub(s.StartedAt)
+}
+
+// ---- text: plain lines, or a live view on a terminal ----
+
+// textProgress prints plain lines prefixed with the step id. On a terminal it also keeps a live block
+// at the bottom (one line per running step with its elapsed time, and the counts), redrawn ten times a
+// second, and colours statuses unless NO_COLOR or --no-color.
+type textProgress struct {
+	mu     sync.Mutex
+	w      io.Writer
+	errOut io.Writer
+	color  bool
+	live   bool
+	now    func() time.Time
+	width  int
+
+	total    int
+	done     int
+	failed   int
+	running  map[string]time.Time // step id → attempt start
+	attempts map[string]int
+	idWidth  int
+	block    int // lines of the live block on screen
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+func newTextProgress(w, errOut io.Writer, total, idWidth int, live, color bool, now func() time.Time) *textProgress {
+	p := &textProgress{w: w, errOut: errOut, color: color, live: live, now: now, width: 100,
+		total: total, running: map[string]time.Time{}, attempts: map[string]int{}, idWidth: idWidth}
+	if live {
+		p.stop = make(chan struct{})
+		p.wg.Add(1)
+		go p.tick()
+	}
+	return p
+}
+
+func (p *textProgress) tick() {
+	defer p.wg.Done()
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+			p.mu.Lock()
+			p.clearBlock()
+			p.drawBlock()
+			p.mu.Unlock()
+		}
+	}
+}
+
+// Close stops the redraw and removes the live block.
+func (p *textProgress) Close() {
+	if p.live {
+		close(p.stop)
+		p.wg.Wait()
+	}
+	p.mu.Lock()
+	p.clearBlock()
+	p.mu.Unlock()
+}
+
+const (
+	ansiReset  = "\x1b[0m"
+	ansiBold   = "\x1b[1m"
+	ansiDim    = "\x1b[2m"
+	ansiRed    = "\x1b[31m"
+	ansiGreen  = "\x1b[32m"
+	ansiYellow = "\x1b[33m"
+	ansiCyan   = "\x1b[36m"
+)
+
+func (p *textProgress) paint(code, s string) string {
+	if !p.color || s == "" {
+		return s
+	}
+	return code + s + ansiReset
+}
+
+func statusColor(s scheduler.Status) string {
+	switch s {
+	case scheduler.StatusSucceeded:
+		return ansiGreen
+	case scheduler.StatusFailed, scheduler.StatusTimedOut:
+		return ansiRed
+	}
+	return ansiYellow
+}
+
+func (p *textProgress) prefix(step string) string {
+	return p.paint(ansiCyan, "["+step+"]") + " "
+}
+
+func (p *textProgress) Observe(e scheduler.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clearBlock()
+	switch e.Type {
+	case scheduler.EventRunStarted:
+		r := e.Run
+		p.printf("%s %s (%s), %d steps\n", p.paint(ansiBold, "Run "+shortID(r.ID)), r.Playbook, r.File, len(r.StepIDs))
+	case scheduler.EventStepStarted:
+		p.running[e.StepID] = e.Time
+		p.attempts[e.StepID] = e.Attempt
+		what := "started"
+		if e.Attempt > 1 {
+			what = fmt.Sprintf("attempt %d started", e.Attempt)
+		}
+		cmd := e.Command
+		if cmd != "" {
+			cmd = ": " + firstLine(cmd)
+		}
+		p.printf("%s%s%s\n", p.prefix(e.StepID), what, p.paint(ansiDim, cmd))
+	case scheduler.EventStepOutput:
+		if e.Dropped > 0 {
+			p.printf("%s%s\n", p.prefix(e.StepID), p.paint(ansiYellow,
+				fmt.Sprintf("... %d lines not shown: output came faster than the terminal took it (all of it is recorded)", e.Dropped)))
+		}
+		line := strings.ToValidUTF8(string(e.Line), "\uFFFD")
+		if e.Partial {
+			line += p.paint(ansiDim, " ⏎")
+		}
+		if e.Stream == "stderr" && p.color {
+			line = p.paint(ansiYellow, line)
+		}
+		p.printf("%s%s\n", p.prefix(e.StepID), line)
+	case scheduler.EventStepRetrying:
+		delete(p.running, e.StepID)
+		a := e.Failed
+		p.printf("%s%s\n", p.prefix(e.StepID), p.paint(ansiYellow, fmt.Sprintf("attempt %d %s (%s); retrying in %s",
+			a.Attempt, a.Status, attemptWhy(a.Status, a.ExitCode, a.Signal, a.Error), formatDuration(e.Delay))))
+	case scheduler.EventStepFinished:
+		delete(p.running, e.StepID)
+		s := e.Step
+		p.done++
+		if (s.Status == scheduler.StatusFailed || s.Status == scheduler.StatusTimedOut) && !s.ContinueOnError {
+			p.failed++
+		}
+		p.printf("%s%s\n", p.prefix(e.StepID), p.describeStep(s))
+	case scheduler.EventRunCancelling:
+		fmt.Fprintf(p.errOut, "Stopping the run: %s.\n", e.Reason)
+		if !strings.HasPrefix(e.Reason, "killed") {
+			fmt.Fprintln(p.errOut, "Running steps get their stop signal, then SIGKILL after their grace; always() and cancelled() steps still run. Press Ctrl-C again to kill every step now.")
+		}
+	case scheduler.EventRunFinished:
+	}
+	p.drawBlock()
+}
+
+func (p *textProgress) describeStep(s *scheduler.StepRecord) string {
+	st := p.paint(statusColor(s.Status), string(s.Status))
+	switch s.Status {
+	case scheduler.StatusSkipped:
+		return st + ": " + reasonText(s.Reason)
+	case scheduler.StatusSucceeded:
+		if s.Reason == scheduler.ReasonReused {
+			return st + " (reused from run " + shortID(s.ReusedFrom) + ")"
+		}
+		return fmt.Sprintf("%s in %s%s", st, formatDuration(stepDuration(s)), attemptsText(s.Attempts))
+	}
+	msg := fmt.Sprintf("%s in %s%s: %s", st, formatDuration(stepDuration(s)), attemptsText(s.Attempts),
+		attemptWhy(s.Status, s.ExitCode, s.Signal, s.Error))
+	if s.ContinueOnError {
+		msg += " (continue_on_error: counted as succeeded)"
+	}
+	return msg
+}
+
+func attemptsText(n int) string {
+	if n > 1 {
+		return fmt.Sprintf(" after %d attempts", n)
+	}
+	return ""
+}
+
+// attemptWhy says why an attempt did not succeed, as briefly as the record allows.
+func attemptWhy(status scheduler.Status, exitCode, signal int, errMsg string) string {
+	if errMsg != "" {
+		return firstLine(errMsg)
+	}
+	if signal != 0 {
+		return fmt.Sprintf("killed by signal %d", signal)
+	}
+	if exitCode >= 0 {
+		return fmt.Sprintf("exit status %d", exitCode)
+	}
+	return string(status)
+}
+
+func reasonText(reason string) string {
+	switch reason {
+	case scheduler.ReasonConditionFalse:
+		return "its if is false"
+	case scheduler.ReasonDependencyFailed:
+		return "a step it needs did not succeed"
+	case scheduler.ReasonDependencySkipped:
+		return "a step it needs was skipped"
+	case scheduler.ReasonFailFast:
+		return "fail_fast: an earlier step failed"
+	case scheduler.ReasonRunCancelled:
+		return "the run was cancelled"
+	case scheduler.ReasonRunTimedOut:
+		return "the run timed out"
+	case scheduler.ReasonRecordError:
+		return "the run could not be recorded"
+	}
+	return reason
+}
+
+func (p *textProgress) printf(format string, args ...any) {
+	fmt.Fprintf(p.w, format, args...)
+}
+
+// clearBlock erases the live block so that ordinary lines print where it was.
+func (p *textProgress) clearBlock() {
+	if p.block > 0 {
+		fmt.Fprintf(p.w, "\x1b[%dF\x1b[J", p.block)
+		p.block = 0
+	}
+}
+
+func (p *textProgress) drawBlock() {
+	if !p.live {
+		return
+	}
+	now := p.now()
+	ids := make([]string, 0, len(p.running))
+	for id := range p.running {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		return p.running[ids[i]].Before(p.running[ids[j]]) || p.running[ids[i]].Equal(p.running[ids[j]]) && ids[i] < ids[j]
+	})
+	const maxShown = 10
+	var b strings.Builder
+	lines := 0
+	for i, id := range ids {
+		if i == maxShown {
+			fmt.Fprintf(&b, "  … and %d more running\n", len(ids)-maxShown)
+			lines++
+			break
+		}
+		elapsed := now.Sub(p.running[id]).Truncate(100 * time.Millisecond)
+		att := ""
+		if p.attempts[id] > 1 {
+			att = fmt.Sprintf(" (attempt %d)", p.attempts[id])
+		}
+		line := fmt.Sprintf("  %s %-*s %8s%s", p.paint(ansiCyan, "●"), p.idWidth, id, formatDuration(elapsed), att)
+		b.WriteString(truncateRunes(line, p.width+len(ansiCyan)+len(ansiReset)))
+		b.WriteByte('\n')
+		lines++
+	}
+	waiting := p.total - p.done - len(p.running)
+	counts := fmt.Sprintf("%d/%d done · %d running · %d waiting · %s", p.done, p.total, len(p.running), waiting,
+		p.paint(map[bool]string{true: ansiRed, false: ""}[p.failed > 0], fmt.Sprintf("%d failed", p.failed)))
+	b.WriteString(counts)
+	b.WriteByte('\n')
+	lines++
+	io.WriteString(p.w, b.String())
+	p.block = lines
+}
+
+func truncateRunes(s string, max int) string {
+	if utf8.RuneCountInString(s) <= max {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:max])
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " …"
+	}
+	return s
+}
+
+func shortID(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+// formatDuration rounds for people: 850ms, 1.2s, 2m03s, 1h02m.
+func formatDuration(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	case d < time.Hour:
+		d = d.Round(time.Second)
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	d = d.Round(time.Minute)
+	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+}
+
+// formatTime is the timestamp form of the public contract: UTC, milliseconds, Z.
+func formatTime(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000Z")
+}

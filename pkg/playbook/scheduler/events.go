@@ -1,0 +1,48 @@
+package scheduler
+
+import "time"
+
+// EventType names what an Event reports. The values are stable: `playbook run --output json` prints them.
+type EventType string
+
+const (
+	EventRunStarted    EventType = "run_started"    // Run
+	EventStepStarted   EventType = "step_started"   // StepID, Attempt, PID, Command
+	EventStepOutput    EventType = "step_output"    // StepID, Attempt, Stream, Line, Partial, Dropped
+	EventStepRetrying  EventType = "step_retrying"  // StepID, Attempt (the one that failed), Delay, AttemptRecord
+	EventStepFinished  EventType = "step_finished"  // StepID, Step
+	EventRunCancelling EventType = "run_cancelling" // Reason: why the run is stopping (signal, timeout, record error, kill)
+	EventRunFinished   EventType = "run_finished"   // Run
+)
+
+// Event is one thing that happened during a run, for progress displays. Events come in order from the
+// scheduler's goroutine; an Observer that blocks delays the scheduler (but never a step's process: the
+// engine buffers output and drops lines a slow observer cannot take, reporting the count in Dropped).
+type Event struct {
+	Type    EventType
+	Time    time.Time
+	Run     *RunRecord // run_started, run_finished
+	StepID  string
+	Attempt int
+	PID     int
+	Command string
+	Stream  string // "stdout" or "stderr"
+	Line    []byte // one line without its newline, secrets masked (a chunk of a longer line when Partial)
+	Partial bool
+	Dropped int // lines of this step the observer missed before this one because it fell behind
+	Step    *StepRecord
+	Failed  *AttemptRecord // step_retrying: the attempt that failed
+	Delay   time.Duration  // step_retrying: the wait before the next attempt
+	Reason  string         // run_cancelling
+}
+
+// Observer receives the events of a run.
+type Observer interface {
+	Observe(Event)
+}
+
+// ObserverFunc adapts a function to an Observer.
+type ObserverFunc func(Event)
+
+// Observe calls f(e).
+func (f ObserverFunc) Observe(e Event) { f(e) }

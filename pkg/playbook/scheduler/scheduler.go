@@ -1,0 +1,1168 @@
+package scheduler
+
+import (
+	"container/heap"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/playbookhq/playbook/internal/mask"
+	"github.com/playbookhq/playbook/pkg/engine"
+	"github.com/playbookhq/playbook/pkg/playbook"
+)
+
+// Options configure Run. The zero value runs the playbook with its own settings, records nothing and
+// reports no progress.
+type Options struct {
+	// Params are the resolved params (playbook.ResolveParams). Nil is the same as no -p values, which
+	// only works when every param has a default or is optional.
+	Params playbook.Params
+	// RunID names the run; "" generates a random 128-bit hex id.
+	RunID string
+	// MaxParallel caps the steps running at once. 0 takes the playbook's max_parallel, else the number
+	// of CPUs.
+	MaxParallel int
+	// OutputLimit is the number of bytes of each stream of each step kept in memory and handed to the
+	// Recorder (head and tail with a marker). 0 takes the playbook's output_limit, else 1 MiB.
+	OutputLimit int64
+	// Recorder receives the run as it happens. Nil records nothing.
+	Recorder Recorder
+	// Observer receives progress events. Nil reports nothing.
+	Observer Observer
+	// LogDir, when set, receives the complete (masked) streams of every attempt:
+	// <LogDir>/<run id>/<step id>.stdout and .stderr for the first attempt, <step id>.<n>.stdout for
+	// attempt n > 1. Folders are created 0700, files 0600.
+	LogDir string
+	// User and Host are recorded with the run.
+	User, Host string
+	// RetryOf is the run this run retries; Reuse holds the steps of that run to take over instead of
+	// running them again (their status must be succeeded).
+	RetryOf string
+	Reuse   map[string]*StepRecord
+	// Kill, when closed, stops the run at once: every running step's process group gets SIGKILL and no
+	// other step starts, not even always() ones. It is the runner's second Ctrl-C.
+	Kill <-chan struct{}
+	// Engine runs the steps. Nil creates one for this run (closed when Run returns) whose concurrency
+	// is MaxParallel and whose steps have no timeout but their own.
+	Engine *engine.Engine
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Interrupt is the cancellation cause a runner gives when a signal stops the run (context.WithCancelCause):
+// it decides the exit status (130 for SIGINT, 143 for SIGTERM).
+type Interrupt struct{ Signal os.Signal }
+
+func (i *Interrupt) Error() string { return "interrupted by " + signalName(i.Signal) }
+
+// Summary is the outcome of a run.
+type Summary struct {
+	Run   RunRecord
+	Steps []*StepRecord // file order; Stdout and Stderr data are dropped once recorded (the byte counts stay)
+	// RecordErr is the first error the Recorder returned. The run then exits with status 3.
+	RecordErr error
+}
+
+// ErrRecord wraps Recorder failures returned by Run.
+var ErrRecord = errors.New("the run could not be recorded")
+
+// Exit statuses of a run, the same as the playbook command's.
+const (
+	exitSucceeded  = 0
+	exitFailed     = 1
+	exitRecord     = 3
+	exitTimedOut   = 124
+	exitInterrupt  = 130
+	exitTerminated = 143
+)
+
+// defaultOutputLimit is the per-stream bound when neither the options nor the playbook set one.
+const defaultOutputLimit = 1 << 20
+
+// Run runs the playbook's steps: each step starts when every step in its needs has finished and its if
+// holds, at most MaxParallel at once. It returns when every step has finished or been skipped.
+//
+// Cancelling ctx is the graceful stop (the first Ctrl-C): no new step starts except those whose if calls
+// always() or cancelled(), and every running step gets its stop signal, then SIGKILL after its grace.
+// Give the cause with context.WithCancelCause and an *Interrupt to choose the exit status. Closing
+// Options.Kill is the forced stop. The playbook's timeout acts like a cancel and ends the run timed_out.
+//
+// The error is non-nil only when the run could not start (nothing ran) or when recording failed
+// (errors.Is(err, ErrRecord)); a failed run is a Summary with Run.Status failed.
+func Run(ctx context.Context, pb *playbook.Playbook, opts Options) (*Summary, error) {
+	r, err := newRunner(pb, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer r.cleanup()
+	return r.run(ctx)
+}
+
+// stepState is a step's progress through one run.
+type stepState int
+
+const (
+	stateWaiting  stepState = iota // needs not finished yet
+	stateReady                     // in the ready queue
+	stateRunning                   // an attempt is pending or running in the engine
+	stateBackoff                   // waiting before its next attempt
+	stateFinished                  // final record written
+)
+
+type stepRun struct {
+	step       *playbook.Step
+	index      int // file order
+	needs      []*stepRun
+	dependents []*stepRun
+	unfinished int // needs not finished yet
+	state      stepState
+
+	attempt     int
+	execID      string
+	startedAt   time.Time // of the first attempt
+	outputsPath string
+	command     string // of the last attempt, masked
+	pid         int
+	last        *AttemptRecord
+	retryTimer  *time.Timer
+	record      *StepRecord
+
+	// failedUpstream: a direct or transitive dependency failed or timed out (failure()).
+	failedUpstream bool
+}
+
+// ok reports whether a finished step counts as succeeded for its dependents.
+func (s *stepRun) ok() bool {
+	if s.record == nil {
+		return false
+	}
+	switch s.record.Status {
+	case StatusSucceeded:
+		return true
+	case StatusFailed, StatusTimedOut:
+		return s.record.ContinueOnError
+	}
+	return false
+}
+
+// failed reports whether a finished step failed in a way that counts (not continue_on_error).
+func (s *stepRun) failed() bool {
+	if s.record == nil {
+		return false
+	}
+	return (s.record.Status == StatusFailed || s.record.Status == StatusTimedOut) && !s.record.ContinueOnError
+}
+
+type runner struct {
+	pb     *playbook.Playbook
+	opts   Options
+	now    func() time.Time
+	eng    *engine.Engine
+	ownEng bool
+	masker *mask.Masker
+	secret []string
+
+	steps   []*stepRun
+	byID    map[string]*stepRun
+	byExec  map[string]*stepRun
+	ready   readyQueue
+	running int
+	done    int
+	maxPar  int
+	limit   int64
+
+	state   playbook.State
+	baseEnv map[string]string // playbook env, PLAYBOOK_RUN_ID and PLAYBOOK_PARAM_*
+	tmpDir  string
+	logDir  string
+
+	rec       RunRecord
+	recordErr error
+
+	// Why the run stops early; at most one of cancelled/timedOut is set, killed may come on top.
+	cancelled bool
+	timedOut  bool
+	killed    bool
+	failFast  bool // a step failed and fail_fast holds
+	stopping  bool // recording failed: behave as if cancelled, but let running steps finish
+	cause     error
+
+	events  chan engine.Event
+	retries chan *stepRun
+	unsub   func()
+}
+
+func newRunner(pb *playbook.Playbook, opts Options) (*runner, error) {
+	r := &runner{pb: pb, opts: opts, now: opts.Now}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	r.rec.ID = opts.RunID
+	if r.rec.ID == "" {
+		r.rec.ID = NewRunID()
+	}
+	r.maxPar = opts.MaxParallel
+	if r.maxPar <= 0 {
+		r.maxPar = pb.MaxParallel
+	}
+	if r.maxPar <= 0 {
+		r.maxPar = runtime.NumCPU()
+	}
+	r.limit = opts.OutputLimit
+	if r.limit <= 0 {
+		r.limit = pb.OutputLimit
+	}
+	if r.limit <= 0 {
+		r.limit = defaultOutputLimit
+	}
+
+	params := opts.Params
+	if params == nil {
+		var err error
+		if params, err = pb.ResolveParams(nil); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range pb.Params {
+		if v, ok := params[p.Name]; ok && p.Secret {
+			if s := formatParam(v); s != "" {
+				r.secret = append(r.secret, s)
+			}
+		}
+	}
+	r.masker = mask.New(r.secret)
+
+	r.state = playbook.State{
+		Run:    playbook.RunState{ID: r.rec.ID, Name: pb.Name, Status: string(StatusSucceeded)},
+		Params: params,
+		Env:    map[string]string{},
+		Steps:  make(map[string]playbook.StepState, len(pb.Steps)),
+	}
+	r.baseEnv = map[string]string{"PLAYBOOK_RUN_ID": r.rec.ID}
+	for _, p := range pb.Params {
+		if v, ok := params[p.Name]; ok {
+			r.baseEnv[playbook.ParamEnvName(p.Name)] = formatParam(v)
+		}
+	}
+	for _, ev := range pb.Env {
+		v, err := ev.Value.Render(&r.state)
+		if err != nil {
+			return nil, fmt.Errorf("env %s: %s", ev.Name, r.masker.String(err.Error()))
+		}
+		r.state.Env[ev.Name] = v
+		r.baseEnv[ev.Name] = v
+	}
+
+	r.byID = make(map[string]*stepRun, len(pb.Steps))
+	r.byExec = make(map[string]*stepRun)
+	for i, st := range pb.Steps {
+		s := &stepRun{step: st, index: i}
+		r.steps = append(r.steps, s)
+		r.byID[st.ID] = s
+	}
+	for _, s := range r.steps {
+		for _, n := range s.step.Needs {
+			dep := r.byID[n]
+			if dep == nil {
+				return nil, fmt.Errorf("step %q needs unknown step %q", s.step.ID, n)
+			}
+			s.needs = append(s.needs, dep)
+			dep.dependents = append(dep.dependents, s)
+		}
+		s.unfinished = len(s.needs)
+	}
+
+	paramsJSON, err := maskedParamsJSON(pb, params)
+	if err != nil {
+		return nil, err
+	}
+	r.rec.Playbook = pb.Name
+	r.rec.File = pb.File
+	r.rec.FileSHA256 = pb.SHA256
+	r.rec.Params = paramsJSON
+	r.rec.User = opts.User
+	r.rec.Host = opts.Host
+	r.rec.RetryOf = opts.RetryOf
+	r.rec.Status = StatusRunning
+	for _, s := range r.steps {
+		r.rec.StepIDs = append(r.rec.StepIDs, s.step.ID)
+	}
+
+	if r.tmpDir, err = os.MkdirTemp("", "playbook-run-"); err != nil {
+		return nil, fmt.Errorf("create the run's temporary folder: %w", err)
+	}
+	if opts.LogDir != "" {
+		r.logDir = filepath.Join(opts.LogDir, r.rec.ID)
+		if err := os.MkdirAll(r.logDir, 0o700); err != nil {
+			os.RemoveAll(r.tmpDir)
+			return nil, fmt.Errorf("create log folder %s: %w", r.logDir, err)
+		}
+	}
+
+	r.eng = opts.Engine
+	if r.eng == nil {
+		r.eng, err = engine.New(engine.Config{
+			MaxConcurrent:  r.maxPar,
+			DefaultTimeout: engine.NoTimeout,
+			MaxTimeout:     engine.NoTimeout,
+			OutputLimit:    r.limit,
+			Retention:      time.Nanosecond,
+		})
+		if err != nil {
+			os.RemoveAll(r.tmpDir)
+			return nil, fmt.Errorf("start the engine: %w", err)
+		}
+		r.ownEng = true
+	}
+	// The buffer lets the engine's delivery goroutine run ahead of a busy scheduler loop; the engine
+	// itself never blocks a process on this channel.
+	r.events = make(chan engine.Event, 256)
+	r.retries = make(chan *stepRun, len(r.steps))
+	r.unsub = r.eng.Subscribe(engine.HandlerFunc(func(e engine.Event) { r.events <- e }))
+	return r, nil
+}
+
+func (r *runner) cleanup() {
+	for _, s := range r.steps {
+		if s.retryTimer != nil {
+			s.retryTimer.Stop()
+		}
+	}
+	if r.ownEng {
+		r.eng.Close()
+	}
+	// Unsubscribe after Close: Close delivers the last events, and the subscription goroutine must be
+	// able to hand them over, so drain while unsubscribing.
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-r.events:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	r.unsub()
+	close(stop)
+	os.RemoveAll(r.tmpDir)
+}
+
+func (r *runner) run(ctx context.Context) (*Summary, error) {
+	r.rec.StartedAt = r.now().UTC()
+	if err := r.record(func(c context.Context) error { return r.opts.Recorder.RunStarted(c, &r.rec) }); err != nil {
+		// Nothing ran: the run cannot be audited, so it does not start.
+		return nil, fmt.Errorf("%w: %w", ErrRecord, err)
+	}
+	r.observe(Event{Type: EventRunStarted, Run: r.runSnapshot()})
+
+	var deadline <-chan time.Time
+	if r.pb.Timeout > 0 {
+		t := time.NewTimer(r.pb.Timeout)
+		defer t.Stop()
+		deadline = t.C
+	}
+	done := ctx.Done()
+	kill := r.opts.Kill
+
+	for _, s := range r.steps {
+		if s.unfinished == 0 {
+			r.makeReady(s)
+		}
+	}
+	for {
+		r.launch()
+		if r.done == len(r.steps) {
+			break
+		}
+		select {
+		case ev := <-r.events:
+			r.handle(ev)
+		case s := <-r.retries:
+			if s.state == stateBackoff {
+				s.retryTimer = nil
+				r.makeReady(s)
+			}
+		case <-done:
+			done = nil
+			cause := context.Cause(ctx)
+			if cause == nil {
+				cause = ctx.Err()
+			}
+			r.stop(false, cause)
+		case <-deadline:
+			deadline = nil
+			r.stop(true, fmt.Errorf("the run's timeout of %s expired", r.pb.Timeout))
+		case <-kill:
+			kill = nil
+			r.forceKill()
+		}
+	}
+	return r.finish()
+}
+
+// stop begins a graceful stop: nothing new starts but always()/cancelled() steps, running steps get
+// their stop signal, and steps waiting to retry give up.
+func (r *runner) stop(timedOut bool, cause error) {
+	if r.cancelled || r.timedOut {
+		return
+	}
+	if timedOut {
+		r.timedOut = true
+		r.state.Run.Status = string(StatusTimedOut)
+	} else {
+		r.cancelled = true
+		r.state.Run.Status = string(StatusCancelled)
+	}
+	r.cause = cause
+	r.observe(Event{Type: EventRunCancelling, Reason: r.masker.String(cause.Error())})
+	r.abandonBackoff()
+	for _, s := range r.steps {
+		if s.state == stateRunning && s.execID != "" {
+			// An error means the execution has just finished; its terminal event is on the way.
+			_ = r.eng.Cancel(s.execID)
+		}
+	}
+}
+
+// forceKill is the second Ctrl-C: SIGKILL to every running group, nothing else starts.
+func (r *runner) forceKill() {
+	if !r.cancelled && !r.timedOut {
+		r.cancelled = true
+		r.state.Run.Status = string(StatusCancelled)
+		if r.cause == nil {
+			r.cause = errors.New("killed")
+		}
+	}
+	r.killed = true
+	r.observe(Event{Type: EventRunCancelling, Reason: "killed: every running step's process group gets SIGKILL"})
+	r.abandonBackoff()
+	r.eng.KillAll()
+}
+
+// abandonBackoff ends steps waiting for a retry: a stopping run never retries.
+func (r *runner) abandonBackoff() {
+	for _, s := range r.steps {
+		if s.state == stateBackoff {
+			s.retryTimer.Stop()
+			s.retryTimer = nil
+			r.finishStep(s, s.last.Status, "", s.last.Error)
+		}
+	}
+}
+
+func (r *runner) makeReady(s *stepRun) {
+	s.state = stateReady
+	heap.Push(&r.ready, s)
+}
+
+// launch starts or skips ready steps while slots are free. Skipping a step can make others ready, so
+// it loops until nothing more can happen without an event.
+func (r *runner) launch() {
+	for r.ready.Len() > 0 {
+		s := r.ready[0]
+		if s.attempt > 0 {
+			// A retry: its decision was made at the first attempt.
+			if r.running >= r.maxPar {
+				return
+			}
+			heap.Pop(&r.ready)
+			if r.cancelled || r.timedOut || r.killed {
+				r.finishStep(s, s.last.Status, "", s.last.Error)
+				continue
+			}
+			r.startAttempt(s)
+			continue
+		}
+		run, status, reason, errMsg := r.decide(s)
+		if run && r.running >= r.maxPar {
+			return
+		}
+		heap.Pop(&r.ready)
+		if !run {
+			r.finishStep(s, status, reason, errMsg)
+			continue
+		}
+		if prev := r.opts.Reuse[s.step.ID]; prev != nil && prev.Status == StatusSucceeded {
+			r.reuse(s, prev)
+			continue
+		}
+		r.startAttempt(s)
+	}
+}
+
+// decide applies the step's if and the run's stop rules. When the step does not run it returns the
+// status and reason to record.
+func (r *runner) decide(s *stepRun) (run bool, status Status, reason, errMsg string) {
+	cond := s.step.If
+	for _, n := range s.needs {
+		if n.failed() || n.failedUpstream {
+			s.failedUpstream = true
+		}
+	}
+	if r.killed {
+		return false, StatusSkipped, r.stopReason(), ""
+	}
+	if r.cancelled || r.timedOut || r.stopping {
+		if !cond.Calls("always") && !cond.Calls("cancelled") {
+			return false, StatusSkipped, r.stopReason(), ""
+		}
+	}
+	funcs := playbook.StatusFuncs{Success: true, Cancelled: r.cancelled || r.timedOut, Failure: s.failedUpstream}
+	// Which way did the needs go? A skipped need makes the step skipped "dependency_skipped" unless a
+	// need also failed.
+	depReason := ReasonDependencySkipped
+	for _, n := range s.needs {
+		if !n.ok() {
+			funcs.Success = false
+			if n.record == nil || n.record.Status != StatusSkipped {
+				depReason = ReasonDependencyFailed
+			}
+		}
+	}
+	callsStatus := cond.Calls("success") || cond.Calls("failure") || cond.Calls("always") || cond.Calls("cancelled")
+	onlySuccess := !cond.Calls("failure") && !cond.Calls("always") && !cond.Calls("cancelled")
+	if onlySuccess && !funcs.Success {
+		// The condition needs success() (implicitly when it calls no status function), which is
+		// false: say which way a dependency went rather than "condition false". An explicit
+		// `success() || ...` may still hold, so it is evaluated.
+		if !callsStatus {
+			return false, StatusSkipped, depReason, ""
+		}
+		ok, err := cond.Eval(&r.state, funcs)
+		if err != nil {
+			return false, StatusFailed, ReasonConditionError, r.masker.String(fmt.Sprintf("if %s: %v", cond.Source(), err))
+		}
+		if !ok {
+			return false, StatusSkipped, depReason, ""
+		}
+	}
+	if r.failFast && !cond.Calls("always") && !cond.Calls("failure") {
+		return false, StatusSkipped, ReasonFailFast, ""
+	}
+	ok, err := cond.Eval(&r.state, funcs)
+	if err != nil {
+		return false, StatusFailed, ReasonConditionError, r.masker.String(fmt.Sprintf("if %s: %v", cond.Source(), err))
+	}
+	if !ok {
+		return false, StatusSkipped, ReasonConditionFalse, ""
+	}
+	return true, "", "", ""
+}
+
+func (r *runner) stopReason() string {
+	switch {
+	case r.timedOut:
+		return ReasonRunTimedOut
+	case r.stopping && !r.cancelled:
+		return ReasonRecordError
+	}
+	return ReasonRunCancelled
+}
+
+// reuse takes a step's result from the run being retried.
+func (r *runner) reuse(s *stepRun, prev *StepRecord) {
+	now := r.now().UTC()
+	rec := &StepRecord{
+		RunID:      r.rec.ID,
+		StepID:     s.step.ID,
+		Name:       s.step.Name,
+		Status:     StatusSucceeded,
+		Reason:     ReasonReused,
+		ExitCode:   prev.ExitCode,
+		Attempts:   prev.Attempts,
+		StartedAt:  now,
+		FinishedAt: now,
+		Command:    prev.Command,
+		Outputs:    prev.Outputs,
+		ReusedFrom: r.opts.RetryOf,
+	}
+	if prev.ReusedFrom != "" {
+		rec.ReusedFrom = prev.ReusedFrom
+	}
+	r.complete(s, rec)
+}
+
+// startAttempt renders the step and hands it to the engine.
+func (r *runner) startAttempt(s *stepRun) {
+	s.attempt++
+	s.state = stateRunning
+	now := r.now().UTC()
+	if s.attempt == 1 {
+		s.startedAt = now
+	}
+	s.pid = 0
+	s.command = ""
+	req, err := r.request(s)
+	if err == nil {
+		req.ID = fmt.Sprintf("%s.%s.%d", r.rec.ID, s.step.ID, s.attempt)
+		s.execID = req.ID
+		r.byExec[req.ID] = s
+		r.running++
+		if _, err = r.eng.Execute(req); err != nil {
+			r.running--
+			delete(r.byExec, req.ID)
+			s.execID = ""
+		}
+	}
+	if err != nil {
+		// The step could not start (a template failed, the program does not exist, ...): an attempt
+		// that failed at once, recorded like any other.
+		msg := r.masker.String(err.Error())
+		r.record(func(c context.Context) error {
+			return r.opts.Recorder.AttemptStarted(c, &AttemptStart{RunID: r.rec.ID, StepID: s.step.ID, Attempt: s.attempt, StartedAt: now, Command: s.command})
+		})
+		r.observe(Event{Type: EventStepStarted, StepID: s.step.ID, Attempt: s.attempt, Command: s.command})
+		att := &AttemptRecord{RunID: r.rec.ID, StepID: s.step.ID, Attempt: s.attempt, Status: StatusFailed,
+			ExitCode: -1, StartedAt: now, FinishedAt: now, Error: msg}
+		r.attemptDone(s, att, isRetryableStartError(err))
+	}
+}
+
+func isRetryableStartError(err error) bool {
+	var ee interface{ IsRetryable() bool }
+	if errors.As(err, &ee) {
+		return ee.IsRetryable()
+	}
+	return false
+}
+
+// request builds the engine request of the step's next attempt.
+func (r *runner) request(s *stepRun) (engine.Request, error) {
+	st := s.step
+	req := engine.Request{
+		Timeout:  engine.NoTimeout,
+		Secrets:  r.secret,
+		Metadata: engine.Metadata{Source: "playbook"},
+	}
+	if st.Timeout > 0 {
+		req.Timeout = st.Timeout
+	}
+	if st.StopSignal != 0 {
+		req.StopSignal = st.StopSignal
+	}
+	if st.StopGrace > 0 {
+		req.StopGrace = st.StopGrace
+	}
+	switch {
+	case st.Run != nil:
+		cmd, err := st.Run.Render(&r.state)
+		if err != nil {
+			return req, fmt.Errorf("run: %w", err)
+		}
+		req.Command = engine.Shell{Command: cmd, Shell: st.Shell}
+		s.command = r.masker.String(cmd)
+	case len(st.Exec) > 0:
+		argv := make([]string, len(st.Exec))
+		for i, t := range st.Exec {
+			v, err := t.Render(&r.state)
+			if err != nil {
+				return req, fmt.Errorf("exec[%d]: %w", i, err)
+			}
+			argv[i] = v
+		}
+		req.Command = engine.Exec{Program: argv[0], Args: argv[1:]}
+		s.command = r.masker.String(quoteArgv(argv))
+	case st.Script != "":
+		req.Command = engine.Script{Path: st.Script, Interpreter: st.Interpreter}
+		if st.Interpreter != "" {
+			s.command = st.Interpreter + " " + st.Script
+		} else {
+			s.command = st.Script
+		}
+	case st.AWS != nil:
+		args := make([]string, len(st.AWS.Args))
+		for i, t := range st.AWS.Args {
+			v, err := t.Render(&r.state)
+			if err != nil {
+				return req, fmt.Errorf("aws args[%d]: %w", i, err)
+			}
+			args[i] = v
+		}
+		req.Command = engine.AWSCLI{Service: st.AWS.Service, Operation: st.AWS.Operation, Args: args,
+			Profile: st.AWS.Profile, Region: st.AWS.Region}
+		s.command = r.masker.String(quoteArgv(append([]string{"aws", st.AWS.Service, st.AWS.Operation}, args...)))
+	default:
+		return req, fmt.Errorf("step %q has nothing to run", st.ID)
+	}
+
+	env := make(map[string]string, len(r.baseEnv)+len(st.Env)+3)
+	for k, v := range r.baseEnv {
+		env[k] = v
+	}
+	for _, ev := range st.Env {
+		v, err := ev.Value.Render(&r.state)
+		if err != nil {
+			return req, fmt.Errorf("env %s: %w", ev.Name, err)
+		}
+		env[ev.Name] = v
+	}
+	env["PLAYBOOK_STEP_ID"] = st.ID
+	// The file is not created in advance: `>> "$PLAYBOOK_OUTPUT"` creates it, and creating one per step
+	// costs as much as launching a process on some disks. The folder is private (0700).
+	s.outputsPath = filepath.Join(r.tmpDir, fmt.Sprintf("%s.%d.out", st.ID, s.attempt))
+	env["PLAYBOOK_OUTPUT"] = s.outputsPath
+	req.Env = env
+
+	req.Dir = r.pb.Dir
+	if st.Dir != nil {
+		d, err := st.Dir.Render(&r.state)
+		if err != nil {
+			return req, fmt.Errorf("dir: %w", err)
+		}
+		if !filepath.IsAbs(d) {
+			d = filepath.Join(r.pb.Dir, d)
+		}
+		req.Dir = d
+	}
+	if r.logDir != "" {
+		base := filepath.Join(r.logDir, st.ID)
+		if s.attempt > 1 {
+			base += "." + strconv.Itoa(s.attempt)
+		}
+		req.StdoutPath = base + ".stdout"
+		req.StderrPath = base + ".stderr"
+	}
+	return req, nil
+}
+
+// handle processes one engine event.
+func (r *runner) handle(ev engine.Event) {
+	s := r.byExec[ev.ExecutionID]
+	if s == nil {
+		return
+	}
+	switch ev.Type {
+	case engine.EventStarted:
+		s.pid = ev.PID
+		if ev.Command != "" && s.command == "" {
+			s.command = ev.Command
+		}
+		start := ev.Time.UTC()
+		if s.attempt == 1 {
+			s.startedAt = start
+		}
+		r.record(func(c context.Context) error {
+			return r.opts.Recorder.AttemptStarted(c, &AttemptStart{RunID: r.rec.ID, StepID: s.step.ID, Attempt: s.attempt,
+				StartedAt: start, Command: s.command, PID: ev.PID})
+		})
+		r.observe(Event{Type: EventStepStarted, StepID: s.step.ID, Attempt: s.attempt, PID: ev.PID, Command: s.command})
+	case engine.EventStdout, engine.EventStderr:
+		if r.opts.Observer == nil {
+			return
+		}
+		stream := "stdout"
+		if ev.Type == engine.EventStderr {
+			stream = "stderr"
+		}
+		r.observe(Event{Type: EventStepOutput, StepID: s.step.ID, Attempt: s.attempt, Stream: stream,
+			Line: ev.Line, Partial: ev.Partial, Dropped: int(ev.Dropped)})
+	case engine.EventCompleted, engine.EventFailed, engine.EventTimedOut, engine.EventCancelled:
+		if ev.Result == nil {
+			return
+		}
+		delete(r.byExec, ev.ExecutionID)
+		s.execID = ""
+		r.running--
+		if r.ownEng {
+			// Forget finished executions at once: the engine would otherwise keep every step's bounded
+			// output in memory for its retention period.
+			r.eng.Cleanup()
+		}
+		r.attemptFinished(s, ev.Result)
+	}
+}
+
+// attemptFinished classifies an engine result and reads the step's outputs.
+func (r *runner) attemptFinished(s *stepRun, res *engine.Result) {
+	if s.pid == 0 && res.PID != 0 {
+		s.pid = res.PID
+	}
+	if s.command == "" {
+		s.command = res.Command
+	}
+	att := &AttemptRecord{
+		RunID:      r.rec.ID,
+		StepID:     s.step.ID,
+		Attempt:    s.attempt,
+		ExitCode:   res.ExitCode,
+		Signal:     res.Signal,
+		StartedAt:  res.StartedAt.UTC(),
+		FinishedAt: res.FinishedAt.UTC(),
+		Stdout:     Output{Data: res.Stdout, Bytes: res.StdoutBytes, Truncated: res.StdoutTruncated},
+		Stderr:     Output{Data: res.Stderr, Bytes: res.StderrBytes, Truncated: res.StderrTruncated},
+		Error:      r.masker.String(res.Error),
+	}
+	if att.StartedAt.IsZero() {
+		att.StartedAt = r.now().UTC()
+	}
+	if att.FinishedAt.IsZero() {
+		att.FinishedAt = r.now().UTC()
+	}
+	switch res.Status {
+	case engine.StatusCompleted:
+		if res.ExitCode == 0 {
+			att.Status = StatusSucceeded
+		} else {
+			att.Status = StatusFailed
+			if att.Error == "" {
+				if res.Signal != 0 {
+					att.Error = "killed by " + signalName(syscall.Signal(res.Signal))
+				} else {
+					att.Error = fmt.Sprintf("exit status %d", res.ExitCode)
+				}
+			}
+		}
+	case engine.StatusTimedOut:
+		att.Status = StatusTimedOut
+		if att.Error == "" {
+			att.Error = fmt.Sprintf("timed out after %s", s.step.Timeout)
+		}
+	case engine.StatusCancelled:
+		att.Status = StatusCancelled
+		if att.Error == "" {
+			att.Error = "cancelled"
+		}
+	default:
+		att.Status = StatusFailed
+	}
+	if res.Warning != "" {
+		w := r.masker.String(res.Warning)
+		if att.Error == "" {
+			att.Error = w
+		} else {
+			att.Error += "; " + w
+		}
+	}
+	r.attemptDone(s, att, true)
+}
+
+// attemptDone records an attempt, then retries the step or finishes it.
+func (r *runner) attemptDone(s *stepRun, att *AttemptRecord, retryable bool) {
+	var outputs map[string]string
+	if att.Status == StatusSucceeded {
+		var err error
+		outputs, err = ReadOutputs(s.outputsPath)
+		if err != nil {
+			att.Status = StatusFailed
+			att.Error = r.masker.String(err.Error())
+			retryable = false
+		}
+	}
+	s.last = att
+	r.record(func(c context.Context) error { return r.opts.Recorder.AttemptFinished(c, att) })
+
+	if r.shouldRetry(s, att, retryable) {
+		delay := retryDelay(s.step.Retry, s.attempt)
+		s.state = stateBackoff
+		r.observe(Event{Type: EventStepRetrying, StepID: s.step.ID, Attempt: s.attempt, Failed: att, Delay: delay})
+		s.retryTimer = time.AfterFunc(delay, func() { r.retries <- s })
+		return
+	}
+	r.finishStepWith(s, att.Status, "", att.Error, outputs)
+}
+
+func (r *runner) shouldRetry(s *stepRun, att *AttemptRecord, retryable bool) bool {
+	p := s.step.Retry
+	if !retryable || s.attempt >= p.Attempts || r.cancelled || r.timedOut || r.killed || r.stopping {
+		return false
+	}
+	switch att.Status {
+	case StatusFailed:
+		if len(p.OnExitCodes) == 0 {
+			return true
+		}
+		for _, c := range p.OnExitCodes {
+			if att.ExitCode == c && att.Signal == 0 {
+				return true
+			}
+		}
+		return false
+	case StatusTimedOut:
+		return len(p.OnExitCodes) == 0
+	}
+	return false
+}
+
+// retryDelay is the wait after the given (failed) attempt: delay × backoff^(attempt-1), capped by
+// max_delay.
+func retryDelay(p playbook.Retry, attempt int) time.Duration {
+	d := float64(p.Delay)
+	if p.Backoff > 1 {
+		for i := 1; i < attempt; i++ {
+			d *= p.Backoff
+			if p.MaxDelay > 0 && d >= float64(p.MaxDelay) {
+				break
+			}
+		}
+	}
+	if p.MaxDelay > 0 && d > float64(p.MaxDelay) {
+		d = float64(p.MaxDelay)
+	}
+	if d > float64(1<<62) {
+		d = float64(1 << 62)
+	}
+	return time.Duration(d)
+}
+
+func (r *runner) finishStep(s *stepRun, status Status, reason, errMsg string) {
+	r.finishStepWith(s, status, reason, errMsg, nil)
+}
+
+// finishStepWith writes the step's final record and releases its dependents.
+func (r *runner) finishStepWith(s *stepRun, status Status, reason, errMsg string, outputs map[string]string) {
+	if status == StatusCancelled && r.timedOut && reason == "" {
+		reason = ReasonRunTimedOut
+	}
+	rec := &StepRecord{
+		RunID:           r.rec.ID,
+		StepID:          s.step.ID,
+		Name:            s.step.Name,
+		Status:          status,
+		Reason:          reason,
+		Error:           errMsg,
+		ExitCode:        -1,
+		Attempts:        s.attempt,
+		Command:         s.command,
+		ContinueOnError: s.step.ContinueOnError && (status == StatusFailed || status == StatusTimedOut),
+	}
+	if s.attempt > 0 {
+		rec.StartedAt = s.startedAt
+		rec.FinishedAt = r.now().UTC()
+	}
+	if a := s.last; a != nil {
+		rec.ExitCode = a.ExitCode
+		rec.Signal = a.Signal
+		rec.Stdout = a.Stdout
+		rec.Stderr = a.Stderr
+		rec.FinishedAt = a.FinishedAt
+	}
+	if len(outputs) > 0 {
+		rec.Outputs = make(map[string]string, len(outputs))
+		for k, v := range outputs {
+			rec.Outputs[k] = r.masker.String(v)
+		}
+	}
+	r.complete(s, rec)
+	// Expressions see the real values, the record the masked ones.
+	if len(outputs) > 0 {
+		st := r.state.Steps[s.step.ID]
+		st.Outputs = outputs
+		r.state.Steps[s.step.ID] = st
+	}
+}
+
+// complete records a finished step, updates what expressions see and releases its dependents.
+func (r *runner) complete(s *stepRun, rec *StepRecord) {
+	s.record = rec
+	s.state = stateFinished
+	s.last = nil
+	r.done++
+	r.state.Steps[s.step.ID] = playbook.StepState{Status: string(rec.Status), ExitCode: rec.ExitCode,
+		Outputs: rec.Outputs, Attempts: rec.Attempts}
+	if s.failed() {
+		if r.pb.FailFast {
+			r.failFast = true
+		}
+		if r.state.Run.Status == string(StatusSucceeded) {
+			r.state.Run.Status = string(StatusFailed)
+		}
+	}
+	r.record(func(c context.Context) error { return r.opts.Recorder.StepFinished(c, rec) })
+	r.observe(Event{Type: EventStepFinished, StepID: s.step.ID, Attempt: rec.Attempts, Step: rec})
+	// The bounded output has been recorded; keeping it for every step would make the runner's memory
+	// grow with the number of steps.
+	rec.Stdout.Data, rec.Stderr.Data = nil, nil
+	for _, d := range s.dependents {
+		d.unfinished--
+		if d.unfinished == 0 {
+			r.makeReady(d)
+		}
+	}
+}
+
+// finish settles the run's status and records it.
+func (r *runner) finish() (*Summary, error) {
+	r.rec.FinishedAt = r.now().UTC()
+	failed := false
+	for _, s := range r.steps {
+		if s.failed() {
+			failed = true
+		}
+	}
+	var intr *Interrupt
+	switch {
+	case r.timedOut:
+		r.rec.Status, r.rec.ExitCode = StatusTimedOut, exitTimedOut
+		r.rec.Error = r.cause.Error()
+	case r.cancelled:
+		r.rec.Status, r.rec.ExitCode = StatusCancelled, exitInterrupt
+		if errors.As(r.cause, &intr) && intr.Signal == syscall.SIGTERM {
+			r.rec.ExitCode = exitTerminated
+		}
+		if r.cause != nil {
+			r.rec.Error = r.cause.Error()
+		}
+	case failed:
+		r.rec.Status, r.rec.ExitCode = StatusFailed, exitFailed
+		var ids []string
+		for _, s := range r.steps {
+			if s.failed() {
+				ids = append(ids, s.step.ID)
+			}
+		}
+		r.rec.Error = "failed steps: " + joinIDs(ids)
+	default:
+		r.rec.Status, r.rec.ExitCode = StatusSucceeded, exitSucceeded
+	}
+	if r.recordErr != nil {
+		r.rec.ExitCode = exitRecord
+	}
+	r.rec.Error = r.masker.String(r.rec.Error)
+	r.record(func(c context.Context) error { return r.opts.Recorder.RunFinished(c, &r.rec) })
+	if r.recordErr != nil {
+		r.rec.ExitCode = exitRecord
+	}
+	sum := &Summary{Run: *r.runSnapshot(), RecordErr: r.recordErr}
+	for _, s := range r.steps {
+		sum.Steps = append(sum.Steps, s.record)
+	}
+	r.observe(Event{Type: EventRunFinished, Run: &sum.Run})
+	if r.recordErr != nil {
+		return sum, fmt.Errorf("%w: %w", ErrRecord, r.recordErr)
+	}
+	return sum, nil
+}
+
+// recordTimeout bounds one write: a stuck database must not hold the run (or its cancellation) forever.
+const recordTimeout = 30 * time.Second
+
+// record calls the Recorder with a context that survives the run's cancellation (the final states of
+// a cancelled run must still be written). The first failure stops new steps from starting (always()
+// steps still run) and makes the run exit 3.
+func (r *runner) record(write func(context.Context) error) error {
+	if r.opts.Recorder == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+	defer cancel()
+	err := write(ctx)
+	if err != nil && r.recordErr == nil {
+		r.recordErr = err
+		if !r.stopping && !r.cancelled && !r.timedOut {
+			r.stopping = true
+			if r.rec.StartedAt.IsZero() || r.done < len(r.steps) {
+				r.observe(Event{Type: EventRunCancelling, Reason: "recording failed: " + r.masker.String(err.Error())})
+			}
+		}
+	}
+	return err
+}
+
+func (r *runner) observe(e Event) {
+	if r.opts.Observer == nil {
+		return
+	}
+	if e.Time.IsZero() {
+		e.Time = r.now()
+	}
+	r.opts.Observer.Observe(e)
+}
+
+func (r *runner) runSnapshot() *RunRecord {
+	c := r.rec
+	c.StepIDs = append([]string(nil), r.rec.StepIDs...)
+	return &c
+}
+
+// readyQueue orders ready steps by file position, so that the run is deterministic and follows the
+// order the author wrote when there is a choice; retries go first.
+type readyQueue []*stepRun
+
+func (q readyQueue) Len() int { return len(q) }
+func (q readyQueue) Less(i, j int) bool {
+	if (q[i].attempt > 0) != (q[j].attempt > 0) {
+		return q[i].attempt > 0
+	}
+	return q[i].index < q[j].index
+}
+func (q readyQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *readyQueue) Push(x any)   { *q = append(*q, x.(*stepRun)) }
+func (q *readyQueue) Pop() any {
+	old := *q
+	s := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return s
+}
+
+// NewRunID returns a random 128-bit id in hex. Random ids keep short prefixes unique, the way people
+// type them (`playbook show 3fa9`).
+func NewRunID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// formatParam is a param's value as text, the form PLAYBOOK_PARAM_* carries.
+func formatParam(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case bool:
+		return strconv.FormatBool(x)
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case int:
+		return strconv.Itoa(x)
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	}
+	return fmt.Sprint(v)
+}
+
+// maskedParamsJSON is the params as recorded: secrets replaced by "***", keys sorted.
+func maskedParamsJSON(pb *playbook.Playbook, params playbook.Params) (string, error) {
+	out := make(map[string]any, len(params))
+	secret := map[string]bool{}
+	for _, p := range pb.Params {
+		secret[p.Name] = p.Secret
+	}
+	for k, v := range params {
+		if secret[k] {
+			out[k] = "***"
+		} else {
+			out[k] = v
+		}
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return "", fmt.Errorf("encode params: %w", err)
+	}
+	return string(b), nil
+}
+
+func joinIDs(ids []string) string {
+	sort.Strings(ids)
+	s := ""
+	for i, id := range ids {
+		if i > 0 {
+			s += ", "
+		}
+		s += id
+	}
+	return s
+}
