@@ -498,3 +498,32 @@ func runOnce(t *testing.T, dir, db string, args ...string) (string, error) {
 	err := cmd.Run()
 	return out.String(), err
 }
+
+// TestCancelledRunNeverRetries: a step waiting to retry when the run is cancelled gives up; its last
+// attempt stands and no other attempt starts.
+func TestCancelledRunNeverRetries(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "pb.db")
+	writeFile(t, filepath.Join(dir, "flaky.yaml"), `version: 1
+name: flaky
+steps:
+  - id: flaky
+    retry: {attempts: 5, delay: 60s}
+    run: echo "attempt $(date +%N)"; exit 1
+`)
+	p := startPlaybook(t, dir, db, "run", "flaky.yaml")
+	p.waitLine(`^\[flaky\] attempt 1 failed \(exit status 1\); retrying in 1m00s$`)
+	syscall.Kill(p.cmd.Process.Pid, syscall.SIGINT)
+	if code := p.wait(10 * time.Second); code != 130 {
+		t.Fatalf("exit status %d, want 130:\n%s", code, p.output())
+	}
+	if n := p.count(`attempt 2`); n != 0 {
+		t.Errorf("a cancelled run started another attempt:\n%s", p.output())
+	}
+	if got := queryDB(t, db, `SELECT status, attempts FROM steps`); len(got) != 1 || got[0] != "failed|1" {
+		t.Errorf("step = %v, want failed|1", got)
+	}
+	if got := queryDB(t, db, `SELECT count(*) FROM attempts`); got[0] != "1" {
+		t.Errorf("attempts rows = %v, want 1", got)
+	}
+}

@@ -1,0 +1,73 @@
+package scheduler
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseOutputs(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		want     map[string]string
+		err      string
+	}{
+		{name: "empty", in: "", want: map[string]string{}},
+		{name: "pairs", in: "a=1\nb=two words\n", want: map[string]string{"a": "1", "b": "two words"}},
+		{name: "value keeps = and spaces", in: "url=https://x/?q=1 \n", want: map[string]string{"url": "https://x/?q=1 "}},
+		{name: "empty value", in: "a=\n", want: map[string]string{"a": ""}},
+		{name: "later wins", in: "a=1\na=2\n", want: map[string]string{"a": "2"}},
+		{name: "blank lines and CRLF", in: "\r\na=1\r\n\n  \nb=2\r\n", want: map[string]string{"a": "1", "b": "2"}},
+		{name: "no final newline", in: "a=1", want: map[string]string{"a": "1"}},
+		{name: "heredoc", in: "notes<<EOF\nline one\nline two\nEOF\nafter=x\n", want: map[string]string{"notes": "line one\nline two", "after": "x"}},
+		{name: "heredoc empty", in: "n<<END\nEND\n", want: map[string]string{"n": ""}},
+		{name: "heredoc keeps = and <<", in: "n<<X\na=b\nc<<d\nX\n", want: map[string]string{"n": "a=b\nc<<d"}},
+		{name: "= before << is a pair", in: "a=b<<c\n", want: map[string]string{"a": "b<<c"}},
+		{name: "dashes and underscores", in: "my-key_2=v\n", want: map[string]string{"my-key_2": "v"}},
+		{name: "not a pair", in: "a=1\nhello\n", err: "line 2: want key=value or key<<DELIMITER"},
+		{name: "empty name", in: "=1\n", err: "line 1: empty output name"},
+		{name: "bad name", in: "a b=1\n", err: `line 1: output name "a b" may hold only letters, digits, _ and -`},
+		{name: "unclosed heredoc", in: "x=1\nn<<EOF\nline\n", err: `line 2: "n" is never closed by a line "EOF"`},
+		{name: "heredoc without delimiter", in: "n<<\n", err: `line 1: "n" needs a delimiter after <<`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseOutputs([]byte(tc.in))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error = %v, want one containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestReadOutputs(t *testing.T) {
+	dir := t.TempDir()
+	if got, err := ReadOutputs(filepath.Join(dir, "missing")); err != nil || got != nil {
+		t.Errorf("a step that wrote no outputs: %v, %v; want none and no error", got, err)
+	}
+	big := filepath.Join(dir, "big")
+	if err := os.WriteFile(big, []byte("k="+strings.Repeat("x", MaxOutputsSize)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadOutputs(big); !errors.Is(err, ErrOutputsTooLarge) {
+		t.Errorf("a file over 1 MiB: %v, want ErrOutputsTooLarge", err)
+	}
+	exact := filepath.Join(dir, "exact")
+	if err := os.WriteFile(exact, []byte("k="+strings.Repeat("x", MaxOutputsSize-2)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadOutputs(exact); err != nil || len(got["k"]) != MaxOutputsSize-2 {
+		t.Errorf("a file of exactly 1 MiB: %d bytes, %v", len(got["k"]), err)
+	}
+}

@@ -1,0 +1,244 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/playbookhq/playbook/pkg/playbook"
+)
+
+func TestRetryDelay(t *testing.T) {
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		p       playbook.Retry
+		attempt int
+		want    time.Duration
+	}{
+		{playbook.Retry{Delay: 100 * ms}, 1, 100 * ms},
+		{playbook.Retry{Delay: 100 * ms}, 5, 100 * ms},
+		{playbook.Retry{Delay: 100 * ms, Backoff: 1}, 3, 100 * ms},
+		{playbook.Retry{Delay: 100 * ms, Backoff: 2}, 1, 100 * ms},
+		{playbook.Retry{Delay: 100 * ms, Backoff: 2}, 2, 200 * ms},
+		{playbook.Retry{Delay: 100 * ms, Backoff: 2}, 4, 800 * ms},
+		{playbook.Retry{Delay: 100 * ms, Backoff: 2, MaxDelay: 300 * ms}, 3, 300 * ms},
+		{playbook.Retry{Delay: time.Second, Backoff: 10, MaxDelay: time.Hour}, 100, time.Hour},
+		{playbook.Retry{Delay: time.Second, Backoff: 10}, 100, time.Duration(1 << 62)},
+		{playbook.Retry{}, 3, 0},
+	} {
+		if got := retryDelay(tc.p, tc.attempt); got != tc.want {
+			t.Errorf("retryDelay(%+v, %d) = %v, want %v", tc.p, tc.attempt, got, tc.want)
+		}
+	}
+}
+
+// load parses a playbook written for a test, in its own folder.
+func load(t *testing.T, src string) *playbook.Playbook {
+	t.Helper()
+	pb, err := playbook.Parse(filepath.Join(t.TempDir(), "test.yaml"), []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pb
+}
+
+// fakeRecorder logs the calls a run makes and can fail one of them.
+type fakeRecorder struct {
+	mu     sync.Mutex
+	calls  []string
+	params string
+	failOn string // "AttemptFinished a" fails that call
+}
+
+func (f *fakeRecorder) log(call string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, call)
+	if call == f.failOn {
+		return errors.New("disk full")
+	}
+	return nil
+}
+
+func (f *fakeRecorder) RunStarted(_ context.Context, r *RunRecord) error {
+	f.params = r.Params
+	return f.log("RunStarted " + strings.Join(r.StepIDs, ","))
+}
+func (f *fakeRecorder) AttemptStarted(_ context.Context, a *AttemptStart) error {
+	return f.log(fmt.Sprintf("AttemptStarted %s %d", a.StepID, a.Attempt))
+}
+func (f *fakeRecorder) AttemptFinished(_ context.Context, a *AttemptRecord) error {
+	return f.log(fmt.Sprintf("AttemptFinished %s %d %s", a.StepID, a.Attempt, a.Status))
+}
+func (f *fakeRecorder) StepFinished(_ context.Context, s *StepRecord) error {
+	return f.log(fmt.Sprintf("StepFinished %s %s %s", s.StepID, s.Status, s.Reason))
+}
+func (f *fakeRecorder) RunFinished(_ context.Context, r *RunRecord) error {
+	return f.log(fmt.Sprintf("RunFinished %s %d", r.Status, r.ExitCode))
+}
+
+// TestRecorderSequence: the Recorder sees the run start first and finish last, every attempt start
+// before its end, and every step exactly once at the end, skipped ones included; params are masked.
+func TestRecorderSequence(t *testing.T) {
+	pb := load(t, `version: 1
+name: seq
+max_parallel: 1
+params:
+  token: {secret: true, default: hunter2}
+  who: {default: ops}
+steps:
+  - id: a
+    run: "true"
+  - id: b
+    needs: [a]
+    retry: {attempts: 2, delay: 1ms}
+    run: exit 3
+  - id: c
+    needs: [b]
+    run: "true"
+`)
+	rec := &fakeRecorder{}
+	sum, err := Run(context.Background(), pb, Options{Recorder: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"RunStarted a,b,c",
+		"AttemptStarted a 1", "AttemptFinished a 1 succeeded", "StepFinished a succeeded ",
+		"AttemptStarted b 1", "AttemptFinished b 1 failed",
+		"AttemptStarted b 2", "AttemptFinished b 2 failed", "StepFinished b failed ",
+		"StepFinished c skipped dependency_failed",
+		"RunFinished failed 1",
+	}
+	if got := strings.Join(rec.calls, "\n"); got != strings.Join(want, "\n") {
+		t.Errorf("calls:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+	if rec.params != `{"token":"***","who":"ops"}` {
+		t.Errorf("recorded params %s: the secret must be masked", rec.params)
+	}
+	if sum.Run.Status != StatusFailed || sum.Run.ExitCode != 1 || len(sum.Steps) != 3 {
+		t.Errorf("summary %+v", sum.Run)
+	}
+}
+
+// TestRecordFailureStopsNewSteps: once a write fails, no new step starts but always() ones, the run
+// still finishes (and is recorded as far as possible), and Run reports ErrRecord with exit status 3.
+func TestRecordFailureStopsNewSteps(t *testing.T) {
+	pb := load(t, `version: 1
+name: rec
+max_parallel: 1
+steps:
+  - id: a
+    run: "true"
+  - id: b
+    needs: [a]
+    run: "true"
+  - id: cleanup
+    needs: [b]
+    if: always()
+    run: "true"
+`)
+	rec := &fakeRecorder{failOn: "AttemptFinished a 1 succeeded"}
+	sum, err := Run(context.Background(), pb, Options{Recorder: rec})
+	if !errors.Is(err, ErrRecord) {
+		t.Fatalf("err = %v, want ErrRecord", err)
+	}
+	if sum == nil || sum.Run.ExitCode != 3 || sum.RecordErr == nil {
+		t.Fatalf("summary %+v", sum)
+	}
+	got := strings.Join(rec.calls, "\n")
+	for _, want := range []string{"StepFinished b skipped record_error", "StepFinished cleanup succeeded", "RunFinished"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("calls lack %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "AttemptStarted b") {
+		t.Errorf("b started after recording failed:\n%s", got)
+	}
+}
+
+// TestRunStartedFailureRunsNothing: a run that cannot be recorded does not start.
+func TestRunStartedFailureRunsNothing(t *testing.T) {
+	pb := load(t, "version: 1\nname: x\nsteps:\n  - id: a\n    run: touch ran\n")
+	rec := &fakeRecorder{failOn: "RunStarted a"}
+	sum, err := Run(context.Background(), pb, Options{Recorder: rec})
+	if !errors.Is(err, ErrRecord) || sum != nil {
+		t.Fatalf("Run = %v, %v; want no summary and ErrRecord", sum, err)
+	}
+	if len(rec.calls) != 1 {
+		t.Errorf("calls after a failed RunStarted: %v", rec.calls)
+	}
+}
+
+// TestConditionErrorFailsStep: an if that cannot be evaluated (here: over its memory budget) fails the
+// step with reason condition_error instead of crashing the runner.
+func TestConditionErrorFailsStep(t *testing.T) {
+	pb := load(t, `version: 1
+name: cond
+steps:
+  - id: a
+    if: len(1..10000000) > 0
+    run: "true"
+`)
+	sum, err := Run(context.Background(), pb, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sum.Steps[0]
+	if s.Status != StatusFailed || s.Reason != ReasonConditionError || !strings.Contains(s.Error, "if len(1..10000000) > 0") {
+		t.Errorf("step %+v, want failed with condition_error", s)
+	}
+	if sum.Run.Status != StatusFailed || sum.Run.ExitCode != 1 {
+		t.Errorf("run %s/%d, want failed/1", sum.Run.Status, sum.Run.ExitCode)
+	}
+}
+
+// TestObserverOrder: run_started first, run_finished last, and each step's started event before its
+// output and its finished event.
+func TestObserverOrder(t *testing.T) {
+	pb := load(t, `version: 1
+name: obs
+steps:
+  - id: a
+    run: echo one; echo two
+  - id: b
+    run: echo three
+`)
+	var events []Event
+	_, err := Run(context.Background(), pb, Options{Observer: ObserverFunc(func(e Event) { events = append(events, e) })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if events[0].Type != EventRunStarted || events[len(events)-1].Type != EventRunFinished {
+		t.Fatalf("first %s, last %s", events[0].Type, events[len(events)-1].Type)
+	}
+	seen := map[string]EventType{}
+	lines := map[string][]string{}
+	for _, e := range events[1 : len(events)-1] {
+		last := seen[e.StepID]
+		switch e.Type {
+		case EventStepStarted:
+			if last != "" {
+				t.Errorf("%s started after %s", e.StepID, last)
+			}
+		case EventStepOutput:
+			if last != EventStepStarted && last != EventStepOutput {
+				t.Errorf("%s output after %s", e.StepID, last)
+			}
+			lines[e.StepID] = append(lines[e.StepID], string(e.Line))
+		case EventStepFinished:
+			if last != EventStepStarted && last != EventStepOutput {
+				t.Errorf("%s finished after %s", e.StepID, last)
+			}
+		}
+		seen[e.StepID] = e.Type
+	}
+	if strings.Join(lines["a"], ",") != "one,two" || strings.Join(lines["b"], ",") != "three" {
+		t.Errorf("lines %v", lines)
+	}
+}
