@@ -402,6 +402,8 @@ func shortID(id string) string {
 // formatDuration rounds for people: 850ms, 1.2s, 2m03s, 1h02m.
 func formatDuration(d time.Duration) string {
 	switch {
+	case d < time.Millisecond:
+		return "<1ms"
 	case d < time.Second:
 		return d.Round(time.Millisecond).String()
 	case d < time.Minute:
