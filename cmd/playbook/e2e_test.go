@@ -517,7 +517,7 @@ steps:
 	if code := p.wait(10 * time.Second); code != 130 {
 		t.Fatalf("exit status %d, want 130:\n%s", code, p.output())
 	}
-	if n := p.count(`attempt 2 started`) + p.count(`trying`); n != 1 {
+	if n := p.count(`attempt 2 started`) + p.count(`^\[flaky\] trying$`); n != 1 {
 		t.Errorf("a cancelled run started another attempt:\n%s", p.output())
 	}
 	if got := queryDB(t, db, `SELECT status, attempts FROM steps`); len(got) != 1 || got[0] != "failed|1" {
