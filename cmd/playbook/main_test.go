@@ -21,9 +21,21 @@ import (
 
 func TestMain(m *testing.M) {
 	// testscript runs `playbook` in scripts by re-executing this test binary as the real command.
-	testscript.Main(m, map[string]func(){
+	testscript.Main(cleanupM{m}, map[string]func(){
 		"playbook": func() { os.Exit(cli.Main(os.Args[1:], cli.OS())) },
 	})
+}
+
+// cleanupM removes the binary the Go end-to-end tests built once the tests are over (testscript.Main
+// exits the process, so it cannot be done after it returns).
+type cleanupM struct{ m *testing.M }
+
+func (c cleanupM) Run() int {
+	code := c.m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	return code
 }
 
 // TestScripts runs testdata/script/*.txtar: each is a scenario of real playbooks run by the real

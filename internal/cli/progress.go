@@ -86,6 +86,7 @@ func (p *jsonProgress) Observe(e scheduler.Event) {
 			j.ExitCode = intPtr(a.ExitCode)
 		}
 		j.DelayMS = int64Ptr(e.Delay.Milliseconds())
+		j.Dropped = e.Dropped
 	case scheduler.EventStepFinished:
 		s := e.Step
 		j.Status, j.Reason, j.Signal, j.Error, j.Outputs = string(s.Status), s.Reason, s.Signal, s.Error, s.Outputs
@@ -93,6 +94,7 @@ func (p *jsonProgress) Observe(e scheduler.Event) {
 			j.ExitCode = intPtr(s.ExitCode)
 		}
 		j.Attempts = intPtr(s.Attempts)
+		j.Dropped = e.Dropped
 		j.DurationMS = int64Ptr(stepDuration(s).Milliseconds())
 	case scheduler.EventRunCancelling:
 		j.Reason = e.Reason
@@ -229,10 +231,7 @@ func (p *textProgress) Observe(e scheduler.Event) {
 		}
 		p.printf("%s%s%s\n", p.prefix(e.StepID), what, p.paint(ansiDim, cmd))
 	case scheduler.EventStepOutput:
-		if e.Dropped > 0 {
-			p.printf("%s%s\n", p.prefix(e.StepID), p.paint(ansiYellow,
-				fmt.Sprintf("... %d lines not shown: output came faster than the terminal took it (all of it is recorded)", e.Dropped)))
-		}
+		p.dropped(e)
 		line := strings.ToValidUTF8(string(e.Line), "\uFFFD")
 		if e.Partial {
 			line += p.paint(ansiDim, " ⏎")
@@ -242,11 +241,13 @@ func (p *textProgress) Observe(e scheduler.Event) {
 		}
 		p.printf("%s%s\n", p.prefix(e.StepID), line)
 	case scheduler.EventStepRetrying:
+		p.dropped(e)
 		delete(p.running, e.StepID)
 		a := e.Failed
 		p.printf("%s%s\n", p.prefix(e.StepID), p.paint(ansiYellow, fmt.Sprintf("attempt %d %s (%s); retrying in %s",
 			a.Attempt, a.Status, attemptWhy(a.Status, a.ExitCode, a.Signal, a.Error), formatDuration(e.Delay))))
 	case scheduler.EventStepFinished:
+		p.dropped(e)
 		delete(p.running, e.StepID)
 		s := e.Step
 		p.done++
@@ -264,6 +265,14 @@ func (p *textProgress) Observe(e scheduler.Event) {
 	p.drawBlock()
 }
 
+// dropped says how many lines of a step the display skipped because they came faster than it took them.
+func (p *textProgress) dropped(e scheduler.Event) {
+	if e.Dropped > 0 {
+		p.printf("%s%s\n", p.prefix(e.StepID), p.paint(ansiYellow,
+			fmt.Sprintf("... %d lines not shown: output came faster than the terminal took it (all of it is recorded)", e.Dropped)))
+	}
+}
+
 func (p *textProgress) describeStep(s *scheduler.StepRecord) string {
 	st := p.paint(statusColor(s.Status), string(s.Status))
 	switch s.Status {
@@ -273,7 +282,11 @@ func (p *textProgress) describeStep(s *scheduler.StepRecord) string {
 		if s.Reason == scheduler.ReasonReused {
 			return st + " (reused from run " + shortID(s.ReusedFrom) + ")"
 		}
-		return fmt.Sprintf("%s in %s%s", st, formatDuration(stepDuration(s)), attemptsText(s.Attempts))
+		msg := fmt.Sprintf("%s in %s%s", st, formatDuration(stepDuration(s)), attemptsText(s.Attempts))
+		if s.Error != "" { // a warning: output may be incomplete, a log file could not be written
+			msg += p.paint(ansiYellow, " (warning: "+firstLine(s.Error)+")")
+		}
+		return msg
 	}
 	msg := fmt.Sprintf("%s in %s%s: %s", st, formatDuration(stepDuration(s)), attemptsText(s.Attempts),
 		attemptWhy(s.Status, s.ExitCode, s.Signal, s.Error))

@@ -115,6 +115,12 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) e
 		return printPlan(sys.Out, pb, params)
 	}
 
+	if o.LogDir != "" {
+		if err := checkLogDir(o.LogDir); err != nil {
+			return &ExitError{Code: ExitUsage, Err: err}
+		}
+	}
+
 	st, err := openStore(ctx, sys, g)
 	if err != nil {
 		return err
@@ -215,6 +221,20 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) e
 	return nil
 }
 
+// checkLogDir makes sure --log-dir can take the run's files before anything runs: finding out after
+// the first step has run would leave a run without the complete output that was asked for.
+func checkLogDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("--log-dir %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".playbook-check-")
+	if err != nil {
+		return fmt.Errorf("--log-dir %s cannot be written: %w", dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
 // invalidPlaybook prints every load error as file:line:col: message and exits 2.
 func invalidPlaybook(w io.Writer, err error) error {
 	var list playbook.ErrorList
@@ -289,6 +309,8 @@ func printSummary(w io.Writer, sum *scheduler.Summary, logDir string) {
 			note = "continue_on_error"
 		case s.Error != "" && s.Status != scheduler.StatusSucceeded:
 			note = firstLine(s.Error)
+		case s.Error != "":
+			note = "warning: " + firstLine(s.Error)
 		case s.Stdout.Truncated || s.Stderr.Truncated:
 			note = "output truncated in the database"
 		}

@@ -9,8 +9,8 @@ const (
 	EventRunStarted    EventType = "run_started"    // Run
 	EventStepStarted   EventType = "step_started"   // StepID, Attempt, PID, Command
 	EventStepOutput    EventType = "step_output"    // StepID, Attempt, Stream, Line, Partial, Dropped
-	EventStepRetrying  EventType = "step_retrying"  // StepID, Attempt (the one that failed), Delay, AttemptRecord
-	EventStepFinished  EventType = "step_finished"  // StepID, Step
+	EventStepRetrying  EventType = "step_retrying"  // StepID, Attempt (the one that failed), Delay, Failed, Dropped
+	EventStepFinished  EventType = "step_finished"  // StepID, Step, Dropped
 	EventRunCancelling EventType = "run_cancelling" // Reason: why the run is stopping (signal, timeout, record error, kill)
 	EventRunFinished   EventType = "run_finished"   // Run
 )
@@ -29,7 +29,7 @@ type Event struct {
 	Stream  string // "stdout" or "stderr"
 	Line    []byte // one line without its newline, secrets masked (a chunk of a longer line when Partial)
 	Partial bool
-	Dropped int // lines of this step the observer missed before this one because it fell behind
+	Dropped int // lines of this step the observer missed before this event because it fell behind
 	Step    *StepRecord
 	Failed  *AttemptRecord // step_retrying: the attempt that failed
 	Delay   time.Duration  // step_retrying: the wait before the next attempt

@@ -135,6 +135,7 @@ type stepRun struct {
 	pid         int
 	last        *AttemptRecord
 	retryTimer  *time.Timer
+	dropped     int // output lines the observer missed and has not been told of
 	record      *StepRecord
 
 	// failedUpstream: a direct or transitive dependency failed or timed out (failure()).
@@ -541,7 +542,7 @@ func (r *runner) decide(s *stepRun) (run bool, status Status, reason, errMsg str
 		}
 		ok, err := cond.Eval(&r.state, funcs)
 		if err != nil {
-			return false, StatusFailed, ReasonConditionError, r.masker.String(fmt.Sprintf("if %s: %v", cond.Source(), err))
+			return false, StatusFailed, ReasonConditionError, r.masker.String(err.Error()) // the error names the if
 		}
 		if !ok {
 			return false, StatusSkipped, depReason, ""
@@ -552,7 +553,7 @@ func (r *runner) decide(s *stepRun) (run bool, status Status, reason, errMsg str
 	}
 	ok, err := cond.Eval(&r.state, funcs)
 	if err != nil {
-		return false, StatusFailed, ReasonConditionError, r.masker.String(fmt.Sprintf("if %s: %v", cond.Source(), err))
+		return false, StatusFailed, ReasonConditionError, r.masker.String(err.Error()) // the error names the if
 	}
 	if !ok {
 		return false, StatusSkipped, ReasonConditionFalse, ""
@@ -773,6 +774,7 @@ func (r *runner) handle(ev engine.Event) {
 		}
 		delete(r.byExec, ev.ExecutionID)
 		s.execID = ""
+		s.dropped += int(ev.Dropped) // lines the observer missed at the end of the attempt
 		r.running--
 		if r.ownEng {
 			// Forget finished executions at once: the engine would otherwise keep every step's bounded
@@ -865,7 +867,8 @@ func (r *runner) attemptDone(s *stepRun, att *AttemptRecord, retryable bool) {
 	if r.shouldRetry(s, att, retryable) {
 		delay := retryDelay(s.step.Retry, s.attempt)
 		s.state = stateBackoff
-		r.observe(Event{Type: EventStepRetrying, StepID: s.step.ID, Attempt: s.attempt, Failed: att, Delay: delay})
+		r.observe(Event{Type: EventStepRetrying, StepID: s.step.ID, Attempt: s.attempt, Failed: att, Delay: delay, Dropped: s.dropped})
+		s.dropped = 0
 		s.retryTimer = time.AfterFunc(delay, func() { r.retries <- s })
 		return
 	}
@@ -950,6 +953,11 @@ func (r *runner) finishStepWith(s *stepRun, status Status, reason, errMsg string
 	if len(outputs) > 0 {
 		rec.Outputs = make(map[string]string, len(outputs))
 		for k, v := range outputs {
+			// A secret can straddle the = (a base64 token ending in =, written alone): then the name
+			// itself gives the secret away and is masked too.
+			if line := k + "=" + v; r.masker.String(line) != k+"="+r.masker.String(v) {
+				k = "***"
+			}
 			rec.Outputs[k] = r.masker.String(v)
 		}
 	}
@@ -979,7 +987,8 @@ func (r *runner) complete(s *stepRun, rec *StepRecord) {
 		}
 	}
 	r.record(func(c context.Context) error { return r.opts.Recorder.StepFinished(c, rec) })
-	r.observe(Event{Type: EventStepFinished, StepID: s.step.ID, Attempt: rec.Attempts, Step: rec})
+	r.observe(Event{Type: EventStepFinished, StepID: s.step.ID, Attempt: rec.Attempts, Step: rec, Dropped: s.dropped})
+	s.dropped = 0
 	// The bounded output has been recorded; keeping it for every step would make the runner's memory
 	// grow with the number of steps.
 	rec.Stdout.Data, rec.Stderr.Data = nil, nil
@@ -1027,6 +1036,11 @@ func (r *runner) finish() (*Summary, error) {
 	}
 	if r.recordErr != nil {
 		r.rec.ExitCode = exitRecord
+		if r.rec.Status == StatusSucceeded {
+			// Its steps may all have succeeded, but a run whose record is incomplete has not.
+			r.rec.Status = StatusFailed
+			r.rec.Error = "the run could not be recorded: " + r.recordErr.Error()
+		}
 	}
 	r.rec.Error = r.masker.String(r.rec.Error)
 	r.record(func(c context.Context) error { return r.opts.Recorder.RunFinished(c, &r.rec) })
