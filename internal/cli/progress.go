@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -136,6 +137,8 @@ type textProgress struct {
 	idWidth  int
 	block    int // lines of the live block on screen
 
+	buf []byte // reused by writeLine
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -232,14 +235,7 @@ func (p *textProgress) Observe(e scheduler.Event) {
 		p.printf("%s%s%s\n", p.prefix(e.StepID), what, p.paint(ansiDim, cmd))
 	case scheduler.EventStepOutput:
 		p.dropped(e)
-		line := strings.ToValidUTF8(string(e.Line), "\uFFFD")
-		if e.Partial {
-			line += p.paint(ansiDim, " ⏎")
-		}
-		if e.Stream == "stderr" && p.color {
-			line = p.paint(ansiYellow, line)
-		}
-		p.printf("%s%s\n", p.prefix(e.StepID), line)
+		p.writeLine(e)
 	case scheduler.EventStepRetrying:
 		p.dropped(e)
 		delete(p.running, e.StepID)
@@ -263,6 +259,32 @@ func (p *textProgress) Observe(e scheduler.Event) {
 	case scheduler.EventRunFinished:
 	}
 	p.drawBlock()
+}
+
+// writeLine prints one line of a step's output with one copy: a step that floods its output must not
+// cost the runner more than the bytes themselves.
+func (p *textProgress) writeLine(e scheduler.Event) {
+	b := append(p.buf[:0], p.prefix(e.StepID)...)
+	stderr := e.Stream == "stderr" && p.color
+	if stderr {
+		b = append(b, ansiYellow...)
+	}
+	if utf8.Valid(e.Line) {
+		b = append(b, e.Line...)
+	} else {
+		b = append(b, bytes.ToValidUTF8(e.Line, []byte("\uFFFD"))...)
+	}
+	if stderr {
+		b = append(b, ansiReset...)
+	}
+	if e.Partial {
+		b = append(b, p.paint(ansiDim, " ⏎")...)
+	}
+	b = append(b, '\n')
+	p.w.Write(b)
+	if cap(b) <= 128<<10 { // keep a buffer the size of a long line, not of a freak one
+		p.buf = b
+	}
 }
 
 // dropped says how many lines of a step the display skipped because they came faster than it took them.

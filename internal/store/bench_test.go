@@ -72,59 +72,64 @@ func pageBytes(b testing.TB, s *Store) int64 {
 	return (pages - free) * size
 }
 
-// TestRecordingOverheadChain runs a 1,000-step chain of /bin/true twice over, interleaved in blocks
-// of 50 steps (this machine's noise hits both alike), with and without recording, and reports how much
-// recording adds. The issue asks for less than 10%.
-func TestRecordingOverheadChain(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs /bin/true 2,000 times")
-	}
+// BenchmarkRecordingOverheadChain runs a chain of /bin/true steps twice over, interleaved in blocks of
+// 50 steps (this machine's noise hits both alike), without and with recording each step the way the
+// scheduler does, and reports what recording adds: overhead-% of the chain's time, overhead-µs/step,
+// and µs/step spent inside the three Recorder calls on the caller's goroutine. The issue asks for less
+// than 10%. (It used to be a test that ran 2,000 processes on every test run just to log the figure.)
+//
+//	go test -run '^$' -bench RecordingOverheadChain -benchtime 1000x ./internal/store/
+func BenchmarkRecordingOverheadChain(b *testing.B) {
 	if _, err := os.Stat("/bin/true"); err != nil {
-		t.Skip("no /bin/true")
+		b.Skip("no /bin/true")
 	}
-	s := openTest(t)
-	const steps, block = 1000, 50
-	ids := stepIDs(steps)
+	s := openTest(b)
+	const block = 50
+	ids := stepIDs(b.N)
 	if err := s.RunStarted(context.Background(), fixtureRun("chain", ids...)); err != nil {
-		t.Fatal(err)
+		b.Fatal(err)
 	}
 	var inCalls time.Duration // spent inside the three Recorder calls, on the scheduler's goroutine
 	step := func(record bool, i int) {
 		cmd := exec.Command("/bin/true")
 		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+			b.Fatal(err)
 		}
 		if err := cmd.Wait(); err != nil {
-			t.Fatal(err)
+			b.Fatal(err)
 		}
 		if record {
 			start := time.Now()
-			recordOne(t, s, "chain", ids[i], cmd.Process.Pid, scheduler.Output{Data: []byte{}})
+			recordOne(b, s, "chain", ids[i], cmd.Process.Pid, scheduler.Output{Data: []byte{}})
 			inCalls += time.Since(start)
 		}
 	}
 	var plain, recorded time.Duration
-	for b := 0; b < steps/block; b++ {
+	b.ResetTimer()
+	for lo := 0; lo < b.N; lo += block {
+		hi := min(lo+block, b.N)
 		start := time.Now()
-		for i := b * block; i < (b+1)*block; i++ {
+		for i := lo; i < hi; i++ {
 			step(false, i)
 		}
 		plain += time.Since(start)
 		start = time.Now()
-		for i := b * block; i < (b+1)*block; i++ {
+		for i := lo; i < hi; i++ {
 			step(true, i)
 		}
 		recorded += time.Since(start)
 	}
 	start := time.Now()
 	if err := s.Flush(context.Background()); err != nil {
-		t.Fatal(err)
+		b.Fatal(err)
 	}
 	recorded += time.Since(start) // the last writes count too
-	t.Logf("1,000 /bin/true steps: %v without recording, %v with (%+.1f µs/step, %+.1f%%); %.1f µs/step inside the Recorder calls",
-		plain.Round(time.Millisecond), recorded.Round(time.Millisecond),
-		float64((recorded-plain).Microseconds())/steps, 100*float64(recorded-plain)/float64(plain),
-		float64(inCalls.Microseconds())/steps)
+	b.StopTimer()
+	n := float64(b.N)
+	b.ReportMetric(100*float64(recorded-plain)/float64(plain), "overhead-%")
+	b.ReportMetric(float64((recorded-plain).Microseconds())/n, "overhead-µs/step")
+	b.ReportMetric(float64(inCalls.Microseconds())/n, "in-calls-µs/step")
+	b.ReportMetric(float64(plain.Microseconds())/n, "plain-µs/step")
 }
 
 // bulkRuns adds n finished runs (one step each) in one transaction, the fast way to build a big
@@ -167,8 +172,8 @@ func bulkRuns(tb testing.TB, s *Store, n int) {
 	}
 }
 
-// BenchmarkListRuns100k: `playbook runs --limit 20` (with and without filters) over 100,000 runs,
-// and a whole Open (migrations check and crash recovery) of that database.
+// BenchmarkListRuns100k: `playbook runs --limit 20` (with and without filters) over 100,000 runs, a
+// whole Open (migrations check and crash recovery) of that database, and both together.
 func BenchmarkListRuns100k(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "p.db")
 	s := openAt(b, path)
@@ -200,35 +205,48 @@ func BenchmarkListRuns100k(b *testing.B) {
 			s2.Close()
 		}
 	})
+	// What `playbook runs --limit 20` does besides starting the process (the goal is < 100 ms for the
+	// whole command: bench/run.sh measures that).
+	b.Run("open+limit20", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			s2, err := Open(ctx, path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rs, err := s2.ListRuns(ctx, RunFilter{Limit: 20})
+			s2.Close()
+			if err != nil || len(rs) != 20 {
+				b.Fatalf("%d runs, %v", len(rs), err)
+			}
+		}
+	})
 }
 
-// The figure the issue asks for, checked on every test run: listing 20 runs out of 100,000 (opening
-// the database included) takes well under 100 ms.
-func TestListRunsSpeed100k(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a 100,000-run database")
-	}
+// TestListRunsManyRuns: over a large history, --limit 20 gives the 20 newest runs, newest first, after
+// a whole Open (crash recovery included). How fast that is over 100,000 runs is
+// BenchmarkListRuns100k/open+limit20's figure and bench/run.sh's store workload (goal < 100 ms), not a
+// test's: a timed test fails on a loaded machine and passes on a fast one whatever the code does.
+func TestListRunsManyRuns(t *testing.T) {
+	const n = 5000
 	path := filepath.Join(t.TempDir(), "p.db")
 	s := openAt(t, path)
-	bulkRuns(t, s, 100_000)
+	bulkRuns(t, s, n)
 	s.Close()
 	ctx := context.Background()
-	best := time.Hour
-	for i := 0; i < 5; i++ { // best of five: the figure is the code's, not the machine's load
-		start := time.Now()
-		s2, err := Open(ctx, path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rs, err := s2.ListRuns(ctx, RunFilter{Limit: 20})
-		s2.Close()
-		if err != nil || len(rs) != 20 {
-			t.Fatalf("%d runs, %v", len(rs), err)
-		}
-		best = min(best, time.Since(start))
+	s2, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("Open + ListRuns(limit 20) over 100,000 runs: %v", best)
-	if best > 100*time.Millisecond {
-		t.Errorf("took %v, want < 100 ms", best)
+	defer s2.Close()
+	rs, err := s2.ListRuns(ctx, RunFilter{Limit: 20})
+	if err != nil || len(rs) != 20 {
+		t.Fatalf("%d runs, %v", len(rs), err)
+	}
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, r := range rs {
+		// bulkRuns starts run k at base + k minutes: the newest is n-1.
+		if want := base.Add(time.Duration(n-1-i) * time.Minute); !r.StartedAt.Equal(want) {
+			t.Fatalf("run %d of the list started at %v, want %v (newest first)", i, r.StartedAt, want)
+		}
 	}
 }

@@ -89,6 +89,11 @@ type Config struct {
 	// events are never dropped.
 	EventBuffer int
 
+	// EventBufferBytes bounds the bytes of the line events waiting for each subscriber, like EventBuffer
+	// bounds their number: whichever is reached first drops further lines (counted in Event.Dropped). 0
+	// means 1 MiB. It keeps a subscriber's memory bounded when a process floods long lines.
+	EventBufferBytes int
+
 	// NoLineEvents turns off stdout/stderr line events (the seed's stream_output = false); lifecycle
 	// events still flow. Without subscribers no per-line work is done anyway.
 	NoLineEvents bool
@@ -106,17 +111,18 @@ const (
 
 // Defaults applied to zero Config fields.
 const (
-	DefaultMaxConcurrent   = 100
-	DefaultTimeout         = 2 * time.Minute
-	DefaultMaxTimeout      = 10 * time.Minute
-	DefaultOutputLimit     = 1 << 20
-	DefaultRetention       = time.Hour
-	DefaultMaxKept         = 1000
-	DefaultCleanupInterval = time.Minute
-	DefaultStopGrace       = 5 * time.Second
-	DefaultWaitDelay       = 2 * time.Second
-	DefaultMaxLineBytes    = 64 << 10
-	DefaultEventBuffer     = 8192
+	DefaultMaxConcurrent    = 100
+	DefaultTimeout          = 2 * time.Minute
+	DefaultMaxTimeout       = 10 * time.Minute
+	DefaultOutputLimit      = 1 << 20
+	DefaultRetention        = time.Hour
+	DefaultMaxKept          = 1000
+	DefaultCleanupInterval  = time.Minute
+	DefaultStopGrace        = 5 * time.Second
+	DefaultWaitDelay        = 2 * time.Second
+	DefaultMaxLineBytes     = 64 << 10
+	DefaultEventBuffer      = 8192
+	DefaultEventBufferBytes = 1 << 20
 )
 
 // OversizedStrategy says what happens when a stream exceeds Config.OutputLimit. In every case the stream
@@ -171,6 +177,7 @@ func (c Config) resolve() (settings, error) {
 		{"WaitDelay", int64(c.WaitDelay)},
 		{"MaxLineBytes", int64(c.MaxLineBytes)},
 		{"EventBuffer", int64(c.EventBuffer)},
+		{"EventBufferBytes", int64(c.EventBufferBytes)},
 	} {
 		if f.v < 0 {
 			return bad("%s is negative (%d)", f.name, f.v)
@@ -205,6 +212,7 @@ func (c Config) resolve() (settings, error) {
 	s.MaxKept = def(c.MaxKept, DefaultMaxKept)
 	s.MaxLineBytes = def(c.MaxLineBytes, DefaultMaxLineBytes)
 	s.EventBuffer = def(c.EventBuffer, DefaultEventBuffer)
+	s.EventBufferBytes = def(c.EventBufferBytes, DefaultEventBufferBytes)
 	s.DefaultTimeout = defDur(c.DefaultTimeout, DefaultTimeout)
 	s.MaxTimeout = defDur(c.MaxTimeout, DefaultMaxTimeout)
 	s.Retention = defDur(c.Retention, DefaultRetention)

@@ -46,8 +46,9 @@
 //
 // Subscribe registers a Handler. Each subscription has its own goroutine and queue, so a slow handler
 // delays nobody else: lifecycle events are queued without bound and never dropped; line events are
-// bounded per subscriber (Config.EventBuffer) and, beyond it, dropped and counted in Event.Dropped. With
-// no subscriber the engine does no per-line work at all.
+// bounded per subscriber (Config.EventBuffer lines and Config.EventBufferBytes bytes) and, beyond that,
+// dropped and counted in Event.Dropped (a line no subscriber has room for is not even copied). With no
+// subscriber the engine does no per-line work at all.
 //
 // # Errors
 //

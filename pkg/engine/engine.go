@@ -294,7 +294,7 @@ func (e *Engine) snapshot() []*execution {
 // events still queued are discarded and h is called no more once any call in progress returns. It may be
 // called from inside h, and more than once. After Close, Subscribe does nothing.
 func (e *Engine) Subscribe(h Handler) (unsubscribe func()) {
-	s := newSubscription(h, e.cfg.EventBuffer, e.cfg.OnHandlerError)
+	s := newSubscription(h, e.cfg.EventBuffer, e.cfg.EventBufferBytes, e.cfg.OnHandlerError)
 	if !e.hub.add(s) {
 		return func() {}
 	}

@@ -61,7 +61,8 @@ type Event struct {
 	Line    []byte `json:"line,omitempty"`
 	Partial bool   `json:"partial,omitempty"`
 	// Dropped counts the line events of this execution that this subscriber missed because it fell behind
-	// (more than Config.EventBuffer line events waiting), since the previous event that reported drops.
+	// (more than Config.EventBuffer line events, or Config.EventBufferBytes bytes of them, waiting), since
+	// the previous event that reported drops.
 	// It is set on the next line event delivered for the execution, or on its terminal event.
 	Dropped   int64  `json:"dropped,omitempty"`
 	OldStatus Status `json:"old_status,omitempty"`

@@ -100,15 +100,15 @@ func (ex *execution) run() {
 		Args:        ex.sp.cmd.argv,
 		Env:         ex.sp.env,
 		Dir:         ex.sp.dir,
-		Stdout:      ex.stdout,
-		Stderr:      ex.stderr,
 		SysProcAttr: sysProcAttr(),
 		WaitDelay:   cfg.WaitDelay,
 	}
 	if ex.e.devNull != nil { // a nil *os.File in the interface would not mean "no stdin"
 		cmd.Stdin = ex.e.devNull
 	}
-	if err := cmd.Start(); err != nil {
+	started := forkClock()
+	proc, err := startProcess(cmd, ex.stdout, ex.stderr)
+	if err != nil {
 		for _, f := range files {
 			f.close()
 		}
@@ -117,6 +117,7 @@ func (ex *execution) run() {
 		return
 	}
 	ex.pid = cmd.Process.Pid
+	started(ex.pid)
 	ex.startedAt = time.Now()
 	ex.e.running.Add(1) // before the status, so whoever sees running is counted by Running
 	ex.setState(StatusRunning)
@@ -134,7 +135,7 @@ func (ex *execution) run() {
 	ex.ready.Store(true)
 	ex.mu.Unlock()
 
-	waitErr := waitProcess(cmd, ex.leaderExited)
+	waitErr := proc.wait(ex.leaderExited, cfg.WaitDelay)
 
 	ex.stdout.finish()
 	ex.stderr.finish()
@@ -200,7 +201,22 @@ func (ex *execution) stopLocked(reason Status, code Code, msg string, kill bool)
 	}
 	ex.signalled = true
 	_ = signalGroup(ex.pid, ex.sp.stopSig)
+	if !isStopSignal(ex.sp.stopSig) {
+		// A stopped process (SIGSTOP, Ctrl-Z) cannot act on the stop signal before it runs again: continue
+		// the group (as systemd does), so that it handles the signal within the grace instead of waiting
+		// for SIGKILL. The signal is already pending, so it is delivered as soon as the process resumes.
+		_ = signalGroup(ex.pid, syscall.SIGCONT)
+	}
 	ex.graceTimer = time.AfterFunc(ex.sp.grace, ex.graceExpired)
+}
+
+// isStopSignal reports whether sig stops a process; a SIGCONT after it would undo it.
+func isStopSignal(sig syscall.Signal) bool {
+	switch sig {
+	case syscall.SIGSTOP, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU:
+		return true
+	}
+	return false
 }
 
 func (ex *execution) graceExpired() {

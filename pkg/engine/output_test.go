@@ -47,7 +47,9 @@ func TestOutputWithinLimitKeptExactly(t *testing.T) {
 
 // pitfalls row 6 (a): one 5 MiB line without a newline.
 func TestLongLineWithoutNewline(t *testing.T) {
-	e := newEngine(t, Config{})
+	// Room for every chunk: this test counts them all (the default 1 MiB would let a lagging subscriber
+	// drop some, as TestLineEventsBoundedByBytes checks).
+	e := newEngine(t, Config{EventBufferBytes: 16 << 20})
 	rec := newRecorder(e)
 	r := mustRun(t, e, helperReq("long-line"))
 	assertStatus(t, r, StatusCompleted)

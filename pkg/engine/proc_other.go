@@ -5,15 +5,28 @@ package engine
 import (
 	"os/exec"
 	"syscall"
+	"time"
 )
 
 // setDeathSignal does nothing: only Linux has a parent-death signal.
 func setDeathSignal(*syscall.SysProcAttr) {}
 
-// waitProcess reaps the leader and waits for the output, then calls leaderExited. Without waitid's
-// WNOWAIT here, background jobs holding the pipes delay Wait until Config.WaitDelay.
-func waitProcess(cmd *exec.Cmd, leaderExited func()) error {
-	err := cmd.Wait()
+// process is a started child whose output os/exec copies into the streams (see stream.ReadFrom).
+type process struct{ cmd *exec.Cmd }
+
+func startProcess(cmd *exec.Cmd, out, errs *stream) (*process, error) {
+	cmd.Stdout, cmd.Stderr = out, errs
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return &process{cmd}, nil
+}
+
+// wait reaps the leader and waits for the output (at most cmd.WaitDelay after the leader exits), then
+// calls leaderExited. Without waitid's WNOWAIT here, background jobs holding the pipes delay Wait until
+// that delay.
+func (p *process) wait(leaderExited func(), _ time.Duration) error {
+	err := p.cmd.Wait()
 	leaderExited()
 	return err
 }

@@ -16,9 +16,10 @@ const readBufSize = 64 << 10
 
 var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
 
-// stream receives one output stream of a process. os/exec's copying goroutine hands it the pipe through
-// ReadFrom (so it sees how reading ended) and it never fails a write, so the pipe is always drained to its
-// end. Everything a stream owns is touched only by that goroutine until cmd.Wait returns.
+// stream receives one output stream of a process: on Linux the runner goroutine's poll loop writes what
+// it reads from the pipe (proc_linux.go); elsewhere os/exec's copying goroutine hands it the pipe through
+// ReadFrom (so it sees how reading ended). It never fails a write, so the pipe is always drained to its
+// end. Everything a stream owns is touched only by that one goroutine until the process is reaped.
 //
 // Data flows: raw bytes are counted (and checked against the limit under FailExecution), then masked, then
 // captured head+tail, spilled, written to log files and, only while someone subscribes, split into line
@@ -57,7 +58,8 @@ func newStream(ex *execution, typ EventType, logs []*logFile) *stream {
 		s.failLimit = cfg.OutputLimit
 	}
 	if !cfg.NoLineEvents {
-		s.sink.lines = &lineSplitter{max: cfg.MaxLineBytes, emit: s.emitLine}
+		s.sink.lines = &lineSplitter{max: cfg.MaxLineBytes, emit: s.emitLine, room: ex.e.hub.lineRoom,
+			drop: func(n int64) { ex.e.hub.dropLines(ex.id, n) }}
 	}
 	if ex.masker != nil {
 		s.masker = ex.masker.Writer(&s.sink)
@@ -171,12 +173,17 @@ func (s *stream) emitLine(line []byte, partial bool) {
 }
 
 // lineSplitter cuts a byte stream into lines of at most max bytes. Lines are copied into shared slabs, so
-// many short lines cost few allocations.
+// many short lines cost few allocations. A line that no subscriber has room for (room) is not copied at
+// all, only counted, and the count is handed to drop before the next line goes out and at the end of
+// every chunk written, so that it reaches subscribers in order.
 type lineSplitter struct {
-	max  int
-	emit func(line []byte, partial bool)
-	buf  []byte // the current incomplete line
-	slab []byte
+	max     int
+	emit    func(line []byte, partial bool)
+	room    func() bool   // nil: always room
+	drop    func(n int64) // counts lines that were not emitted
+	pending int64         // lines not emitted and not yet handed to drop
+	buf     []byte        // the current incomplete line
+	slab    []byte
 }
 
 const slabSize = 32 << 10
@@ -193,7 +200,25 @@ func (l *lineSplitter) keep(p []byte) []byte {
 	return l.slab[start:len(l.slab):len(l.slab)]
 }
 
+// out emits one line, or counts it when nobody has room for it.
+func (l *lineSplitter) out(line []byte, partial bool) {
+	if l.room != nil && !l.room() {
+		l.pending++
+		return
+	}
+	l.flushDrops()
+	l.emit(l.keep(line), partial)
+}
+
+func (l *lineSplitter) flushDrops() {
+	if l.pending > 0 {
+		l.drop(l.pending)
+		l.pending = 0
+	}
+}
+
 func (l *lineSplitter) write(p []byte) {
+	defer l.flushDrops()
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
@@ -201,22 +226,28 @@ func (l *lineSplitter) write(p []byte) {
 			return
 		}
 		if len(l.buf) == 0 && i <= l.max {
-			l.emit(l.keep(trimCR(p[:i])), false)
+			l.out(trimCR(p[:i]), false)
 		} else {
 			l.add(p[:i])
-			l.emit(l.keep(trimCR(l.buf)), false)
+			l.out(trimCR(l.buf), false)
 			l.buf = l.buf[:0]
 		}
 		p = p[i+1:]
 	}
 }
 
-// add appends to the current line, emitting full chunks as partial lines when it outgrows max.
+// add appends to the current line, emitting full chunks as partial lines when it outgrows max. Whole
+// chunks of p go out without passing through buf.
 func (l *lineSplitter) add(p []byte) {
 	for len(p) > 0 {
 		if len(l.buf) == l.max {
-			l.emit(l.keep(l.buf), true)
+			l.out(l.buf, true)
 			l.buf = l.buf[:0]
+		}
+		if len(l.buf) == 0 && len(p) > l.max {
+			l.out(p[:l.max], true)
+			p = p[l.max:]
+			continue
 		}
 		n := min(l.max-len(l.buf), len(p))
 		l.buf = append(l.buf, p[:n]...)
@@ -226,9 +257,10 @@ func (l *lineSplitter) add(p []byte) {
 
 func (l *lineSplitter) flush() {
 	if len(l.buf) > 0 {
-		l.emit(l.keep(l.buf), false)
+		l.out(l.buf, false)
 		l.buf = l.buf[:0]
 	}
+	l.flushDrops()
 }
 
 func (l *lineSplitter) reset() { l.buf = l.buf[:0] }

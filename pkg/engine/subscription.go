@@ -10,24 +10,29 @@ import (
 // subscription queues events for one Handler and delivers them on its own goroutine.
 //
 // Lifecycle events are queued without bound (an execution produces a handful), so they are never lost.
-// Line events count against lineCap; beyond it they are dropped and counted per execution, and the count
-// rides on the next event of that execution that reaches the queue (a line or the terminal event).
+// Line events count against lineCap and their bytes against byteCap; beyond either they are dropped and
+// counted per execution, and the count rides on the next event of that execution that reaches the queue
+// (a line or the terminal event). The byte bound is what keeps memory bounded when a step floods long
+// lines: 8192 lines of 64 KiB would be 512 MiB.
 type subscription struct {
 	h       Handler
 	report  func(error)
 	lineCap int
+	byteCap int
 
-	mu      sync.Mutex
-	queue   []Event
-	lines   int              // line events in queue
-	dropped map[string]int64 // per execution, not yet reported
-	stop    atomic.Bool      // unsubscribed: discard and exit (written under mu)
-	drain   bool             // engine closing: deliver what is queued, then exit
-	wake    chan struct{}
+	mu        sync.Mutex
+	queue     []Event
+	lines     int              // line events in queue
+	lineBytes int              // their bytes
+	dropped   map[string]int64 // per execution, not yet reported
+	stop      atomic.Bool      // unsubscribed: discard and exit (written under mu)
+	full      atomic.Bool      // the last line offered was dropped and nothing was taken out since (written under mu)
+	drain     bool             // engine closing: deliver what is queued, then exit
+	wake      chan struct{}
 }
 
-func newSubscription(h Handler, lineCap int, onErr func(error)) *subscription {
-	s := &subscription{h: h, lineCap: lineCap, wake: make(chan struct{}, 1)}
+func newSubscription(h Handler, lineCap, byteCap int, onErr func(error)) *subscription {
+	s := &subscription{h: h, lineCap: lineCap, byteCap: byteCap, wake: make(chan struct{}, 1)}
 	s.report = func(err error) {
 		if eh, ok := h.(ErrorHandler); ok {
 			// An ErrorHandler that panics too must not kill the delivery goroutine.
@@ -71,18 +76,16 @@ func (s *subscription) push(e Event) {
 	s.signal()
 }
 
-// pushLine queues a line event, or drops and counts it when the subscriber is lineCap lines behind.
+// pushLine queues a line event, or drops and counts it when the subscriber is lineCap lines or byteCap
+// bytes behind (a line longer than byteCap still goes into an empty queue).
 func (s *subscription) pushLine(e Event) {
 	s.mu.Lock()
 	if s.stop.Load() {
 		s.mu.Unlock()
 		return
 	}
-	if s.lines >= s.lineCap {
-		if s.dropped == nil {
-			s.dropped = make(map[string]int64)
-		}
-		s.dropped[e.ExecutionID]++
+	if s.lines >= s.lineCap || s.lines > 0 && s.lineBytes+len(e.Line) > s.byteCap {
+		s.dropLocked(e.ExecutionID, 1)
 		s.mu.Unlock()
 		return
 	}
@@ -92,8 +95,27 @@ func (s *subscription) pushLine(e Event) {
 	}
 	s.queue = append(s.queue, e)
 	s.lines++
+	s.lineBytes += len(e.Line)
 	s.mu.Unlock()
 	s.signal()
+}
+
+// dropLines counts n line events of execution id that were not even built because no subscriber had
+// room for them (see hub.lineRoom).
+func (s *subscription) dropLines(id string, n int64) {
+	s.mu.Lock()
+	if !s.stop.Load() {
+		s.dropLocked(id, n)
+	}
+	s.mu.Unlock()
+}
+
+func (s *subscription) dropLocked(id string, n int64) {
+	if s.dropped == nil {
+		s.dropped = make(map[string]int64)
+	}
+	s.dropped[id] += n
+	s.full.Store(true)
 }
 
 // run delivers queued events in order until the subscription is stopped, or drained after the engine
@@ -113,7 +135,8 @@ func (s *subscription) run() {
 			return
 		}
 		batch, s.queue = s.queue, batch[:0]
-		s.lines = 0
+		s.lines, s.lineBytes = 0, 0
+		s.full.Store(false)
 		s.mu.Unlock()
 
 		for i := range batch {
@@ -184,6 +207,25 @@ func (h *hub) emit(e Event) {
 func (h *hub) emitLine(e Event) {
 	for _, s := range h.list() {
 		s.pushLine(e)
+	}
+}
+
+// lineRoom reports whether some subscriber may take a line event now. When none may, the streams count
+// their lines as dropped without copying them into events: a flood then costs little more than its
+// capture. It is a hint: a subscriber that drains meanwhile only misses lines it would have taken.
+func (h *hub) lineRoom() bool {
+	for _, s := range h.list() {
+		if !s.full.Load() && !s.stop.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+// dropLines counts n line events of execution id as dropped for every subscriber.
+func (h *hub) dropLines(id string, n int64) {
+	for _, s := range h.list() {
+		s.dropLines(id, n)
 	}
 }
 

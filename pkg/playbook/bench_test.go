@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // bigPlaybook generates a playbook of n steps shaped like a real one grown large, compact enough that
@@ -51,6 +52,81 @@ func BenchmarkParse10000Steps(b *testing.B) {
 		}
 		if len(pb.Order) != 10000 {
 			b.Fatalf("order has %d steps", len(pb.Order))
+		}
+	}
+}
+
+// hangGuard is the time limit of the tests that feed the loader hostile or huge input: long enough for a
+// loaded CI machine and the race detector, so that it only ever catches a hang or a super-linear
+// blow-up. How fast these inputs go is measured by the benchmarks below, never by a test.
+const hangGuard = 30 * time.Second
+
+// BenchmarkLongChain: a 10,000-step chain (10,000 levels) and the same with a 10,000-step cycle.
+func BenchmarkLongChain(b *testing.B) {
+	var s strings.Builder
+	s.WriteString("version: 1\nname: chain\nsteps:\n")
+	for i := range 10000 {
+		if i == 0 {
+			s.WriteString("- {id: s0, run: x}\n")
+			continue
+		}
+		fmt.Fprintf(&s, "- {id: s%d, needs: s%d, run: x, if: steps.s0.exit_code == 0}\n", i, i-1)
+	}
+	chain := []byte(s.String())
+	cycle := []byte(strings.Replace(s.String(), "- {id: s0, run: x}", "- {id: s0, needs: s9999, run: x}", 1))
+	b.Run("chain", func(b *testing.B) {
+		b.SetBytes(int64(len(chain)))
+		for b.Loop() {
+			if _, err := Parse("chain.yaml", chain); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("cycle", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := Parse("cycle.yaml", cycle); err == nil {
+				b.Fatal("the cycle loaded")
+			}
+		}
+	})
+}
+
+// BenchmarkAliasBomb: how long refusing a billion-laughs document takes, and what it allocates (the
+// test TestAliasBomb bounds the memory).
+func BenchmarkAliasBomb(b *testing.B) {
+	var s strings.Builder
+	s.WriteString("version: 1\nname: bomb\nsteps:\n  - id: a\n    run: x\n    env: &a0\n")
+	for i := range 1000 {
+		fmt.Fprintf(&s, "      K%d: v\n", i)
+	}
+	s.WriteString(strings.Repeat("  - {run: x, env: *a0}\n", 1000))
+	data := []byte(s.String())
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse("bomb.yaml", data); err == nil {
+			b.Fatal("the bomb loaded")
+		}
+	}
+}
+
+// BenchmarkRefuseTooLarge: a 2 MiB playbook is refused before parsing (TestLimits checks it allocates
+// nothing to speak of).
+func BenchmarkRefuseTooLarge(b *testing.B) {
+	data := []byte("version: 1\nname: big\nsteps:\n  - {id: a, run: x}\n# " + strings.Repeat("x", 2<<20))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse("big.yaml", data); err == nil {
+			b.Fatal("loaded")
+		}
+	}
+}
+
+// BenchmarkNested20000: 20,000 nested flow sequences are refused as nested too deeply.
+func BenchmarkNested20000(b *testing.B) {
+	data := []byte("version: 1\nname: x\nsteps: " + strings.Repeat("[", 20000) + "\n")
+	for b.Loop() {
+		if _, err := Parse("deep.yaml", data); err == nil {
+			b.Fatal("loaded")
 		}
 	}
 }

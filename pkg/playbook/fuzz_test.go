@@ -26,7 +26,7 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		start := time.Now()
 		pb, err := Parse("fuzz.yaml", data)
-		if d := time.Since(start); d > 5*time.Second {
+		if d := time.Since(start); d > hangGuard { // a hang guard, not a speed target
 			t.Fatalf("took %s", d)
 		}
 		if err != nil {

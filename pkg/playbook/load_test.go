@@ -205,12 +205,12 @@ func TestLoadFileErrors(t *testing.T) {
 	}
 }
 
-// TestParse10000StepsQuickly guards against a super-linear regression: a 10,000-step playbook loads in
-// well under a second (BenchmarkParse10000Steps gives the figure, about 0.3 s); the limit leaves room
-// for a busy CI machine and the race detector.
-func TestParse10000StepsQuickly(t *testing.T) {
+// TestParse10000Steps: a 10,000-step playbook loads, in an order that respects every need. The time
+// limit only catches a hang or a super-linear blow-up; BenchmarkParse10000Steps gives the figure (about
+// 0.3 s), and bench/run.sh checks `playbook validate` of a 10,000-step tree against its goal.
+func TestParse10000Steps(t *testing.T) {
 	if testing.Short() {
-		t.Skip("timing")
+		t.Skip("10,000 steps")
 	}
 	data := bigPlaybook(10000)
 	start := time.Now()
@@ -218,13 +218,19 @@ func TestParse10000StepsQuickly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := time.Since(start)
-	limit := 3 * time.Second
-	if raceEnabled {
-		limit *= 10
+	if d := time.Since(start); d > hangGuard {
+		t.Errorf("took %s", d)
 	}
-	if d > limit || len(pb.Order) != 10000 {
-		t.Errorf("%d steps in %s (limit %s)", len(pb.Order), d, limit)
+	if len(pb.Order) != 10000 {
+		t.Fatalf("order has %d steps", len(pb.Order))
 	}
-	t.Logf("10,000 steps in %s", d)
+	done := make(map[string]bool, len(pb.Order))
+	for _, s := range pb.Order {
+		for _, n := range s.Needs {
+			if !done[n] {
+				t.Fatalf("%s comes before its need %s", s.ID, n)
+			}
+		}
+		done[s.ID] = true
+	}
 }

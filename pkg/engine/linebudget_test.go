@@ -1,0 +1,77 @@
+package engine
+
+import (
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+)
+
+// A subscriber that falls behind a step flooding long lines holds at most EventBufferBytes of them:
+// the rest are counted as dropped, not queued (8192 lines of 64 KiB would be 512 MiB), and every
+// lifecycle event still arrives.
+func TestLineEventsBoundedByBytes(t *testing.T) {
+	const size, budget = 32 << 20, 256 << 10
+	e := newEngine(t, Config{EventBufferBytes: budget})
+	release := make(chan struct{})
+	terminal := make(chan struct{})
+	var got []Event
+	var once sync.Once
+	e.Subscribe(HandlerFunc(func(ev Event) {
+		once.Do(func() { <-release })
+		got = append(got, ev)
+		if ev.Type.Terminal() {
+			close(terminal)
+		}
+	}))
+	r := mustRun(t, e, helperReq("blast", strconv.Itoa(size)))
+	assertStatus(t, r, StatusCompleted)
+	if r.StdoutBytes != size {
+		t.Fatalf("%d bytes captured, want %d", r.StdoutBytes, size)
+	}
+	close(release)
+	<-terminal
+	var lifecycle []EventType
+	var lines, lineBytes, dropped int64
+	for _, ev := range got {
+		switch ev.Type {
+		case EventStdout, EventStderr:
+			lines++
+			lineBytes += int64(len(ev.Line))
+		default:
+			lifecycle = append(lifecycle, ev.Type)
+		}
+		dropped += ev.Dropped
+	}
+	if fmt.Sprint(lifecycle) != "[status_changed started status_changed completed]" {
+		t.Errorf("lifecycle events %v", lifecycle)
+	}
+	pieces := int64(size / DefaultMaxLineBytes)
+	if lines+dropped != pieces || dropped == 0 {
+		t.Errorf("%d lines + %d dropped, want %d in all with some dropped", lines, dropped, pieces)
+	}
+	if lineBytes > budget {
+		t.Errorf("%d bytes of lines were queued, want at most %d", lineBytes, budget)
+	}
+}
+
+// Lines nobody has room for are counted, not copied, and the count goes out before the next line.
+func TestLineSplitterNoRoom(t *testing.T) {
+	var out []string
+	room := false
+	l := &lineSplitter{max: 4,
+		emit: func(b []byte, partial bool) { out = append(out, fmt.Sprintf("%s/%v", b, partial)) },
+		room: func() bool { return room },
+		drop: func(n int64) { out = append(out, fmt.Sprintf("drop %d", n)) }}
+	// Without room: "a", "bb" and the first 4 bytes of the long line are counted (once, at the end of the
+	// write); the rest of that line, "cc", waits in the buffer.
+	l.write([]byte("a\nbb\ncccccc"))
+	room = true
+	l.write([]byte("c\nd\n"))
+	room = false
+	l.write([]byte("e\n"))
+	l.flush()
+	if want := "[drop 3 ccc/false d/false drop 1]"; fmt.Sprint(out) != want {
+		t.Errorf("got %v, want %s", out, want)
+	}
+}

@@ -1,0 +1,91 @@
+//go:build linux
+
+package engine
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// The start time of a child, as /proc/<pid>/stat gives it (field 22: clock ticks since boot), is what
+// crash recovery needs to tell a step's process group from a later process that reused its number.
+// Reading /proc/<pid>/stat costs tens of microseconds per step (procfs instantiates the pid's
+// directory), so the engine takes the time from the fork itself: the kernel stamps the child with
+// CLOCK_BOOTTIME during clone, so when the clock read just before the fork and the one just after fall
+// in the same tick, that tick is the child's start time. Otherwise (the fork straddled a tick, about one
+// fork in twenty) the time is unknown here and callers read /proc as before.
+
+// nsPerTick is the length of a clock tick of /proc/<pid>/stat: USER_HZ is 100 on every Linux
+// architecture Go supports. The first fork of the program checks it against /proc (checkTicks).
+const nsPerTick = 1_000_000_000 / 100
+
+var starts = struct {
+	sync.Mutex
+	m       map[int]uint64
+	checked bool
+	broken  bool // the check failed: never answer
+}{m: map[int]uint64{}}
+
+func bootNanos() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return -1
+	}
+	return ts.Nano()
+}
+
+// forkClock brackets a fork: call it before, and call the returned function with the child's pid after.
+func forkClock() func(pid int) {
+	before := bootNanos()
+	return func(pid int) {
+		after := bootNanos()
+		if before < 0 || after < 0 || before/nsPerTick != after/nsPerTick {
+			return
+		}
+		ticks := uint64(before / nsPerTick)
+		starts.Lock()
+		defer starts.Unlock()
+		if !starts.checked {
+			starts.checked = true
+			starts.broken = !checkTicks(pid, ticks)
+		}
+		if !starts.broken {
+			starts.m[pid] = ticks
+		}
+	}
+}
+
+// checkTicks compares the computed start time of a live child with /proc, once per program.
+func checkTicks(pid int, ticks uint64) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	end := strings.LastIndexByte(string(b), ')')
+	if end < 0 {
+		return false
+	}
+	f := strings.Fields(string(b[end+1:]))
+	return len(f) > 19 && f[19] == strconv.FormatUint(ticks, 10)
+}
+
+// forgetStart drops pid before it is reaped, after which its number may be reused.
+func forgetStart(pid int) {
+	starts.Lock()
+	delete(starts.m, pid)
+	starts.Unlock()
+}
+
+// StartTicks returns when process pid started, in clock ticks since boot (field 22 of
+// /proc/<pid>/stat), when pid is a child that an Engine of this program started and has not reaped
+// yet, and the time is known from its fork. ok is false otherwise: read /proc then.
+func StartTicks(pid int) (ticks uint64, ok bool) {
+	starts.Lock()
+	ticks, ok = starts.m[pid]
+	starts.Unlock()
+	return ticks, ok
+}

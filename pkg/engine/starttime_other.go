@@ -1,0 +1,10 @@
+//go:build !linux
+
+package engine
+
+func forkClock() func(pid int) { return func(int) {} }
+
+func forgetStart(int) {}
+
+// StartTicks is Linux-only: elsewhere it always reports false.
+func StartTicks(pid int) (ticks uint64, ok bool) { return 0, false }
