@@ -41,6 +41,9 @@ func openStore(ctx context.Context, sys *System, g *globalOptions) (*store.Store
 		}
 		fmt.Fprintln(sys.ErrOut)
 	}
+	if err := st.RecoveryErr(); err != nil {
+		fmt.Fprintf(sys.ErrOut, "playbook: warning: %v; such runs stay marked running until a later command can write the database (free some space)\n", err)
+	}
 	return st, nil
 }
 

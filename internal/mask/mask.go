@@ -7,6 +7,10 @@
 // A nil *Masker, or one built from no non-empty secrets, masks nothing and costs nothing: its methods return
 // their input unchanged and its Writer forwards writes as they are.
 //
+// A secret is also masked in the forms that quoting gives it: Go's %q (strconv.Quote) and JSON escaping,
+// for a secret holding a quote, a backslash, a control character or (JSON) <, > or &. Error messages
+// quote values ("exec: \"...\": executable file not found"), and such a form is the secret all the same.
+//
 // The streaming [Writer] masks a secret even when the producer splits it across two writes: it holds back
 // the trailing bytes that could still become a secret (at most the longest secret's length minus one) until
 // the next write decides, and releases them on Flush or Close.
@@ -14,9 +18,12 @@ package mask
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Replacement is what every occurrence of a secret is replaced with.
@@ -37,14 +44,24 @@ type Masker struct {
 func New(secrets []string) *Masker {
 	seen := make(map[string]bool, len(secrets))
 	var m Masker
-	for _, s := range secrets {
+	add := func(s string) {
 		if s == "" || seen[s] {
-			continue
+			return
 		}
 		seen[s] = true
 		m.secrets = append(m.secrets, []byte(s))
 		m.first[s[0]] = true
 		m.maxLen = max(m.maxLen, len(s))
+	}
+	for _, s := range secrets {
+		add(s)
+	}
+	for _, s := range secrets {
+		if s != "" {
+			for _, v := range quotedForms(s) {
+				add(v)
+			}
+		}
 	}
 	if len(m.secrets) == 0 {
 		return nil
@@ -58,6 +75,32 @@ func New(secrets []string) *Masker {
 		return bytes.Compare(a, b) < 0
 	})
 	return &m
+}
+
+// quotedForms returns the escaped forms of s, without their quotes, that differ from s: strconv.Quote's
+// and (for valid UTF-8, which JSON keeps exactly) encoding/json's, with and without HTML escaping.
+func quotedForms(s string) []string {
+	q := strconv.Quote(s)
+	forms := []string{q[1 : len(q)-1]}
+	if utf8.ValidString(s) {
+		if j, err := json.Marshal(s); err == nil {
+			forms = append(forms, string(j[1:len(j)-1]))
+		}
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		if enc.Encode(s) == nil {
+			j := bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+			forms = append(forms, string(j[1:len(j)-1]))
+		}
+	}
+	var out []string
+	for _, f := range forms {
+		if f != s {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // Empty reports whether m masks nothing.

@@ -17,6 +17,9 @@ type Stat struct {
 	PID int
 	// PGID is the process group the process belongs to.
 	PGID int
+	// SID is its session. A process that left its session with setsid (a daemon) leads a session of
+	// its own and, with it, a group of the same id: PGID == SID.
+	SID int
 	// State is the one-letter state: R, S, D, Z (zombie: dead, not yet reaped), T, ...
 	State byte
 	// StartTicks is when the process started, in clock ticks since the machine booted. Together with
@@ -61,7 +64,8 @@ func parseStat(b []byte) (Stat, error) {
 	if err != nil {
 		return Stat{}, fmt.Errorf("malformed pid: %w", err)
 	}
-	// After ")": field 3 (state) is rest[0], field 5 (pgrp) rest[2], field 22 (starttime) rest[19].
+	// After ")": field 3 (state) is rest[0], field 5 (pgrp) rest[2], field 6 (session) rest[3], field 22
+	// (starttime) rest[19].
 	rest := strings.Fields(string(b[end+1:]))
 	if len(rest) < 20 || len(rest[0]) != 1 {
 		return Stat{}, errors.New("malformed stat line: too few fields")
@@ -70,11 +74,15 @@ func parseStat(b []byte) (Stat, error) {
 	if err != nil {
 		return Stat{}, fmt.Errorf("malformed pgrp: %w", err)
 	}
+	sid, err := strconv.Atoi(rest[3])
+	if err != nil {
+		return Stat{}, fmt.Errorf("malformed session: %w", err)
+	}
 	start, err := strconv.ParseUint(rest[19], 10, 64)
 	if err != nil {
 		return Stat{}, fmt.Errorf("malformed starttime: %w", err)
 	}
-	return Stat{PID: pid, PGID: pgid, State: rest[0][0], StartTicks: start}, nil
+	return Stat{PID: pid, PGID: pgid, SID: sid, State: rest[0][0], StartTicks: start}, nil
 }
 
 // StartTicks returns when process pid started, in clock ticks since boot (see Stat.StartTicks).
@@ -111,6 +119,54 @@ func GroupMembers(pgid int) ([]Stat, error) {
 		}
 	}
 	return out, nil
+}
+
+// WithEnv lists the live (not zombie) processes whose environment, as they were started, holds the
+// entry name=value exactly, by scanning /proc. Processes whose environment cannot be read (another
+// user's) and processes that exit during the scan are skipped. A child inherits its parent's
+// environment, so a variable with a unique value set for a process finds it and its descendants,
+// whatever process group they are in, unless they removed it.
+func WithEnv(entry string) ([]Stat, error) {
+	if !strings.Contains(entry, "=") {
+		return nil, fmt.Errorf("find processes by environment: %q is not name=value", entry)
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("find processes by environment: %w", err)
+	}
+	want := []byte(entry)
+	var out []Stat
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid <= 0 {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil || !hasEntry(env, want) {
+			continue
+		}
+		st, err := ReadStat(pid)
+		if err != nil || st.Zombie() {
+			continue
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// hasEntry reports whether the NUL-separated environment env holds entry exactly.
+func hasEntry(env, entry []byte) bool {
+	for len(env) > 0 {
+		i := bytes.IndexByte(env, 0)
+		if i < 0 {
+			i = len(env)
+		}
+		if bytes.Equal(env[:i], entry) {
+			return true
+		}
+		env = env[min(i+1, len(env)):]
+	}
+	return false
 }
 
 // BootID returns the kernel's random id of the current boot. Two different values mean the machine

@@ -7,6 +7,7 @@ import "fmt"
 // Stat is what the system says about one process. Only Linux provides it.
 type Stat struct {
 	PID, PGID  int
+	SID        int
 	State      byte
 	StartTicks uint64
 }
@@ -27,6 +28,11 @@ func StartTicks(pid int) (uint64, error) {
 // GroupMembers is not available on this system: it returns ErrUnsupported.
 func GroupMembers(pgid int) ([]Stat, error) {
 	return nil, fmt.Errorf("list group %d: %w", pgid, ErrUnsupported)
+}
+
+// WithEnv is not available on this system: it returns ErrUnsupported.
+func WithEnv(entry string) ([]Stat, error) {
+	return nil, fmt.Errorf("find processes by environment: %w", ErrUnsupported)
 }
 
 // BootID is not available on this system: it returns ErrUnsupported.

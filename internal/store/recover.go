@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/playbookhq/playbook/internal/proc"
@@ -49,8 +50,9 @@ func (s *Store) Recovered() []RecoveredRun {
 // interrupted run's finished_at is the last time it recorded anything (its last sign of life), not
 // the time of recovery. Groups are killed with the pid-reuse guard of proc.KillStaleGroup.
 //
-// Errors reading or writing the database are returned; failures to inspect or kill a process are not
-// (the run is still marked, and the group is counted as spared).
+// Errors reading the database are returned; so are errors writing it, as a *RecoveryError, once every
+// run has been tried. Failures to inspect or kill a process are not (the run is still marked, and the
+// group is counted as spared).
 func (s *Store) Recover(ctx context.Context) ([]RecoveredRun, error) {
 	type candidate struct {
 		id, playbook string
@@ -80,6 +82,7 @@ func (s *Store) Recover(ctx context.Context) ([]RecoveredRun, error) {
 	}
 
 	var found []RecoveredRun
+	var markErrs []error
 	for _, c := range cands {
 		if s.owns(c.id) {
 			continue
@@ -98,8 +101,11 @@ func (s *Store) Recover(ctx context.Context) ([]RecoveredRun, error) {
 		}
 		rec, groups, err := s.markInterrupted(ctx, c.id, int(c.pid.Int64), rebooted)
 		if err != nil {
+			// The database cannot be written (a full disk, say): the run stays marked running, and its
+			// groups alive, until a later recovery can record it. The other runs are still tried.
 			_ = lock.Release(false)
-			return found, fmt.Errorf("crash recovery in %s: run %s: %w", s.path, c.id, err)
+			markErrs = append(markErrs, fmt.Errorf("crash recovery in %s: run %s: %w", s.path, c.id, err))
+			continue
 		}
 		if rec {
 			groups = mergeGroups(groups, lockedGroups(lock))
@@ -118,6 +124,7 @@ func (s *Store) Recover(ctx context.Context) ([]RecoveredRun, error) {
 						r.Killed++
 					}
 				}
+				r.Killed += killUnrecordedGroups(c.id, groups)
 			}
 			found = append(found, r)
 		}
@@ -131,7 +138,55 @@ func (s *Store) Recover(ctx context.Context) ([]RecoveredRun, error) {
 	s.mu.Lock()
 	s.recovered = append(s.recovered, found...)
 	s.mu.Unlock()
+	if len(markErrs) > 0 {
+		return found, &RecoveryError{Err: errors.Join(markErrs...)}
+	}
 	return found, nil
+}
+
+// RecoveryError is Recover's error when runs whose runner is dead could not be marked interrupted
+// because the database could not be written (a full disk, say). Those runs stay marked running until a
+// later recovery succeeds. Open does not fail for it, so that a full disk leaves the database
+// readable; Store.RecoveryErr returns it.
+type RecoveryError struct{ Err error }
+
+func (e *RecoveryError) Error() string { return e.Err.Error() }
+func (e *RecoveryError) Unwrap() error { return e.Err }
+
+// RecoveryErr returns the *RecoveryError of the recovery that Open ran, or nil.
+func (s *Store) RecoveryErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.recoverErr
+}
+
+// killUnrecordedGroups kills the process groups a dead run's steps left that neither the database nor
+// the lock file names: a step forked in the instant before its runner could record the group (the
+// runner died between the fork and the lock file's append), whose shell had already started a
+// background child. Every step process, and whatever it starts, inherits PLAYBOOK_RUN_ID=<run id>, a
+// random 128-bit id that no other process carries, so they are found by their environment. A process
+// that left the step's session (setsid: a daemon leads its own session and group, PGID == SID) is
+// spared, as the README promises; so is this process's own group. It returns the groups killed.
+func killUnrecordedGroups(runID string, recorded []staleGroup) int {
+	procs, err := proc.WithEnv("PLAYBOOK_RUN_ID=" + runID)
+	if err != nil {
+		return 0
+	}
+	own := syscall.Getpgrp()
+	known := map[int]bool{}
+	for _, g := range recorded {
+		known[int(g.pgid)] = true // judged above, with the pid-reuse guard
+	}
+	killed := map[int]bool{}
+	for _, p := range procs {
+		if p.PGID <= 1 || p.PGID == p.SID || p.PGID == own || known[p.PGID] || killed[p.PGID] {
+			continue
+		}
+		if syscall.Kill(-p.PGID, syscall.SIGKILL) == nil {
+			killed[p.PGID] = true
+		}
+	}
+	return len(killed)
 }
 
 func (s *Store) owns(runID string) bool {

@@ -56,9 +56,10 @@ type Store struct {
 
 	migrated int // migrations applied by this Open, for tests
 
-	mu        sync.Mutex
-	locks     map[string]*proc.FileLock // run id → its lock, while this Store records the run
-	recovered []RecoveredRun
+	mu         sync.Mutex
+	locks      map[string]*proc.FileLock // run id → its lock, while this Store records the run
+	recovered  []RecoveredRun
+	recoverErr error // Open's recovery could not record every run it found dead (RecoveryErr)
 
 	// The background writer of the Recorder (writer.go).
 	queue         writeQueue
@@ -102,9 +103,6 @@ func dsn(path string, readOnly bool) string {
 		q.Set("_txlock", "deferred")
 	} else {
 		q.Set("_txlock", "immediate")
-		// Only has an effect on a new, empty database: it lets prune give pages back to the file
-		// system without rewriting the whole database (VACUUM).
-		q.Set("_auto_vacuum", "incremental")
 	}
 	return u + "?" + q.Encode()
 }
@@ -144,8 +142,22 @@ func open(ctx context.Context, path string, migs []migration) (_ *Store, err err
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", abs, err)
 	}
-	if err := f.Close(); err != nil {
+	info, err := f.Stat()
+	if err == nil {
+		err = f.Close()
+	} else {
+		f.Close()
+	}
+	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", abs, err)
+	}
+	writer := dsn(abs, false)
+	if info.Size() == 0 {
+		// A new, empty database: incremental auto_vacuum lets prune give pages back to the file
+		// system without rewriting the whole database (VACUUM). It must be set before the first
+		// table exists, and only then: on an existing database the pragma writes the header again at
+		// every connection, which fails on a full disk and would keep the database from being read.
+		writer += "&_auto_vacuum=incremental"
 	}
 
 	s := &Store{path: abs, locks: map[string]*proc.FileLock{}, pid: os.Getpid()}
@@ -154,7 +166,7 @@ func open(ctx context.Context, path string, migs []migration) (_ *Store, err err
 			s.closeDBs()
 		}
 	}()
-	if s.w, err = sql.Open("sqlite3", dsn(abs, false)); err != nil {
+	if s.w, err = sql.Open("sqlite3", writer); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", abs, wrapDriverError(err))
 	}
 	// One writer connection: this process's writes queue in database/sql instead of spinning in
@@ -175,7 +187,13 @@ func open(ctx context.Context, path string, migs []migration) (_ *Store, err err
 	s.bootID, _ = proc.BootID()            // "" off Linux: recovery then only trusts the lock
 	s.pidStart, _ = proc.StartTicks(s.pid) // 0 off Linux
 	if _, err := s.Recover(ctx); err != nil {
-		return nil, err
+		var rerr *RecoveryError
+		if !errors.As(err, &rerr) {
+			return nil, err
+		}
+		s.mu.Lock()
+		s.recoverErr = err
+		s.mu.Unlock()
 	}
 	s.startWriter()
 	return s, nil

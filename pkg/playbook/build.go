@@ -1,10 +1,13 @@
 package playbook
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -133,7 +136,14 @@ func (b *builder) typedValue(t ParamType, s *scalarField, what string) (any, boo
 	}
 	v, err := parseParam(t, s.V)
 	if !ok || err != nil {
-		b.errorf(s.Val, "%s must be %s, not %s", what, typeWords(t), describeNode(s.Val))
+		switch {
+		case t == ParamInt && s.Tag != "!!str" && errors.Is(err, strconv.ErrRange):
+			b.errorf(s.Val, "%s is too large for a whole number (int): it must be between %d and %d", what, int64(math.MinInt64), int64(math.MaxInt64))
+		case ok && t == ParamNumber:
+			b.errorf(s.Val, "%s must be a finite number, not %s", what, describeNode(s.Val))
+		default:
+			b.errorf(s.Val, "%s must be %s, not %s", what, typeWords(t), describeNode(s.Val))
+		}
 		return nil, false
 	}
 	return v, true

@@ -358,6 +358,16 @@ func fileError(err error, src, prefix string) exprError {
 		msg = "this expression gives " + strings.TrimPrefix(msg, "expected bool, but got ") + ", but an if must give true or false; compare it, e.g. x == \"value\""
 	case strings.Contains(msg, "exceeds maximum allowed nodes"):
 		return exprError{0, fmt.Sprintf("expression is too complex (more than %d nodes); move the logic into a step", MaxExpressionNodes)}
+	case strings.Contains(msg, "(mismatched types "):
+		hint := "; convert one side with int(), float() or string()"
+		if strings.Contains(msg, "string") {
+			hint += " (outputs are always strings)"
+		}
+		msg += hint
+	case strings.HasPrefix(msg, "cannot use ") && strings.Contains(msg, " as argument (type "):
+		msg = strings.TrimSpace(msg) + "; convert it with string(), int() or float()"
+	case strings.HasPrefix(msg, "type ") && strings.Contains(msg, " has no field "):
+		msg += "; only params, env, steps.<id>, steps.<id>.outputs and run have fields"
 	}
 	off := fe.From
 	if off < 0 || off > utf8.RuneCountInString(src) {
@@ -438,6 +448,10 @@ func (a *analyzer) identifier(n *ast.IdentifierNode) {
 	if !slices.Contains(a.contextNames(), name) {
 		switch {
 		case slices.Contains(a.lets, name):
+		case statusBit(name) != 0 && a.kind == kindCondition && a.scope == scopeStep:
+			a.errorf(n, "%s is a function: write %s()", name, name)
+		case statusBit(name) != 0:
+			a.errorf(n, "%s() can only be used in if", name)
 		case a.scope == scopeParams && slices.Contains([]string{"env", "steps", "run"}, name):
 			a.errorf(n, "the playbook's env can only read params (it is set before any step runs); move this value into a step's env")
 		case didYouMean(name, a.contextNames()) != "":

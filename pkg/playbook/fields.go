@@ -1,6 +1,7 @@
 package playbook
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -283,6 +284,11 @@ func (i *intField) decode(d *decoder, f *field) {
 				return
 			}
 		}
+		if n.Tag != "!!str" && errors.Is(err, strconv.ErrRange) {
+			_, hi, _ := bounds(f.Tag)
+			d.errorf(n, "%s is too large: it must be at most %d", f.label(), hi)
+			return
+		}
 		d.errorf(n, "%s must be a whole number written in decimal, not %s", f.label(), describeNode(n))
 		return
 	}
@@ -407,6 +413,10 @@ func (t *durationField) decode(d *decoder, f *field) {
 	}
 	n := f.Val
 	if n.Tag == "!!int" || n.Tag == "!!float" {
+		if z, err := strconv.ParseFloat(n.Value, 64); err == nil && z <= 0 && f.Tag.Get("positive") == "true" {
+			d.errorf(n, "%s must be longer than zero, such as 500ms, 30s or 10m", f.label())
+			return
+		}
 		d.errorf(n, "%s needs a unit: write %ss (or ms, m, h)", f.label(), n.Value)
 		return
 	}
@@ -501,6 +511,15 @@ var signals = map[string]syscall.Signal{
 	"SIGUSR2": syscall.SIGUSR2, "SIGALRM": syscall.SIGALRM, "SIGTERM": syscall.SIGTERM,
 }
 
+// otherSignals are signal names that exist but make no sense as a stop_signal: they pause or resume a
+// process, report events, or are raised by faults. A stop_signal names the request to end.
+var otherSignals = map[string]bool{
+	"SIGSTOP": true, "SIGTSTP": true, "SIGCONT": true, "SIGTTIN": true, "SIGTTOU": true, "SIGCHLD": true,
+	"SIGWINCH": true, "SIGURG": true, "SIGIO": true, "SIGPIPE": true, "SIGPROF": true, "SIGVTALRM": true,
+	"SIGSEGV": true, "SIGBUS": true, "SIGFPE": true, "SIGILL": true, "SIGTRAP": true, "SIGSYS": true,
+	"SIGXCPU": true, "SIGXFSZ": true, "SIGPWR": true, "SIGSTKFLT": true,
+}
+
 func signalNames() []string {
 	var names []string
 	for _, full := range []string{"SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGKILL", "SIGABRT", "SIGALRM"} {
@@ -527,6 +546,10 @@ func (s *signalField) decode(d *decoder, f *field) {
 		name = "SIG" + name
 	}
 	sig, ok := signals[name]
+	if n.Tag == "!!str" && !ok && otherSignals[strings.ToUpper(name)] {
+		d.errorf(n, "%s cannot be %s: a stop signal asks the step to end, and %s does not; use one of SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGKILL, SIGABRT or SIGALRM", f.label(), n.Value, n.Value)
+		return
+	}
 	if n.Tag != "!!str" || !ok {
 		d.errorf(n, "%s must be a signal name such as SIGTERM, SIGINT or SIGQUIT, not %s%s", f.label(), describeNode(n), didYouMean(n.Value, signalNames()))
 		return

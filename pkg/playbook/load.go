@@ -128,18 +128,21 @@ func checkEncoding(name string, data []byte) ErrorList {
 			i++
 			continue
 		}
-		if c < utf8.RuneSelf && c != 0 {
+		if c < utf8.RuneSelf && c != 0 && !isControl(rune(c)) {
 			i++
 			continue
 		}
 		r, size := utf8.DecodeRune(data[i:])
-		if (r == utf8.RuneError && size == 1) || c == 0 {
+		if (r == utf8.RuneError && size == 1) || c == 0 || isControl(r) {
 			if reported != line {
 				reported = line
 				col := utf8.RuneCount(data[lineStart:i]) + 1
-				if c == 0 {
+				switch {
+				case c == 0:
 					list = append(list, &Error{File: name, Line: line, Col: col, Msg: "NUL byte: this is a binary or UTF-16 file; save it as UTF-8 text"})
-				} else {
+				case isControl(r):
+					list = append(list, &Error{File: name, Line: line, Col: col, Msg: fmt.Sprintf("control character U+%04X: YAML allows no control characters but tab and line breaks; remove it, or write it as \\u%04X in a double-quoted string", r, r)})
+				default:
 					list = append(list, &Error{File: name, Line: line, Col: col, Msg: fmt.Sprintf("invalid UTF-8 (byte 0x%02x); save the file as UTF-8", c)})
 				}
 				if len(list) >= 20 {
@@ -152,6 +155,19 @@ func checkEncoding(name string, data []byte) ErrorList {
 		i += size
 	}
 	return list
+}
+
+// isControl reports whether YAML refuses r as a character of the file (YAML 1.2's printable set allows
+// tab, line feed, carriage return, NEL and everything from space on, except DEL, the C1 controls and
+// U+FFFE and U+FFFF). yaml v3 refuses them too, but without saying where.
+func isControl(r rune) bool {
+	switch {
+	case r == '\t' || r == '\n' || r == '\r' || r == 0x85:
+		return false
+	case r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f) || r == 0xfffe || r == 0xffff:
+		return true
+	}
+	return false
 }
 
 var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)

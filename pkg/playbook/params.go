@@ -101,13 +101,18 @@ func (p *Playbook) ResolveParams(values map[string]string) (Params, error) {
 			}
 			continue
 		}
+		// A secret's value never appears in a message (they reach terminals and CI logs).
+		shown := fmt.Sprintf("%q", raw)
+		if d.Secret {
+			shown = "the value given (secret, not shown)"
+		}
 		v, err := parseParam(d.Type, raw)
 		if err != nil {
-			errs = append(errs, &ParamError{Name: d.Name, Msg: fmt.Sprintf("%q is not %s", raw, typeWords(d.Type))})
+			errs = append(errs, &ParamError{Name: d.Name, Msg: fmt.Sprintf("%s is not %s", shown, typeWords(d.Type))})
 			continue
 		}
 		if len(d.Enum) > 0 && !slices.Contains(d.Enum, v) {
-			errs = append(errs, &ParamError{Name: d.Name, Msg: fmt.Sprintf("%q is not allowed; use one of %s", raw, enumText(d.Enum))})
+			errs = append(errs, &ParamError{Name: d.Name, Msg: fmt.Sprintf("%s is not allowed; use one of %s", shown, enumText(d.Enum))})
 			continue
 		}
 		out[d.Name] = v

@@ -72,7 +72,7 @@ func ParseOutputs(data []byte) (map[string]string, error) {
 				return nil, err
 			}
 			if delim == "" {
-				return nil, fmt.Errorf("PLAYBOOK_OUTPUT line %d: %q needs a delimiter after <<", lineNo, key)
+				return nil, fmt.Errorf("PLAYBOOK_OUTPUT line %d: %s needs a delimiter after <<", lineNo, quoteShort(key, "name"))
 			}
 			start := lineNo
 			var value []byte
@@ -92,7 +92,7 @@ func ParseOutputs(data []byte) (map[string]string, error) {
 				value = append(value, l...)
 			}
 			if !closed {
-				return nil, fmt.Errorf("PLAYBOOK_OUTPUT line %d: %q is never closed by a line %q", start, key, delim)
+				return nil, fmt.Errorf("PLAYBOOK_OUTPUT line %d: %s is never closed by a line %s", start, quoteShort(key, "name"), quoteShort(delim, "delimiter"))
 			}
 			out[key] = string(value)
 		case eq >= 0:
@@ -102,28 +102,32 @@ func ParseOutputs(data []byte) (map[string]string, error) {
 			}
 			out[key] = string(line[eq+1:])
 		default:
-			return nil, fmt.Errorf("PLAYBOOK_OUTPUT line %d: want key=value or key<<DELIMITER, got %q", lineNo, truncateForMessage(line))
+			return nil, fmt.Errorf("PLAYBOOK_OUTPUT line %d: want key=value or key<<DELIMITER; this line has neither = nor <<", lineNo)
 		}
 	}
 }
 
 func checkOutputKey(key string, lineNo int) error {
 	if key == "" {
-		return fmt.Errorf("PLAYBOOK_OUTPUT line %d: empty output name", lineNo)
+		return fmt.Errorf("PLAYBOOK_OUTPUT line %d: empty output name; write name=value", lineNo)
 	}
 	for i := 0; i < len(key); i++ {
 		c := key[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return fmt.Errorf("PLAYBOOK_OUTPUT line %d: output name %q may hold only letters, digits, _ and -", lineNo, truncateForMessage([]byte(key)))
+			return fmt.Errorf("PLAYBOOK_OUTPUT line %d: the output name before = or << may hold only letters, digits, _ and -", lineNo)
 		}
 	}
 	return nil
 }
 
-func truncateForMessage(b []byte) string {
-	const max = 60
-	if len(b) > max {
-		return string(b[:max]) + "..."
+// Messages never quote the file's text beyond short names: a step that writes a secret into
+// $PLAYBOOK_OUTPUT by mistake (echo "$TOKEN" >> "$PLAYBOOK_OUTPUT") must not find it, or a piece of it
+// that masking cannot recognise, in its error. Output names (letters, digits, _ and -) and heredoc
+// delimiters are shown when short, whole, so masking sees them whole.
+func quoteShort(s, noun string) string {
+	const max = 64
+	if len(s) > max {
+		return fmt.Sprintf("the %d-byte %s", len(s), noun)
 	}
-	return string(b)
+	return fmt.Sprintf("%q", s)
 }

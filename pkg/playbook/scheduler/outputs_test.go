@@ -29,7 +29,7 @@ func TestParseOutputs(t *testing.T) {
 		{name: "dashes and underscores", in: "my-key_2=v\n", want: map[string]string{"my-key_2": "v"}},
 		{name: "not a pair", in: "a=1\nhello\n", err: "line 2: want key=value or key<<DELIMITER"},
 		{name: "empty name", in: "=1\n", err: "line 1: empty output name"},
-		{name: "bad name", in: "a b=1\n", err: `line 1: output name "a b" may hold only letters, digits, _ and -`},
+		{name: "bad name", in: "a b=1\n", err: `line 1: the output name before = or << may hold only letters, digits, _ and -`},
 		{name: "unclosed heredoc", in: "x=1\nn<<EOF\nline\n", err: `line 2: "n" is never closed by a line "EOF"`},
 		{name: "heredoc without delimiter", in: "n<<\n", err: `line 1: "n" needs a delimiter after <<`},
 	} {

@@ -1,0 +1,368 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// Security, end to end: secrets never leave the process unmasked, files are private, params cannot
+// become shell code, expressions cannot read the machine.
+
+// Three secrets: plain, holding characters that quoting escapes (a Go %q or JSON form would differ from
+// the value), and long (beyond any truncation of a message).
+const (
+	secretPlain  = "s3cr3t-plain-4711"
+	secretQuoted = `pa"ss\wo'rd<&>`
+	secretLong   = "LONG-0123456789abcdefghijklmnopqrstuvwxyz-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-end"
+)
+
+// secretForms are the texts that must appear nowhere: each secret, its %q and JSON forms, and the
+// 16-byte head of the long one (a truncated message would keep a head).
+func secretForms() []string {
+	var forms []string
+	for _, s := range []string{secretPlain, secretQuoted, secretLong} {
+		q := strconv.Quote(s)
+		j, _ := json.Marshal(s)
+		forms = append(forms, s, q[1:len(q)-1], string(j[1:len(j)-1]))
+	}
+	return append(forms, secretLong[:16])
+}
+
+// assertNoSecret fails when data holds any form of a secret.
+func assertNoSecret(t *testing.T, where string, data []byte) {
+	t.Helper()
+	for _, f := range secretForms() {
+		if i := bytes.Index(data, []byte(f)); i >= 0 {
+			lo, hi := max(0, i-80), min(len(data), i+len(f)+80)
+			t.Errorf("%s holds the secret form %q: ...%q...", where, f, data[lo:hi])
+		}
+	}
+}
+
+const secretsPlaybook = `version: 1
+name: secrets
+fail_fast: false
+params:
+  token: {secret: true}
+  quoted: {secret: true}
+  long: {secret: true}
+steps:
+  - id: prints
+    run: |
+      echo "token is $PLAYBOOK_PARAM_TOKEN, quoted is $PLAYBOOK_PARAM_QUOTED, long is $PLAYBOOK_PARAM_LONG"
+      printf 'split %s' "${PLAYBOOK_PARAM_TOKEN%%-*}"; sleep 0.1; printf -- '-%s\n' "${PLAYBOOK_PARAM_TOKEN#*-}"
+      echo "to stderr $PLAYBOOK_PARAM_QUOTED" >&2
+      echo "out=$PLAYBOOK_PARAM_LONG" >> "$PLAYBOOK_OUTPUT"
+      printf '%s' "$PLAYBOOK_PARAM_TOKEN" | sha256sum | cut -c1-16 > token.sha
+  - id: fails-with-secret-in-command
+    run: 'echo "${{ params.token }} ${{ params.quoted }}" && exit 3'
+  - id: secret-alone-in-outputs
+    run: echo "$PLAYBOOK_PARAM_LONG" >> "$PLAYBOOK_OUTPUT"
+  - id: secret-as-program
+    exec: ["${{ params.quoted }}", "${{ params.long }}"]
+  - id: secret-as-folder
+    dir: "${{ params.long }}"
+    run: echo never
+  - id: secret-in-condition
+    if: int(params.quoted) > 0
+    run: echo never
+  - id: secret-in-template
+    run: echo ${{ int(params.long) }}
+  - id: secret-in-json
+    run: |
+      printf '{"token": "%s"}\n' "$PLAYBOOK_PARAM_QUOTED"
+`
+
+// TestSecretsNeverWritten runs steps that put secrets everywhere they can go (output, stderr, split
+// writes, outputs, a failing command, a program name, a folder, a condition's and a template's
+// evaluation error, JSON they print) and checks every place playbook writes: the terminal, --output
+// json, the log files, every byte of the database and its -wal and -shm files, runs/show/logs, and the
+// error messages. The steps did get the real values (a hash proves it).
+func TestSecretsNeverWritten(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "state", "pb.db")
+	writeFile(t, filepath.Join(dir, "s.yaml"), secretsPlaybook)
+	params := []string{"-p", "token=" + secretPlain, "-p", "quoted=" + secretQuoted, "-p", "long=" + secretLong}
+	// Create the database and keep a connection to it open, so that its -wal file keeps every frame
+	// the runs write (the last connection to close would checkpoint and delete it).
+	if r := pbRun(t, dir, db, pbOpts{}, "runs"); r.code != 0 {
+		t.Fatalf("playbook runs: %d\n%s", r.code, r.out)
+	}
+	keep, err := sql.Open("sqlite3", "file:"+db+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer keep.Close()
+	if _, err := keep.Exec(`SELECT count(*) FROM runs`); err != nil {
+		t.Fatal(err)
+	}
+
+	text := pbRun(t, dir, db, pbOpts{}, append([]string{"run", "s.yaml", "--log-dir", "logs"}, params...)...)
+	if text.code != 1 {
+		t.Fatalf("exit status %d, want 1:\n%s", text.code, text.out)
+	}
+	assertNoSecret(t, "the terminal", []byte(text.out))
+	if !strings.Contains(text.out, "token is ***, quoted is ***, long is ***") || !strings.Contains(text.out, "split ***") {
+		t.Errorf("the masked lines are missing:\n%s", text.out)
+	}
+	sum, err := os.ReadFile(filepath.Join(dir, "token.sha"))
+	if want := fmt.Sprintf("%x", sha256.Sum256([]byte(secretPlain)))[:16]; err != nil || strings.TrimSpace(string(sum)) != want {
+		t.Fatalf("the step did not get the secret's value: hash %q, %v; want %s", sum, err, want)
+	}
+	js := pbRun(t, dir, db, pbOpts{}, append([]string{"run", "s.yaml", "--output", "json"}, params...)...)
+	assertNoSecret(t, "--output json", []byte(js.out))
+	for _, line := range strings.Split(strings.TrimSpace(js.out), "\n") {
+		if !json.Valid([]byte(line)) && strings.HasPrefix(line, "{") {
+			t.Errorf("invalid JSON line: %q", line)
+		}
+	}
+
+	logs, _ := filepath.Glob(filepath.Join(dir, "logs", "*", "*"))
+	if len(logs) == 0 {
+		t.Fatal("no log files")
+	}
+	for _, f := range logs {
+		data, _ := os.ReadFile(f)
+		assertNoSecret(t, f, data)
+	}
+	for _, cmd := range [][]string{{"runs", "--json"}, {"show", "last", "--json"}, {"show", "last"},
+		{"logs", "last"}, {"logs", "last", "--stderr"}, {"logs", "last", "prints", "--raw"}} {
+		r := pbRun(t, dir, db, pbOpts{}, cmd...)
+		assertNoSecret(t, "playbook "+strings.Join(cmd, " "), []byte(r.out))
+	}
+	// The database files, byte by byte, while a reader keeps the WAL alive.
+	files, _ := filepath.Glob(db + "*")
+	if len(files) != 3 {
+		t.Errorf("database files %v, want the database, its -wal and -shm", files)
+	}
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		if strings.HasSuffix(f, "-wal") && len(data) < 64<<10 {
+			t.Errorf("the WAL holds only %d bytes: the runs' writes are not in it", len(data))
+		}
+		assertNoSecret(t, f, data)
+	}
+	if got := queryDB(t, db, `SELECT count(*) FROM steps WHERE error LIKE '%***%' OR CAST(stdout AS TEXT) LIKE '%***%'
+		OR CAST(stderr AS TEXT) LIKE '%***%' OR command LIKE '%***%' OR outputs LIKE '%***%'`); got[0] == "0" {
+		t.Error("no masked value in the database: the steps never saw the secrets?")
+	}
+	// Each step that failed because of its secret says why, masked.
+	errs := queryDB(t, db, `SELECT step_id, coalesce(error, '') FROM steps WHERE run_id = (SELECT id FROM runs ORDER BY started_at LIMIT 1) ORDER BY step_id`)
+	t.Logf("step errors: %q", errs)
+	for _, want := range []string{"secret-alone-in-outputs|PLAYBOOK_OUTPUT line 1", "secret-as-program|", "secret-as-folder|",
+		"secret-in-condition|", "secret-in-template|"} {
+		found := false
+		for _, e := range errs {
+			if strings.HasPrefix(e, want) && len(e) > len(want)+3 {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no error recorded for %q: %v", want, errs)
+		}
+	}
+}
+
+// TestSecretParamErrorsDoNotShowTheValue: a -p value refused for a secret param (wrong type, not in
+// the enum) is not repeated in the error.
+func TestSecretParamErrorsDoNotShowTheValue(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "p.yaml"), `version: 1
+name: p
+params:
+  pin: {type: int, secret: true, default: 1}
+  level: {secret: true, enum: [low, high], default: low}
+steps:
+  - {id: a, run: echo}
+`)
+	r := pbRun(t, dir, filepath.Join(dir, "pb.db"), pbOpts{}, "run", "p.yaml", "-p", "pin="+secretPlain, "-p", "level="+secretQuoted)
+	if r.code != 2 {
+		t.Fatalf("exit status %d, want 2:\n%s", r.code, r.out)
+	}
+	assertNoSecret(t, "the error", []byte(r.out))
+	if !strings.Contains(r.out, `param "pin"`) || !strings.Contains(r.out, `param "level"`) {
+		t.Errorf("the error does not name the params:\n%s", r.out)
+	}
+}
+
+// TestSecretWithEqualsInOutputs: a base64 token (ending in =) written alone to $PLAYBOOK_OUTPUT reads
+// as name=value with most of the token as the name; output names are recorded unmasked.
+func TestSecretWithEqualsInOutputs(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "pb.db")
+	const token = "dGhpcyBpcyBhIHZlcnkgc2VjcmV0IHRva2Vu=="
+	writeFile(t, filepath.Join(dir, "p.yaml"), `version: 1
+name: p
+params:
+  token: {secret: true}
+steps:
+  - id: a
+    run: echo "$PLAYBOOK_PARAM_TOKEN" >> "$PLAYBOOK_OUTPUT"
+`)
+	r := pbRun(t, dir, db, pbOpts{}, "run", "p.yaml", "-p", "token="+token)
+	leaked := strings.Contains(r.out, token[:20])
+	files, _ := filepath.Glob(db + "*")
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		leaked = leaked || bytes.Contains(data, []byte(token[:20]))
+	}
+	t.Logf("exit %d, outputs %v", r.code, queryDB(t, db, `SELECT outputs FROM steps`))
+	failIf(t, leaked, "a secret holding = written alone to $PLAYBOOK_OUTPUT becomes an output *name* holding most "+
+		"of the secret, recorded unmasked (scheduler masks output values, not names)")
+}
+
+// TestFilesArePrivate: with umask 000, the database's folders, the database, its -wal and -shm, the
+// lock folder and files, the log folders and files, and the folder of $PLAYBOOK_OUTPUT are created for
+// their owner only: folders 0700, files 0600. (The $PLAYBOOK_OUTPUT file itself is the step's to create,
+// with the step's umask; its folder keeps everyone else out.)
+func TestFilesArePrivate(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "new", "state", "pb.db")
+	writeFile(t, filepath.Join(dir, "p.yaml"), `version: 1
+name: modes
+steps:
+  - id: look
+    run: |
+      d=$(dirname "$PLAYBOOK_DB")
+      stat -c '%a|%F|%n' "$(dirname "$d")" "$d" "$PLAYBOOK_DB" "$PLAYBOOK_DB-wal" "$PLAYBOOK_DB-shm" "$d/locks" \
+        "$d"/locks/*.lock "$(dirname "$PLAYBOOK_OUTPUT")"
+`)
+	r := pbRun(t, dir, db, pbOpts{bin: "/bin/sh"}, "-c", `umask 000; exec "$0" "$@"`, playbookBin(t),
+		"run", "p.yaml", "--log-dir", "logs/a/b")
+	if r.code != 0 {
+		t.Fatalf("exit status %d:\n%s", r.code, r.out)
+	}
+	out := queryDB(t, db, `SELECT CAST(stdout AS TEXT) FROM steps`)
+	lines := strings.Split(strings.TrimSpace(out[0]), "\n")
+	if len(lines) != 8 {
+		t.Fatalf("the step saw %d files, want 8:\n%s", len(lines), out[0])
+	}
+	check := func(name string, mode os.FileMode, isDir bool) {
+		t.Helper()
+		want := os.FileMode(0o600)
+		if isDir {
+			want = 0o700
+		}
+		if mode != want {
+			t.Errorf("%s has mode %o, want %o", name, mode, want)
+		}
+	}
+	for _, l := range lines {
+		f := strings.SplitN(l, "|", 3)
+		mode, _ := strconv.ParseUint(f[0], 8, 32)
+		check(f[2], os.FileMode(mode), f[1] == "directory")
+	}
+	entries := 0
+	filepath.Walk(filepath.Join(dir, "logs"), func(p string, fi os.FileInfo, err error) error {
+		if err == nil {
+			entries++
+			check(p, fi.Mode().Perm(), fi.IsDir())
+		}
+		return err
+	})
+	if entries != 6 { // logs, a, b, <run id>, look.stdout, look.stderr
+		t.Errorf("%d entries under logs, want 6", entries)
+	}
+}
+
+// TestParamsCannotInjectShell: values that would be shell code if pasted into a command are passed
+// through $PLAYBOOK_PARAM_<NAME>, exec arguments and env values as plain text: nothing they say runs.
+func TestParamsCannotInjectShell(t *testing.T) {
+	values := []string{
+		`$(touch pwned1); rm -rf keep`,
+		"`touch pwned2`",
+		`"; touch pwned3; echo "`,
+		`'; touch pwned4; echo '`,
+		"line one\ntouch pwned5",
+		`* ? [a-z] ~ $HOME ${PLAYBOOK_RUN_ID} \ %s%n && || ; | > pwned6 <`,
+	}
+	dir := t.TempDir()
+	db := filepath.Join(dir, "pb.db")
+	writeFile(t, filepath.Join(dir, "p.yaml"), `version: 1
+name: inject
+params:
+  x: {}
+steps:
+  - id: via-env-var
+    run: printf '%s\n' "$PLAYBOOK_PARAM_X" > got-run.txt
+  - id: via-exec
+    exec: [sh, -c, 'printf "%s\n" "$1" > got-exec.txt', sh, "${{ params.x }}"]
+  - id: via-step-env
+    env: {V: "${{ params.x }}"}
+    run: printf '%s\n' "$V" > got-env.txt
+`)
+	for i, v := range values {
+		if err := os.MkdirAll(filepath.Join(dir, "keep"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		r := pbRun(t, dir, db, pbOpts{}, "run", "p.yaml", "-p", "x="+v)
+		if r.code != 0 {
+			t.Fatalf("value %d %q: exit %d\n%s", i, v, r.code, r.out)
+		}
+		for _, f := range []string{"got-run.txt", "got-exec.txt", "got-env.txt"} {
+			got, err := os.ReadFile(filepath.Join(dir, f))
+			if err != nil || string(got) != v+"\n" {
+				t.Errorf("value %q: %s = %q, %v; want the value as given", v, f, got, err)
+			}
+		}
+		if pwned, _ := filepath.Glob(filepath.Join(dir, "pwned*")); len(pwned) > 0 {
+			t.Fatalf("value %q ran as shell code: %v", v, pwned)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "keep")); err != nil {
+			t.Fatalf("value %q removed a folder", v)
+		}
+	}
+	// The unsafe form is pointed out before anything runs: validate warns where ${{ params.x }} is put
+	// into a shell command, and says what to write instead.
+	writeFile(t, filepath.Join(dir, "unsafe.yaml"), "version: 1\nname: unsafe\nparams:\n  x: {}\n  token: {secret: true}\nsteps:\n  - id: a\n    run: echo ${{ params.x }} ${{ params.token }}\n")
+	r := pbRun(t, dir, db, pbOpts{}, "validate", "unsafe.yaml")
+	if r.code != 0 {
+		t.Fatalf("validate: exit %d (warnings do not fail validation)\n%s", r.code, r.out)
+	}
+	for _, want := range []string{`unsafe.yaml:8:26: warning: `, `"$PLAYBOOK_PARAM_X"`, `unsafe.yaml:8:42: warning: `, `secret param "token"`} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("validate output lacks %q:\n%s", want, r.out)
+		}
+	}
+}
+
+// TestExpressionsCannotReadTheMachine: an expression that tries to read the runner's environment or a
+// file is refused when the playbook is loaded, with the line and what to use instead; nothing runs.
+func TestExpressionsCannotReadTheMachine(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("PB_TEST_MACHINE_SECRET", "machine-secret")
+	writeFile(t, filepath.Join(dir, "p.yaml"), `version: 1
+name: machine
+steps:
+  - id: a
+    if: env.PB_TEST_MACHINE_SECRET != ""
+    run: touch ran
+  - id: b
+    run: echo ${{ $env.PB_TEST_MACHINE_SECRET }} ${{ readFile("/etc/passwd") }}
+`)
+	r := pbRun(t, dir, filepath.Join(dir, "pb.db"), pbOpts{}, "run", "p.yaml")
+	if r.code != 2 {
+		t.Fatalf("exit status %d, want 2:\n%s", r.code, r.out)
+	}
+	for _, want := range []string{"p.yaml:5:13:", "never the runner's environment", "p.yaml:8:", "$env is not available", "readFile() is not available"} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.out)
+		}
+	}
+	if strings.Contains(r.out, "machine-secret") {
+		t.Error("the machine's environment reached the output")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ran")); err == nil {
+		t.Error("a step ran")
+	}
+}
