@@ -26,7 +26,7 @@ type FileLock struct {
 // 0600; without it, a missing file gives an error matching os.ErrNotExist. A lock held elsewhere gives
 // ErrLocked.
 func TryLock(path string, create bool) (*FileLock, error) {
-	flags := os.O_RDWR
+	flags := os.O_RDWR | os.O_APPEND // Append is then one write(2), with no seek
 	if create {
 		flags |= os.O_CREATE
 	}
@@ -56,9 +56,6 @@ func TryLock(path string, create bool) (*FileLock, error) {
 func (l *FileLock) Append(b []byte) error {
 	if l == nil || l.f == nil {
 		return fmt.Errorf("append to lock: %w", os.ErrClosed)
-	}
-	if _, err := l.f.Seek(0, io.SeekEnd); err != nil {
-		return fmt.Errorf("append to lock %s: %w", l.path, err)
 	}
 	if _, err := l.f.Write(b); err != nil {
 		return fmt.Errorf("append to lock %s: %w", l.path, err)

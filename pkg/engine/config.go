@@ -84,6 +84,12 @@ type Config struct {
 	// several events with Partial set. 0 means 64 KiB. It does not affect capture or log files.
 	MaxLineBytes int
 
+	// MaxLinePieces is how many MaxLineBytes chunks of one line are delivered as events; the rest of a
+	// longer line is only counted (Event.Omitted). A terminal or a JSON reader gains nothing from a
+	// gigabyte-long line, and copying it into events is what made such output slow. 0 means 4; a
+	// negative value means no limit. It does not affect capture or log files.
+	MaxLinePieces int
+
 	// EventBuffer is how many stdout/stderr line events may wait for each subscriber. 0 means 8192. When a
 	// subscriber falls further behind, line events are dropped and counted (Event.Dropped); lifecycle
 	// events are never dropped.
@@ -121,6 +127,7 @@ const (
 	DefaultStopGrace        = 5 * time.Second
 	DefaultWaitDelay        = 2 * time.Second
 	DefaultMaxLineBytes     = 64 << 10
+	DefaultMaxLinePieces    = 4
 	DefaultEventBuffer      = 8192
 	DefaultEventBufferBytes = 1 << 20
 )
@@ -211,6 +218,7 @@ func (c Config) resolve() (settings, error) {
 	s.MaxConcurrent = def(c.MaxConcurrent, DefaultMaxConcurrent)
 	s.MaxKept = def(c.MaxKept, DefaultMaxKept)
 	s.MaxLineBytes = def(c.MaxLineBytes, DefaultMaxLineBytes)
+	s.MaxLinePieces = def(c.MaxLinePieces, DefaultMaxLinePieces)
 	s.EventBuffer = def(c.EventBuffer, DefaultEventBuffer)
 	s.EventBufferBytes = def(c.EventBufferBytes, DefaultEventBufferBytes)
 	s.DefaultTimeout = defDur(c.DefaultTimeout, DefaultTimeout)

@@ -56,10 +56,14 @@ type Event struct {
 	PID int `json:"pid,omitempty"`
 	// Line is one line of stdout or stderr without its line ending ("\n" or "\r\n"), masked, raw bytes.
 	// A line longer than Config.MaxLineBytes arrives in chunks; every chunk but the last has Partial set.
-	// A final line without a newline is delivered too. JSON encodes it as a string with invalid UTF-8
-	// replaced by U+FFFD.
+	// At most Config.MaxLinePieces chunks of one line are delivered: the line's last event then has an
+	// empty Line and Omitted set. A final line without a newline is delivered too. JSON encodes it as a
+	// string with invalid UTF-8 replaced by U+FFFD.
 	Line    []byte `json:"line,omitempty"`
 	Partial bool   `json:"partial,omitempty"`
+	// Omitted is the number of bytes at the end of an over-long line that were not delivered as events
+	// (they are in the captured output and the log files, like the rest).
+	Omitted int64 `json:"omitted,omitempty"`
 	// Dropped counts the line events of this execution that this subscriber missed because it fell behind
 	// (more than Config.EventBuffer line events, or Config.EventBufferBytes bytes of them, waiting), since
 	// the previous event that reported drops.
@@ -84,6 +88,7 @@ type eventJSON struct {
 	PID         int       `json:"pid,omitempty"`
 	Line        *string   `json:"line,omitempty"`
 	Partial     bool      `json:"partial,omitempty"`
+	Omitted     int64     `json:"omitted,omitempty"`
 	Dropped     int64     `json:"dropped,omitempty"`
 	OldStatus   Status    `json:"old_status,omitempty"`
 	NewStatus   Status    `json:"new_status,omitempty"`
@@ -97,7 +102,7 @@ type eventJSON struct {
 // replaced, so the output is always valid JSON. An empty line of a line event is encoded as "".
 func (e Event) MarshalJSON() ([]byte, error) {
 	w := eventJSON{Type: e.Type, ExecutionID: e.ExecutionID, Time: e.Time, Command: e.Command, PID: e.PID,
-		Partial: e.Partial, Dropped: e.Dropped, OldStatus: e.OldStatus, NewStatus: e.NewStatus,
+		Partial: e.Partial, Omitted: e.Omitted, Dropped: e.Dropped, OldStatus: e.OldStatus, NewStatus: e.NewStatus,
 		Result: e.Result, Error: e.Error, TimeoutMS: e.TimeoutMS, Metadata: e.Metadata}
 	if e.Line != nil || e.Type == EventStdout || e.Type == EventStderr {
 		s := textOf(e.Line)
@@ -113,7 +118,7 @@ func (e *Event) UnmarshalJSON(data []byte) error {
 		return &Error{Code: CodeSerialization, Msg: "decode event", Err: err}
 	}
 	*e = Event{Type: w.Type, ExecutionID: w.ExecutionID, Time: w.Time, Command: w.Command, PID: w.PID,
-		Partial: w.Partial, Dropped: w.Dropped, OldStatus: w.OldStatus, NewStatus: w.NewStatus,
+		Partial: w.Partial, Omitted: w.Omitted, Dropped: w.Dropped, OldStatus: w.OldStatus, NewStatus: w.NewStatus,
 		Result: w.Result, Error: w.Error, TimeoutMS: w.TimeoutMS, Metadata: w.Metadata}
 	if w.Line != nil {
 		e.Line = []byte(*w.Line)

@@ -81,17 +81,31 @@ func (ex *execution) waitStarted() {
 // run starts the process and sees it to a terminal state. It is called on a runner goroutine that holds
 // a concurrency slot.
 func (ex *execution) run() {
+	if st := ex.start(); st != nil {
+		ex.monitor(st)
+	}
+}
+
+// started is a started process and what watching it needs.
+type started struct {
+	proc  *process
+	files []*logFile
+}
+
+// start starts the process and emits the started events; it returns nil when the execution ended without
+// a process (cancelled while waiting for its slot, or the start failed). The caller must then monitor it.
+func (ex *execution) start() *started {
 	cfg := &ex.e.cfg
 	ex.mu.Lock()
 	if ex.state() != StatusPending { // cancelled while waiting for the slot
 		ex.mu.Unlock()
-		return
+		return nil
 	}
 	files, outFiles, errFiles, err := outputFiles(ex.sp, cfg.LogDir)
 	if err != nil {
 		ex.finishUnstarted(StatusFailed, CodeIO, err.Error())
 		ex.mu.Unlock()
-		return
+		return nil
 	}
 	ex.stdout = newStream(ex, EventStdout, outFiles)
 	ex.stderr = newStream(ex, EventStderr, errFiles)
@@ -106,7 +120,7 @@ func (ex *execution) run() {
 	if ex.e.devNull != nil { // a nil *os.File in the interface would not mean "no stdin"
 		cmd.Stdin = ex.e.devNull
 	}
-	started := forkClock()
+	clock := forkClock()
 	proc, err := startProcess(cmd, ex.stdout, ex.stderr)
 	if err != nil {
 		for _, f := range files {
@@ -114,10 +128,10 @@ func (ex *execution) run() {
 		}
 		ex.finishUnstarted(StatusFailed, CodeSpawnFailed, "start: "+err.Error())
 		ex.mu.Unlock()
-		return
+		return nil
 	}
-	ex.pid = cmd.Process.Pid
-	started(ex.pid)
+	ex.pid = proc.pid
+	clock(ex.pid)
 	ex.startedAt = time.Now()
 	ex.e.running.Add(1) // before the status, so whoever sees running is counted by Running
 	ex.setState(StatusRunning)
@@ -134,15 +148,18 @@ func (ex *execution) run() {
 	}
 	ex.ready.Store(true)
 	ex.mu.Unlock()
+	return &started{proc: proc, files: files}
+}
 
-	waitErr := proc.wait(ex.leaderExited, cfg.WaitDelay)
-
+// monitor reads the started process's output until it has ended, then publishes the Result.
+func (ex *execution) monitor(st *started) {
+	status, waitErr := st.proc.wait(ex.leaderExited, ex.e.cfg.WaitDelay)
 	ex.stdout.finish()
 	ex.stderr.finish()
-	for _, f := range files {
+	for _, f := range st.files {
 		f.close()
 	}
-	ex.finish(cmd, waitErr, files)
+	ex.finish(status, waitErr, st.files)
 }
 
 // leaderExited runs when the group leader has exited but is not yet reaped (Linux), or right after it was
@@ -238,18 +255,18 @@ func (ex *execution) finishUnstarted(st Status, code Code, msg string) {
 }
 
 // finish classifies how the process ended and publishes the Result.
-func (ex *execution) finish(cmd *exec.Cmd, waitErr error, files []*logFile) {
+func (ex *execution) finish(status exit, waitErr error, files []*logFile) {
 	now := time.Now()
 	ex.mu.Lock()
 	defer ex.mu.Unlock()
 	r := &Result{ID: ex.id, Command: ex.display, PID: ex.pid, ExitCode: -1,
 		StartedAt: ex.startedAt.UTC(), FinishedAt: now.UTC(), Duration: now.Sub(ex.startedAt)}
-	if ps := cmd.ProcessState; ps != nil {
-		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			r.Signal = int(ws.Signal())
-		} else {
-			r.ExitCode = ps.ExitCode()
-		}
+	switch ws := status.ws; {
+	case !status.ok:
+	case ws.Signaled():
+		r.Signal = int(ws.Signal())
+	case ws.Exited():
+		r.ExitCode = ws.ExitStatus()
 	}
 	out, errs := ex.stdout, ex.stderr
 	r.Stdout, r.StdoutBytes, r.StdoutTruncated = out.sink.capture.Bytes(), out.total, out.sink.capture.omitted() > 0
@@ -262,7 +279,7 @@ func (ex *execution) finish(cmd *exec.Cmd, waitErr error, files []*logFile) {
 	}
 
 	var warnings []string
-	if errors.Is(waitErr, exec.ErrWaitDelay) || out.cut != nil || errs.cut != nil {
+	if errors.Is(waitErr, errOutputCut) || out.cut != nil || errs.cut != nil {
 		warnings = append(warnings, "output may be incomplete: a background process kept stdout/stderr open "+
 			"after the process group was gone")
 	}

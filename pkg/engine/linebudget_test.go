@@ -12,7 +12,7 @@ import (
 // lifecycle event still arrives.
 func TestLineEventsBoundedByBytes(t *testing.T) {
 	const size, budget = 32 << 20, 256 << 10
-	e := newEngine(t, Config{EventBufferBytes: budget})
+	e := newEngine(t, Config{EventBufferBytes: budget, MaxLinePieces: -1}) // every chunk of the one long line
 	release := make(chan struct{})
 	terminal := make(chan struct{})
 	var got []Event

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -49,7 +50,7 @@ func TestOutputWithinLimitKeptExactly(t *testing.T) {
 func TestLongLineWithoutNewline(t *testing.T) {
 	// Room for every chunk: this test counts them all (the default 1 MiB would let a lagging subscriber
 	// drop some, as TestLineEventsBoundedByBytes checks).
-	e := newEngine(t, Config{EventBufferBytes: 16 << 20})
+	e := newEngine(t, Config{EventBufferBytes: 16 << 20, MaxLinePieces: -1})
 	rec := newRecorder(e)
 	r := mustRun(t, e, helperReq("long-line"))
 	assertStatus(t, r, StatusCompleted)
@@ -314,5 +315,29 @@ func TestNoLineWorkAfterLastUnsubscribe(t *testing.T) {
 	<-ex.done
 	if ex.stdout.sink.lines.slab != nil {
 		t.Fatal("lines were split after every subscriber left")
+	}
+}
+
+// An over-long line reaches subscribers as its first MaxLinePieces chunks and an event counting the
+// rest (Omitted); the next line comes whole; capture and totals are untouched.
+func TestLinePiecesBounded(t *testing.T) {
+	e := newEngine(t, Config{MaxLineBytes: 1024, MaxLinePieces: 2})
+	rec := newRecorder(e)
+	script := `head -c 10000 /dev/zero | tr '\0' x; echo; echo next; head -c 3000 /dev/zero | tr '\0' y`
+	r := mustRun(t, e, Request{Command: Shell{Command: script, Shell: "/bin/sh"}})
+	assertStatus(t, r, StatusCompleted)
+	if r.StdoutBytes != 10000+1+5+3000 {
+		t.Fatalf("captured %d bytes", r.StdoutBytes)
+	}
+	rec.waitFor(t, r.ID, func(ev Event) bool { return ev.Type.Terminal() })
+	var got []string
+	for _, ev := range rec.of(r.ID) {
+		if ev.Type == EventStdout {
+			got = append(got, fmt.Sprintf("%d/%v/%d", len(ev.Line), ev.Partial, ev.Omitted))
+		}
+	}
+	want := "1024/true/0 1024/true/0 0/false/7952 4/false/0 1024/true/0 1024/true/0 0/false/952"
+	if strings.Join(got, " ") != want {
+		t.Errorf("line events (bytes/partial/omitted):\n got %s\nwant %s", strings.Join(got, " "), want)
 	}
 }

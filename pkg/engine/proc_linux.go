@@ -28,26 +28,34 @@ func setDeathSignal(a *syscall.SysProcAttr) { a.Pdeathsig = syscall.SIGKILL }
 
 // process is a started child whose stdout and stderr the runner goroutine reads itself: one poll(2) loop
 // over the two pipes and a pidfd (which becomes readable when the leader exits), instead of os/exec's
-// copying goroutines, its netpoller registrations and a separate waitid. For the short steps playbooks
-// are made of that halves the engine's CPU per execution (about 250 µs to 140 µs here) and removes
-// goroutine hand-offs from the path between a step's exit and the next step's start.
+// copying goroutines, its netpoller registrations and a separate waitid. The child is started with
+// syscall.ForkExec directly: os/exec and os.StartProcess add a Stat of the folder, a pidfd handle with
+// its finalizer and file wrappers, which cost tens of microseconds on every one of a chain's steps and
+// buy nothing here (the engine validated the request, and owns the pipes and the wait).
 type process struct {
-	cmd    *exec.Cmd
+	pid    int
 	out    [2]*stream
 	fds    [2]int // read ends of the stdout and stderr pipes (non-blocking); -1 once closed
 	exitFD int    // readable once the leader has exited: the pidfd, or a helper's pipe without pidfds
 	pidfd  int
 }
 
-// startProcess starts cmd with its stdout and stderr on pipes read into out and errs.
+// startProcess starts cmd (its Path, Args, Env, Dir, SysProcAttr and Stdin, which must be an *os.File
+// or nil) with its stdout and stderr on pipes read into out and errs.
 func startProcess(cmd *exec.Cmd, out, errs *stream) (*process, error) {
-	p := &process{cmd: cmd, out: [2]*stream{out, errs}, fds: [2]int{-1, -1}, exitFD: -1, pidfd: -1}
-	var child [2]*os.File
-	cleanup := func() {
+	p := &process{out: [2]*stream{out, errs}, fds: [2]int{-1, -1}, exitFD: -1, pidfd: -1}
+	child := [2]int{-1, -1} // the pipes' write ends, the child's stdout and stderr
+	closeChild := func() {
 		for i := range 2 {
-			if child[i] != nil {
-				child[i].Close()
+			if child[i] >= 0 {
+				unix.Close(child[i])
+				child[i] = -1
 			}
+		}
+	}
+	cleanup := func() {
+		closeChild()
+		for i := range 2 {
 			if p.fds[i] >= 0 {
 				unix.Close(p.fds[i])
 				p.fds[i] = -1
@@ -60,38 +68,57 @@ func startProcess(cmd *exec.Cmd, out, errs *stream) (*process, error) {
 			cleanup()
 			return nil, fmt.Errorf("pipe: %w", err)
 		}
-		p.fds[i] = fd[0]
-		child[i] = os.NewFile(uintptr(fd[1]), "|1") // blocking: the child's end is the child's business
-		// Only our end is non-blocking (each end is its own open file description).
-		if err := unix.SetNonblock(fd[0], true); err != nil {
+		p.fds[i], child[i] = fd[0], fd[1]
+		// Only our end is non-blocking (each end is its own open file description); the child's end
+		// is the child's business. A fresh pipe's status flags are empty, so set rather than add.
+		if _, err := unix.FcntlInt(uintptr(fd[0]), unix.F_SETFL, unix.O_NONBLOCK); err != nil {
 			cleanup()
 			return nil, fmt.Errorf("pipe: %w", err)
 		}
 	}
-	cmd.Stdout, cmd.Stderr = child[0], child[1]
-	cmd.SysProcAttr.PidFD = &p.pidfd
-	err := cmd.Start()
-	for i := range 2 {
-		child[i].Close() // the child has its copies (or never will)
-		child[i] = nil
+	stdin := -1
+	if f, ok := cmd.Stdin.(*os.File); ok && f != nil {
+		stdin = int(f.Fd())
+	} else {
+		fd, err := unix.Open(os.DevNull, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			cleanup()
+			return nil, fmt.Errorf("open %s: %w", os.DevNull, err)
+		}
+		defer unix.Close(fd)
+		stdin = fd
 	}
+	sys := *cmd.SysProcAttr
+	sys.PidFD = &p.pidfd
+	pid, err := syscall.ForkExec(cmd.Path, cmd.Args, &syscall.ProcAttr{
+		Dir:   cmd.Dir,
+		Env:   cmd.Env,
+		Files: []uintptr{uintptr(stdin), uintptr(child[0]), uintptr(child[1])},
+		Sys:   &sys,
+	})
+	closeChild() // the child has its copies (or never will)
 	if err != nil {
 		cleanup()
-		return nil, err
+		return nil, &os.PathError{Op: "fork/exec", Path: cmd.Path, Err: err}
 	}
+	p.pid = pid
 	p.exitFD = p.pidfd
 	if p.pidfd < 0 {
 		// No pidfds (Linux before 5.3): a goroutine waits for the leader's exit without reaping it
 		// (WNOWAIT) and then closes the write end of a pipe the loop polls.
 		var fd [2]int
 		if err := unix.Pipe2(fd[:], unix.O_CLOEXEC); err != nil {
-			// Without it the loop cannot learn of the exit before the pipes close: wait as os/exec does.
-			cmd.Process.Wait()
+			// Without it the loop cannot learn of the exit before the pipes close: reap now.
+			var ws syscall.WaitStatus
+			for {
+				if _, err := syscall.Wait4(pid, &ws, 0, nil); err != syscall.EINTR {
+					break
+				}
+			}
 			cleanup()
 			return nil, fmt.Errorf("pipe: %w", err)
 		}
 		p.exitFD = fd[0]
-		pid := cmd.Process.Pid
 		go func() {
 			var info unix.Siginfo
 			for unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
@@ -107,7 +134,7 @@ func startProcess(cmd *exec.Cmd, out, errs *stream) (*process, error) {
 // so killing the group then cannot reach a stranger; it ends background jobs that would hold the pipes),
 // goes on reading for at most waitDelay after that (only a descendant that escaped the group can hold a
 // pipe that long; the streams are then marked cut), then reaps the leader.
-func (p *process) wait(leaderExited func(), waitDelay time.Duration) error {
+func (p *process) wait(leaderExited func(), waitDelay time.Duration) (exit, error) {
 	bp := readBufs.Get().(*[]byte)
 	buf := *bp
 	exited := false
@@ -164,14 +191,23 @@ func (p *process) wait(leaderExited func(), waitDelay time.Duration) error {
 	}
 	readBufs.Put(bp)
 	// Forget the start time before the leader is reaped: its number may be reused after that.
-	forgetStart(p.cmd.Process.Pid)
-	err := p.cmd.Wait()
+	forgetStart(p.pid)
+	var ws syscall.WaitStatus
+	var err error
+	for {
+		if _, err = syscall.Wait4(p.pid, &ws, 0, nil); err != syscall.EINTR {
+			break
+		}
+	}
 	if p.pidfd >= 0 {
 		unix.Close(p.pidfd)
 	} else if p.exitFD >= 0 {
 		unix.Close(p.exitFD)
 	}
-	return err
+	if err != nil {
+		return exit{}, fmt.Errorf("wait: %w", err)
+	}
+	return exit{ws: ws, ok: true}, nil
 }
 
 // drain reads what pipe i holds now (a bounded number of reads, so that the other pipe and the exit

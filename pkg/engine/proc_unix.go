@@ -2,7 +2,20 @@
 
 package engine
 
-import "syscall"
+import (
+	"errors"
+	"syscall"
+)
+
+// exit is how a group leader ended: its wait status, when it could be read.
+type exit struct {
+	ws syscall.WaitStatus
+	ok bool
+}
+
+// errOutputCut: a process outside the group kept the pipes open past the wait delay, so reading stopped
+// before the end of the output.
+var errOutputCut = errors.New("output cut")
 
 // sysProcAttr puts the child in a process group of its own (its pid becomes the group id), so that a stop
 // signal reaches everything it started, and so that a terminal's Ctrl-C, which goes to the foreground

@@ -258,18 +258,51 @@ func (s *settings) validate(req Request) (*spec, error) {
 		return nil, err
 	}
 
-	switch {
-	case req.CleanEnv:
-		sp.env = make([]string, 0, len(req.Env)+len(sp.cmd.env))
-	case len(req.Env) > 0 || len(sp.cmd.env) > 0:
-		sp.env = os.Environ()
+	var inherited []string
+	if !req.CleanEnv {
+		inherited = os.Environ()
 	}
-	for k, v := range req.Env {
-		sp.env = append(sp.env, k+"="+v)
-	}
-	// os/exec keeps the last value of a duplicated key, so these override inherited ones.
-	sp.env = append(sp.env, sp.cmd.env...)
+	sp.env = buildEnv(inherited, req.Env, sp.cmd.env)
 	return sp, nil
+}
+
+// buildEnv is the child's environment: inherited, then env, then extra ("KEY=value" entries the command
+// itself needs, such as AWS_OUTPUT), each later value of a key replacing an earlier one. Every key appears
+// once: programs disagree on which of two values counts (Go's os.Getenv takes the first, a shell the
+// last), so a duplicate would override in one and not in another.
+func buildEnv(inherited []string, env map[string]string, extra []string) []string {
+	out := make([]string, 0, len(inherited)+len(env)+len(extra))
+	if len(env) == 0 && len(extra) == 0 {
+		return append(out, inherited...)
+	}
+	replaced := make(map[string]bool, len(env)+len(extra))
+	for k := range env {
+		replaced[k] = true
+	}
+	for _, kv := range extra {
+		k, _, _ := strings.Cut(kv, "=")
+		replaced[k] = true
+	}
+	for _, kv := range inherited {
+		if k, _, _ := strings.Cut(kv, "="); !replaced[k] {
+			out = append(out, kv)
+		}
+	}
+	for k, v := range env {
+		if !extraHas(extra, k) {
+			out = append(out, k+"="+v)
+		}
+	}
+	return append(out, extra...)
+}
+
+func extraHas(extra []string, key string) bool {
+	for _, kv := range extra {
+		if k, _, _ := strings.Cut(kv, "="); k == key {
+			return true
+		}
+	}
+	return false
 }
 
 func checkID(id string) error {

@@ -58,7 +58,8 @@ func newStream(ex *execution, typ EventType, logs []*logFile) *stream {
 		s.failLimit = cfg.OutputLimit
 	}
 	if !cfg.NoLineEvents {
-		s.sink.lines = &lineSplitter{max: cfg.MaxLineBytes, emit: s.emitLine, room: ex.e.hub.lineRoom,
+		s.sink.lines = &lineSplitter{max: cfg.MaxLineBytes, maxPieces: max(cfg.MaxLinePieces, 0), emit: s.emitLine,
+			omit: s.emitOmitted, room: ex.e.hub.lineRoom,
 			drop: func(n int64) { ex.e.hub.dropLines(ex.id, n) }}
 	}
 	if ex.masker != nil {
@@ -166,6 +167,13 @@ func (k *sink) startSpill() {
 	}
 }
 
+// emitOmitted ends an over-long line whose last n bytes were not delivered.
+func (s *stream) emitOmitted(n int64) {
+	s.ex.waitStarted()
+	s.ex.e.hub.emitLine(Event{Type: s.typ, ExecutionID: s.ex.id, Time: time.Now(), Line: []byte{},
+		Omitted: n, Metadata: s.ex.metadata})
+}
+
 func (s *stream) emitLine(line []byte, partial bool) {
 	s.ex.waitStarted()
 	s.ex.e.hub.emitLine(Event{Type: s.typ, ExecutionID: s.ex.id, Time: time.Now(), Line: line,
@@ -177,13 +185,17 @@ func (s *stream) emitLine(line []byte, partial bool) {
 // all, only counted, and the count is handed to drop before the next line goes out and at the end of
 // every chunk written, so that it reaches subscribers in order.
 type lineSplitter struct {
-	max     int
-	emit    func(line []byte, partial bool)
-	room    func() bool   // nil: always room
-	drop    func(n int64) // counts lines that were not emitted
-	pending int64         // lines not emitted and not yet handed to drop
-	buf     []byte        // the current incomplete line
-	slab    []byte
+	max       int
+	maxPieces int // chunks of one line delivered; 0: no limit
+	emit      func(line []byte, partial bool)
+	omit      func(n int64) // ends a line whose last n bytes were not delivered
+	pieces    int           // chunks of the current line delivered so far
+	omitted   int64         // bytes of the current line not delivered
+	room      func() bool   // nil: always room
+	drop      func(n int64) // counts lines that were not emitted
+	pending   int64         // lines not emitted and not yet handed to drop
+	buf       []byte        // the current incomplete line
+	slab      []byte
 }
 
 const slabSize = 32 << 10
@@ -200,14 +212,40 @@ func (l *lineSplitter) keep(p []byte) []byte {
 	return l.slab[start:len(l.slab):len(l.slab)]
 }
 
-// out emits one line, or counts it when nobody has room for it.
+// out emits one line or chunk, or counts it when nobody has room for it. Past maxPieces chunks of one
+// line, the rest of the line is counted in bytes instead, and reported when the line ends.
 func (l *lineSplitter) out(line []byte, partial bool) {
+	if l.maxPieces > 0 && l.pieces >= l.maxPieces {
+		l.omitted += int64(len(line))
+		if !partial {
+			l.endLine()
+		}
+		return
+	}
+	if partial {
+		l.pieces++
+	} else {
+		l.pieces = 0
+	}
 	if l.room != nil && !l.room() {
 		l.pending++
 		return
 	}
 	l.flushDrops()
 	l.emit(l.keep(line), partial)
+}
+
+// endLine finishes an over-long line: its omitted bytes are reported (or, when nobody has room for even
+// that, counted as a dropped line).
+func (l *lineSplitter) endLine() {
+	n := l.omitted
+	l.pieces, l.omitted = 0, 0
+	if l.room != nil && !l.room() {
+		l.pending++
+		return
+	}
+	l.flushDrops()
+	l.omit(n)
 }
 
 func (l *lineSplitter) flushDrops() {
@@ -256,7 +294,7 @@ func (l *lineSplitter) add(p []byte) {
 }
 
 func (l *lineSplitter) flush() {
-	if len(l.buf) > 0 {
+	if len(l.buf) > 0 || l.maxPieces > 0 && l.pieces >= l.maxPieces {
 		l.out(l.buf, false)
 		l.buf = l.buf[:0]
 	}
