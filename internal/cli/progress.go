@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -25,14 +26,19 @@ type progress interface {
 
 // jsonProgress prints one JSON object per line and nothing else: the stream tools consume.
 type jsonProgress struct {
+	w   *bufio.Writer
 	enc *json.Encoder
 }
 
 func newJSONProgress(w io.Writer) *jsonProgress {
-	enc := json.NewEncoder(w)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
-	return &jsonProgress{enc: enc}
+	return &jsonProgress{w: bw, enc: enc}
 }
+
+// Flush writes what is buffered; the scheduler calls it before it waits.
+func (p *jsonProgress) Flush() { _ = p.w.Flush() }
 
 // jsonEvent is the wire form of a scheduler event. Field names are stable snake_case.
 type jsonEvent struct {
@@ -48,6 +54,7 @@ type jsonEvent struct {
 	Stream     string            `json:"stream,omitempty"`
 	Line       *string           `json:"line,omitempty"`
 	Partial    bool              `json:"partial,omitempty"`
+	Omitted    int64             `json:"omitted,omitempty"`
 	Dropped    int               `json:"dropped,omitempty"`
 	Status     string            `json:"status,omitempty"`
 	Reason     string            `json:"reason,omitempty"`
@@ -79,7 +86,7 @@ func (p *jsonProgress) Observe(e scheduler.Event) {
 	case scheduler.EventStepOutput:
 		line := string(e.Line) // invalid UTF-8 becomes U+FFFD in JSON: the stream stays valid
 		j.Event = "output"
-		j.Stream, j.Line, j.Partial, j.Dropped = e.Stream, &line, e.Partial, e.Dropped
+		j.Stream, j.Line, j.Partial, j.Omitted, j.Dropped = e.Stream, &line, e.Partial, e.Omitted, e.Dropped
 	case scheduler.EventStepRetrying:
 		a := e.Failed
 		j.Status, j.Signal, j.Error = string(a.Status), a.Signal, a.Error
@@ -104,7 +111,7 @@ func (p *jsonProgress) Observe(e scheduler.Event) {
 	_ = p.enc.Encode(j)
 }
 
-func (p *jsonProgress) Close() {}
+func (p *jsonProgress) Close() { p.Flush() }
 
 func intPtr(v int) *int       { return &v }
 func int64Ptr(v int64) *int64 { return &v }
@@ -122,7 +129,7 @@ func stepDuration(s *scheduler.StepRecord) time.Duration {
 // second, and colours statuses unless NO_COLOR or --no-color.
 type textProgress struct {
 	mu     sync.Mutex
-	w      io.Writer
+	w      *bufio.Writer // flushed by Flush (the scheduler, before it waits), the redraw and Close
 	errOut io.Writer
 	color  bool
 	live   bool
@@ -144,7 +151,7 @@ type textProgress struct {
 }
 
 func newTextProgress(w, errOut io.Writer, total, idWidth int, live, color bool, now func() time.Time) *textProgress {
-	p := &textProgress{w: w, errOut: errOut, color: color, live: live, now: now, width: 100,
+	p := &textProgress{w: bufio.NewWriterSize(w, 64<<10), errOut: errOut, color: color, live: live, now: now, width: 100,
 		total: total, running: map[string]time.Time{}, attempts: map[string]int{}, idWidth: idWidth}
 	if live {
 		p.stop = make(chan struct{})
@@ -166,6 +173,7 @@ func (p *textProgress) tick() {
 			p.mu.Lock()
 			p.clearBlock()
 			p.drawBlock()
+			p.w.Flush()
 			p.mu.Unlock()
 		}
 	}
@@ -179,6 +187,14 @@ func (p *textProgress) Close() {
 	}
 	p.mu.Lock()
 	p.clearBlock()
+	p.w.Flush()
+	p.mu.Unlock()
+}
+
+// Flush writes what is buffered; the scheduler calls it before it waits.
+func (p *textProgress) Flush() {
+	p.mu.Lock()
+	p.w.Flush()
 	p.mu.Unlock()
 }
 
@@ -252,6 +268,7 @@ func (p *textProgress) Observe(e scheduler.Event) {
 		}
 		p.printf("%s%s\n", p.prefix(e.StepID), p.describeStep(s))
 	case scheduler.EventRunCancelling:
+		p.w.Flush() // what happened before the stop shows before the stop's message
 		fmt.Fprintf(p.errOut, "Stopping the run: %s.\n", e.Reason)
 		if !strings.HasPrefix(e.Reason, "killed") {
 			fmt.Fprintln(p.errOut, "Running steps get their stop signal, then SIGKILL after their grace; always() and cancelled() steps still run. Press Ctrl-C again to kill every step now.")
@@ -264,6 +281,11 @@ func (p *textProgress) Observe(e scheduler.Event) {
 // writeLine prints one line of a step's output with one copy: a step that floods its output must not
 // cost the runner more than the bytes themselves.
 func (p *textProgress) writeLine(e scheduler.Event) {
+	if e.Omitted > 0 {
+		p.printf("%s%s\n", p.prefix(e.StepID), p.paint(ansiDim,
+			fmt.Sprintf("... and %d more bytes of this line, not shown (playbook logs has its end, --log-dir all of it)", e.Omitted)))
+		return
+	}
 	b := append(p.buf[:0], p.prefix(e.StepID)...)
 	stderr := e.Stream == "stderr" && p.color
 	if stderr {

@@ -8,7 +8,7 @@ type EventType string
 const (
 	EventRunStarted    EventType = "run_started"    // Run
 	EventStepStarted   EventType = "step_started"   // StepID, Attempt, PID, Command
-	EventStepOutput    EventType = "step_output"    // StepID, Attempt, Stream, Line, Partial, Dropped
+	EventStepOutput    EventType = "step_output"    // StepID, Attempt, Stream, Line, Partial, Omitted, Dropped
 	EventStepRetrying  EventType = "step_retrying"  // StepID, Attempt (the one that failed), Delay, Failed, Dropped
 	EventStepFinished  EventType = "step_finished"  // StepID, Step, Dropped
 	EventRunCancelling EventType = "run_cancelling" // Reason: why the run is stopping (signal, timeout, record error, kill)
@@ -29,7 +29,8 @@ type Event struct {
 	Stream  string // "stdout" or "stderr"
 	Line    []byte // one line without its newline, secrets masked (a chunk of a longer line when Partial)
 	Partial bool
-	Dropped int // lines of this step the observer missed before this event because it fell behind
+	Omitted int64 // the end of an over-long line, in bytes, not shown live (it is recorded and logged)
+	Dropped int   // lines of this step the observer missed before this event because it fell behind
 	Step    *StepRecord
 	Failed  *AttemptRecord // step_retrying: the attempt that failed
 	Delay   time.Duration  // step_retrying: the wait before the next attempt
@@ -39,6 +40,12 @@ type Event struct {
 // Observer receives the events of a run.
 type Observer interface {
 	Observe(Event)
+}
+
+// Flusher is an Observer that buffers what it shows: the scheduler calls Flush whenever it is about to
+// wait for something to happen, so a burst of events costs one write and nothing shown lags behind.
+type Flusher interface {
+	Flush()
 }
 
 // ObserverFunc adapts a function to an Observer.

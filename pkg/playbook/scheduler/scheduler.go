@@ -201,6 +201,10 @@ type runner struct {
 	events  chan engine.Event
 	retries chan *stepRun
 	unsub   func()
+
+	// later holds the recording and reporting of finished attempts and steps, done once the steps
+	// they released have been launched: the next step of a chain starts without waiting for them.
+	later []func()
 }
 
 func newRunner(pb *playbook.Playbook, opts Options) (*runner, error) {
@@ -383,8 +387,18 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	}
 	for {
 		r.launch()
+		r.runLater()
 		if r.done == len(r.steps) {
 			break
+		}
+		select { // more to do at once: do it before flushing what the observer buffered
+		case ev := <-r.events:
+			r.handle(ev)
+			continue
+		default:
+		}
+		if f, ok := r.opts.Observer.(Flusher); ok {
+			f.Flush()
 		}
 		select {
 		case ev := <-r.events:
@@ -460,6 +474,15 @@ func (r *runner) abandonBackoff() {
 			r.finishStep(s, s.last.Status, "", s.last.Error)
 		}
 	}
+}
+
+// runLater runs the work put off by later, in order.
+func (r *runner) runLater() {
+	for i := 0; i < len(r.later); i++ { // a func may add more
+		r.later[i]()
+		r.later[i] = nil
+	}
+	r.later = r.later[:0]
 }
 
 func (r *runner) makeReady(s *stepRun) {
@@ -609,8 +632,15 @@ func (r *runner) startAttempt(s *stepRun) {
 		req.ID = fmt.Sprintf("%s.%s.%d", r.rec.ID, s.step.ID, s.attempt)
 		s.execID = req.ID
 		r.byExec[req.ID] = s
+		// With nothing else running (a chain), fork right here: the scheduler has nothing better to do,
+		// and the step starts without waiting for a goroutine switch. With steps running, hand the fork
+		// to the engine's goroutine and go back to their events.
+		start := r.eng.Execute
+		if r.running == 0 {
+			start = r.eng.Start
+		}
 		r.running++
-		if _, err = r.eng.Execute(req); err != nil {
+		if _, err = start(req); err != nil {
 			r.running--
 			delete(r.byExec, req.ID)
 			s.execID = ""
@@ -767,7 +797,7 @@ func (r *runner) handle(ev engine.Event) {
 			stream = "stderr"
 		}
 		r.observe(Event{Type: EventStepOutput, StepID: s.step.ID, Attempt: s.attempt, Stream: stream,
-			Line: ev.Line, Partial: ev.Partial, Dropped: int(ev.Dropped)})
+			Line: ev.Line, Partial: ev.Partial, Omitted: ev.Omitted, Dropped: int(ev.Dropped)})
 	case engine.EventCompleted, engine.EventFailed, engine.EventTimedOut, engine.EventCancelled:
 		if ev.Result == nil {
 			return
@@ -777,9 +807,9 @@ func (r *runner) handle(ev engine.Event) {
 		s.dropped += int(ev.Dropped) // lines the observer missed at the end of the attempt
 		r.running--
 		if r.ownEng {
-			// Forget finished executions at once: the engine would otherwise keep every step's bounded
-			// output in memory for its retention period.
-			r.eng.Cleanup()
+			// Forget finished executions: the engine would otherwise keep every step's bounded output
+			// in memory for its retention period.
+			r.later = append(r.later, func() { r.eng.Cleanup() })
 		}
 		r.attemptFinished(s, ev.Result)
 	}
@@ -862,7 +892,9 @@ func (r *runner) attemptDone(s *stepRun, att *AttemptRecord, retryable bool) {
 		}
 	}
 	s.last = att
-	r.record(func(c context.Context) error { return r.opts.Recorder.AttemptFinished(c, att) })
+	r.later = append(r.later, func() {
+		r.record(func(c context.Context) error { return r.opts.Recorder.AttemptFinished(c, att) })
+	})
 
 	if r.shouldRetry(s, att, retryable) {
 		delay := retryDelay(s.step.Retry, s.attempt)
@@ -986,12 +1018,15 @@ func (r *runner) complete(s *stepRun, rec *StepRecord) {
 			r.state.Run.Status = string(StatusFailed)
 		}
 	}
-	r.record(func(c context.Context) error { return r.opts.Recorder.StepFinished(c, rec) })
-	r.observe(Event{Type: EventStepFinished, StepID: s.step.ID, Attempt: rec.Attempts, Step: rec, Dropped: s.dropped})
+	dropped := s.dropped
 	s.dropped = 0
-	// The bounded output has been recorded; keeping it for every step would make the runner's memory
-	// grow with the number of steps.
-	rec.Stdout.Data, rec.Stderr.Data = nil, nil
+	r.later = append(r.later, func() {
+		r.record(func(c context.Context) error { return r.opts.Recorder.StepFinished(c, rec) })
+		r.observe(Event{Type: EventStepFinished, StepID: s.step.ID, Attempt: rec.Attempts, Step: rec, Dropped: dropped})
+		// The bounded output has been recorded; keeping it for every step would make the runner's
+		// memory grow with the number of steps.
+		rec.Stdout.Data, rec.Stderr.Data = nil, nil
+	})
 	for _, d := range s.dependents {
 		d.unfinished--
 		if d.unfinished == 0 {
@@ -1063,7 +1098,7 @@ const recordTimeout = 30 * time.Second
 
 // record calls the Recorder with a context that survives the run's cancellation (the final states of
 // a cancelled run must still be written). The first failure stops new steps from starting (always()
-// steps still run) and makes the run exit 3.
+// steps still run; a step launched before the failure surfaced goes on) and makes the run exit 3.
 func (r *runner) record(write func(context.Context) error) error {
 	if r.opts.Recorder == nil {
 		return nil

@@ -126,8 +126,10 @@ steps:
 	}
 }
 
-// TestRecordFailureStopsNewSteps: once a write fails, no new step starts but always() ones, the run
-// still finishes (and is recorded as far as possible), and Run reports ErrRecord with exit status 3.
+// TestRecordFailureStopsNewSteps: once a write fails, no new step starts but always() ones (a step
+// already launched when the failure surfaces goes on: recording happens after the next steps start),
+// the run still finishes (and is recorded as far as possible), and Run reports ErrRecord with exit
+// status 3.
 func TestRecordFailureStopsNewSteps(t *testing.T) {
 	pb := load(t, `version: 1
 name: rec
@@ -138,8 +140,11 @@ steps:
   - id: b
     needs: [a]
     run: "true"
-  - id: cleanup
+  - id: c
     needs: [b]
+    run: "true"
+  - id: cleanup
+    needs: [c]
     if: always()
     run: "true"
 `)
@@ -148,17 +153,17 @@ steps:
 	if !errors.Is(err, ErrRecord) {
 		t.Fatalf("err = %v, want ErrRecord", err)
 	}
-	if sum == nil || sum.Run.ExitCode != 3 || sum.RecordErr == nil {
+	if sum == nil || sum.Run.ExitCode != 3 || sum.Run.Status != StatusFailed || sum.RecordErr == nil {
 		t.Fatalf("summary %+v", sum)
 	}
 	got := strings.Join(rec.calls, "\n")
-	for _, want := range []string{"StepFinished b skipped record_error", "StepFinished cleanup succeeded", "RunFinished"} {
+	for _, want := range []string{"StepFinished c skipped record_error", "StepFinished cleanup succeeded", "RunFinished failed 3"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("calls lack %q:\n%s", want, got)
 		}
 	}
-	if strings.Contains(got, "AttemptStarted b") {
-		t.Errorf("b started after recording failed:\n%s", got)
+	if strings.Contains(got, "AttemptStarted c 1") {
+		t.Errorf("c started after recording failed:\n%s", got)
 	}
 }
 
