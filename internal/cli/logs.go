@@ -60,19 +60,12 @@ func runLogs(ctx context.Context, sys *System, g *globalOptions, o *logsOptions)
 	if o.Attempt < 0 || (o.Attempt > 0 && o.Step == "") {
 		return usageErrorf("--attempt needs a STEP and a number from 1")
 	}
-	st, err := openStore(ctx, sys, g)
+	st, d, err := openRun(ctx, sys, g, o.Run)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	id, err := resolveRun(ctx, st, o.Run)
-	if err != nil {
-		return err
-	}
-	d, err := st.RunDetail(ctx, id)
-	if err != nil {
-		return storeError(err)
-	}
+	id := d.Run.ID
 	stream := "stdout"
 	if o.Stderr {
 		stream = "stderr"

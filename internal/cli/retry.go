@@ -51,20 +51,11 @@ default takes its default).`,
 }
 
 func runRetry(ctx context.Context, sys *System, g *globalOptions, o *retryOptions) error {
-	st, err := openStore(ctx, sys, g)
+	st, detail, err := openRun(ctx, sys, g, o.Run)
 	if err != nil {
 		return err
 	}
-	id, err := resolveRun(ctx, st, o.Run)
-	if err != nil {
-		st.Close()
-		return err
-	}
-	detail, err := st.RunDetail(ctx, id)
-	st.Close()
-	if err != nil {
-		return storeError(err)
-	}
+	st.Close() // the new run opens it again, for the run's whole length
 	prev := detail.Run
 	if prev.Status == scheduler.StatusRunning {
 		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("run %s is still running; retry it once it has finished", shortID(prev.ID))}

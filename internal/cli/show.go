@@ -84,19 +84,11 @@ type attemptJSON struct {
 
 func runShow(cmd *cobra.Command, sys *System, g *globalOptions, o *showOptions) error {
 	ctx := cmd.Context()
-	st, err := openStore(ctx, sys, g)
+	st, d, err := openRun(ctx, sys, g, o.Run)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	id, err := resolveRun(ctx, st, o.Run)
-	if err != nil {
-		return err
-	}
-	d, err := st.RunDetail(ctx, id)
-	if err != nil {
-		return storeError(err)
-	}
 	if o.JSON {
 		return printShowJSON(sys.Out, d)
 	}

@@ -47,6 +47,27 @@ func openStore(ctx context.Context, sys *System, g *globalOptions) (*store.Store
 	return st, nil
 }
 
+// openRun opens the database and reads one run (RUN: an id, a unique prefix of one, or "last") with
+// its steps and attempts. On success the caller closes the store; on failure it is closed, and the
+// error already carries its exit status (2 for a run that is not there, 3 for the database).
+func openRun(ctx context.Context, sys *System, g *globalOptions, ref string) (*store.Store, *store.RunDetail, error) {
+	st, err := openStore(ctx, sys, g)
+	if err != nil {
+		return nil, nil, err
+	}
+	id, err := resolveRun(ctx, st, ref)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	d, err := st.RunDetail(ctx, id)
+	if err != nil {
+		st.Close()
+		return nil, nil, storeError(err)
+	}
+	return st, d, nil
+}
+
 // resolveRun turns a RUN argument (id, unique prefix, "last") into a run id. A reference that names no
 // run, or several, is the user's mistake: exit 2, without the usage hint. Database failures exit 3.
 func resolveRun(ctx context.Context, st *store.Store, ref string) (string, error) {

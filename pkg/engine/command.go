@@ -270,7 +270,7 @@ func prepareCommand(c Command, pathEnv, dir string) (prepared, error) {
 			return p, invalid(InvalidCommand, "command", "", "argument contains a NUL byte")
 		}
 	}
-	p.display = quoteArgs(p.argv)
+	p.display = QuoteArgs(p.argv)
 	return p, nil
 }
 
@@ -394,8 +394,9 @@ func isExecutable(path string) bool {
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
 
-// quoteArgs renders argv the way a POSIX shell would need it typed.
-func quoteArgs(argv []string) string {
+// QuoteArgs renders argv the way a POSIX shell would need it typed: the display form of an Exec command
+// (Result.Command), for records and terminals. Plain words stay as they are; anything else is quoted.
+func QuoteArgs(argv []string) string {
 	var b strings.Builder
 	for i, a := range argv {
 		if i > 0 {

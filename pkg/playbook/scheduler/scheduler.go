@@ -63,7 +63,12 @@ type Options struct {
 // it decides the exit status (130 for SIGINT, 143 for SIGTERM).
 type Interrupt struct{ Signal os.Signal }
 
-func (i *Interrupt) Error() string { return "interrupted by " + signalName(i.Signal) }
+func (i *Interrupt) Error() string {
+	if sig, ok := i.Signal.(syscall.Signal); ok {
+		return "interrupted by " + engine.SignalName(sig)
+	}
+	return "interrupted by " + i.Signal.String()
+}
 
 // Summary is the outcome of a run.
 type Summary struct {
@@ -703,7 +708,7 @@ func (r *runner) request(s *stepRun) (engine.Request, error) {
 			argv[i] = v
 		}
 		req.Command = engine.Exec{Program: argv[0], Args: argv[1:]}
-		s.command = r.masker.String(quoteArgv(argv))
+		s.command = r.masker.String(engine.QuoteArgs(argv))
 	case st.Script != "":
 		req.Command = engine.Script{Path: st.Script, Interpreter: st.Interpreter}
 		if st.Interpreter != "" {
@@ -722,7 +727,7 @@ func (r *runner) request(s *stepRun) (engine.Request, error) {
 		}
 		req.Command = engine.AWSCLI{Service: st.AWS.Service, Operation: st.AWS.Operation, Args: args,
 			Profile: st.AWS.Profile, Region: st.AWS.Region}
-		s.command = r.masker.String(quoteArgv(append([]string{"aws", st.AWS.Service, st.AWS.Operation}, args...)))
+		s.command = r.masker.String(engine.QuoteArgs(append([]string{"aws", st.AWS.Service, st.AWS.Operation}, args...)))
 	default:
 		return req, fmt.Errorf("step %q has nothing to run", st.ID)
 	}
@@ -849,7 +854,7 @@ func (r *runner) attemptFinished(s *stepRun, res *engine.Result) {
 			att.Status = StatusFailed
 			if att.Error == "" {
 				if res.Signal != 0 {
-					att.Error = "killed by " + signalName(syscall.Signal(res.Signal))
+					att.Error = "killed by " + engine.SignalName(syscall.Signal(res.Signal))
 				} else {
 					att.Error = fmt.Sprintf("exit status %d", res.ExitCode)
 				}
