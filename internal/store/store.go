@@ -92,7 +92,7 @@ func DefaultPath(getenv func(string) string) (string, error) {
 func dsn(path string, readOnly bool) string {
 	u := "file:" + (&url.URL{Path: path}).EscapedPath()
 	q := url.Values{}
-	q.Set("_busy_timeout", fmt.Sprint(BusyTimeout.Milliseconds()))
+	q.Set("_busy_timeout", fmt.Sprint(busyTimeout.Milliseconds()))
 	q.Set("_foreign_keys", "1")
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", "NORMAL") // safe against application crashes in WAL mode; see README
@@ -172,7 +172,7 @@ func open(ctx context.Context, path string, migs []migration) (_ *Store, err err
 	// One writer connection: this process's writes queue in database/sql instead of spinning in
 	// SQLite's busy handler against each other. Other processes still wait in the busy handler.
 	s.w.SetMaxOpenConns(1)
-	if err := s.w.PingContext(ctx); err != nil {
+	if err := connect(ctx, s.w); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", abs, wrapDriverError(err))
 	}
 	if s.migrated, err = migrate(ctx, s.w, abs, migs); err != nil {
@@ -197,6 +197,41 @@ func open(ctx context.Context, path string, migs []migration) (_ *Store, err err
 	}
 	s.startWriter()
 	return s, nil
+}
+
+// busyTimeout is BusyTimeout; tests shorten it.
+var busyTimeout = BusyTimeout
+
+// connectRetried, when set (tests), is called each time connect retries.
+var connectRetried func()
+
+// openWait bounds how long Open keeps trying to set up its first connection.
+const openWait = 30 * time.Second
+
+// connect opens the writer's connection, which sets the DSN's pragmas. While several processes create
+// the database at the same moment, setting journal_mode=WAL waits for the file's lock, and on a loaded
+// machine the process creating the schema can hold it longer than the busy timeout (seen with eight
+// runners starting together under the race detector); SQLite also gives up at once where waiting could
+// deadlock. "Database is locked" is therefore retried here for up to openWait: a database that is being
+// created is worth waiting for, and every later statement gets the usual busy timeout.
+func connect(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(openWait)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+		err := db.PingContext(ctx)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		if connectRetried != nil {
+			connectRetried()
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
 }
 
 // wrapDriverError recognises go-sqlite3's CGO_ENABLED=0 stub.
