@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"syscall"
 )
 
@@ -34,20 +36,76 @@ func TryLock(path string, create bool) (*FileLock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if !errors.Is(err, syscall.EINTR) {
-			break
-		}
-	}
-	if err != nil {
+	if err := flockNB(f); err != nil {
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("lock %s: %w", path, ErrLocked)
-		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	return &FileLock{f: f, path: path}, nil
+}
+
+// CreateLock creates the file at path and returns it locked. The file appears at path already locked:
+// it is created under a temporary name in the same folder (TempPrefix, then the base name), locked
+// there, then hard-linked to path. So a process sweeping stale lock files, which takes an unheld lock and
+// deletes the file, can never take the new file in the moment between its creation and its locking (the
+// race TryLock(path, true) has with such a sweeper: the creator then finds its own fresh file locked, or
+// locks a file the sweeper has just unlinked). A file already at path gives an error matching
+// os.ErrExist and is left alone. A process killed between the two steps leaves a temporary file that
+// nobody holds; sweepers may remove such files once they are older than a few seconds (a younger one may
+// be a creator's between its steps).
+func CreateLock(path string) (*FileLock, error) {
+	dir, base := filepath.Split(path)
+	var f *os.File
+	var tmp string
+	for {
+		tmp = filepath.Join(dir, fmt.Sprintf("%s%s.%016x", TempPrefix, base, rand.Uint64()))
+		var err error
+		f, err = os.OpenFile(tmp, os.O_RDWR|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+	}
+	fail := func(err error) (*FileLock, error) {
+		f.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := flockNB(f); err != nil {
+		return fail(err) // nobody else knows the fresh name: nothing should hold it
+	}
+	if err := os.Link(tmp, path); err != nil {
+		return fail(err)
+	}
+	// The temporary name was only the way in; the lock lives on the inode, now reachable at path.
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		l := &FileLock{f: f, path: path}
+		_ = l.Release(true)
+		return nil, fmt.Errorf("lock %s: remove temporary %s: %w", path, tmp, err)
+	}
+	return &FileLock{f: f, path: path}, nil
+}
+
+// TempPrefix starts the name of the temporary file CreateLock makes beside the lock file.
+const TempPrefix = ".creating."
+
+// flockNB takes an exclusive flock on f without waiting, retrying on EINTR. A lock held elsewhere gives
+// ErrLocked.
+func flockNB(f *os.File) error {
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case errors.Is(err, syscall.EWOULDBLOCK):
+			return ErrLocked
+		default:
+			return err
+		}
+	}
 }
 
 // Append writes b at the end of the locked file. It is one write(2) into the page cache, without

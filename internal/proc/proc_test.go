@@ -4,9 +4,11 @@ package proc
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -130,7 +132,7 @@ func TestFileLock(t *testing.T) {
 	if _, err := TryLock(path, false); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("missing file without create: %v", err)
 	}
-	l, err := TryLock(path, true)
+	l, err := CreateLock(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,5 +159,110 @@ func TestFileLock(t *testing.T) {
 	}
 	if err := l2.Release(true); err != nil {
 		t.Errorf("second Release: %v", err)
+	}
+}
+
+// A sweeper that takes any unheld lock file and deletes it (the store's removal of stale locks) runs
+// against a creator making fresh locks. A lock made by CreateLock must never be taken by the sweeper
+// while its creator holds it: with TryLock(path, true) the creator's file exists, briefly unlocked,
+// and the sweeper wins now and then (the creator then sees its own new file "locked by a live
+// process", or holds a file the sweeper has unlinked). The sweeper may still take a file in the moment
+// its holder releases it (Release unlinks, then closes); that is the holder's choice and harmless.
+func TestCreateLockIsNeverSeenUnlocked(t *testing.T) {
+	dir := t.TempDir()
+	stop := make(chan struct{})
+	passes := make(chan int)
+	go func() {
+		n := 0
+		defer func() { passes <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			n++
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				if strings.HasPrefix(e.Name(), TempPrefix) {
+					continue // a creator's, between its steps (CreateLock's contract)
+				}
+				if l, err := TryLock(filepath.Join(dir, e.Name()), false); err == nil {
+					_ = l.Release(true)
+				}
+			}
+		}
+	}()
+	const rounds = 3000
+	var errs []error
+	for i := range rounds {
+		path := filepath.Join(dir, fmt.Sprintf("run%d.lock", i))
+		l, err := CreateLock(path)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if _, err := TryLock(path, false); !errors.Is(err, ErrLocked) {
+			errs = append(errs, fmt.Errorf("%s right after CreateLock: %v, want ErrLocked", path, err))
+		}
+		held, err1 := l.f.Stat()
+		named, err2 := os.Stat(path)
+		if err1 != nil || err2 != nil || !os.SameFile(held, named) {
+			errs = append(errs, fmt.Errorf("%s is not the file its lock holds (%v, %v)", path, err1, err2))
+		}
+		if err := l.Release(true); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	close(stop)
+	if n := <-passes; n == 0 {
+		t.Error("the sweeper never ran")
+	}
+	if len(errs) > 0 {
+		t.Errorf("%d of %d fresh locks went wrong", len(errs), rounds)
+	}
+	for _, err := range errs[:min(len(errs), 5)] {
+		t.Error(err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("%d files left, want none (temporary names removed, locks released with remove)", len(entries))
+	}
+}
+
+func TestCreateLockRefusesAnExistingFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "run.lock")
+	if err := os.WriteFile(path, []byte("group 1 2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := CreateLock(path); !errors.Is(err, os.ErrExist) {
+		t.Fatalf("CreateLock over an existing file: %v, want os.ErrExist", err)
+	}
+	if data, _ := os.ReadFile(path); string(data) != "group 1 2\n" {
+		t.Errorf("existing file changed to %q", data)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("%d files in the folder, want only the existing one", len(entries))
+	}
+	l, err := CreateLock(filepath.Join(dir, "new.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release(true)
+	if err := l.Append([]byte("group 3 4\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append([]byte("group 5 6\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := l.Contents(); string(got) != "group 3 4\ngroup 5 6\n" {
+		t.Errorf("contents %q", got)
+	}
+	fi, err := os.Stat(l.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
 	}
 }

@@ -463,3 +463,94 @@ func TestRecoveryKillsGroupKnownOnlyToTheLockFile(t *testing.T) {
 		t.Errorf("run status %q, want interrupted", got)
 	}
 }
+
+// Every playbook command sweeps stale lock files when it opens the database; runners starting at the
+// same moment must not lose their fresh lock to that sweep. Found with eight runners on one database:
+// one of them failed with "lock ...: locked by a live process" on its own new run, because another
+// runner's sweep had taken the just-created, not yet locked, file.
+func TestRunStartSurvivesConcurrentSweeps(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state", "playbook.db")
+	runner := openAt(t, path)
+	sweeper := openAt(t, path)
+	ctx := context.Background()
+	stop := make(chan struct{})
+	sweeps := make(chan int)
+	go func() {
+		n := 0
+		defer func() { sweeps <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			n++
+			if _, err := sweeper.Recover(ctx); err != nil {
+				t.Errorf("Recover: %v", err)
+				return
+			}
+		}
+	}()
+	const runs = 300
+	failed := 0
+	for i := range runs {
+		r := fixtureRun(fmt.Sprintf("sweep-%03d", i), "only")
+		if err := runner.RunStarted(ctx, r); err != nil {
+			if failed++; failed <= 3 {
+				t.Errorf("RunStarted %s: %v", r.ID, err)
+			}
+			continue
+		}
+		r.Status, r.FinishedAt = scheduler.StatusSucceeded, r.StartedAt.Add(time.Second)
+		if err := runner.RunFinished(ctx, r); err != nil {
+			t.Errorf("RunFinished %s: %v", r.ID, err)
+		}
+	}
+	close(stop)
+	if n := <-sweeps; n < 2 {
+		t.Errorf("only %d sweeps ran beside %d run starts", n, runs)
+	}
+	if failed > 0 {
+		t.Errorf("%d of %d runs could not start", failed, runs)
+	}
+	var succeeded int
+	if err := runner.r.QueryRowContext(ctx, `SELECT count(*) FROM runs WHERE status = 'succeeded'`).Scan(&succeeded); err != nil {
+		t.Fatal(err)
+	}
+	if succeeded != runs-failed {
+		t.Errorf("%d runs succeeded, want %d (none interrupted by the sweeper)", succeeded, runs-failed)
+	}
+	if left, _ := os.ReadDir(runner.lockDir()); len(left) != 0 {
+		t.Errorf("%d lock files left", len(left))
+	}
+}
+
+// A temporary file of proc.CreateLock left by a runner killed between its two steps is removed once
+// it is old; a young one (perhaps a creator's between its steps) is not.
+func TestAbandonedLockTempRemoved(t *testing.T) {
+	s := openTest(t)
+	dir := s.lockDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	old := filepath.Join(dir, proc.TempPrefix+"a.lock.0001")
+	young := filepath.Join(dir, proc.TempPrefix+"b.lock.0002")
+	for _, p := range []string{old, young} {
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	long := time.Now().Add(-time.Minute)
+	if err := os.Chtimes(old, long, long); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("abandoned temporary kept: %v", err)
+	}
+	if _, err := os.Stat(young); err != nil {
+		t.Errorf("young temporary removed: %v", err)
+	}
+}

@@ -128,7 +128,12 @@ func (s *Store) RunStarted(ctx context.Context, r *scheduler.RunRecord) error {
 	if err := os.MkdirAll(s.lockDir(), 0o700); err != nil {
 		return fmt.Errorf("record start of run %s: create lock folder: %w", r.ID, err)
 	}
-	lock, err := proc.TryLock(s.lockPath(r.ID), true)
+	// CreateLock, not TryLock: another runner's sweep of stale lock files (removeStaleLocks) must never
+	// see this file unlocked, or it would take and delete it under us.
+	lock, err := proc.CreateLock(s.lockPath(r.ID))
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("record start of run %s: a run with this id exists already", r.ID)
+	}
 	if err != nil {
 		return fmt.Errorf("record start of run %s: %w", r.ID, err)
 	}

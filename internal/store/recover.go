@@ -345,6 +345,10 @@ func (s *Store) removeStaleLocks(ctx context.Context) {
 		return
 	}
 	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), proc.TempPrefix) {
+			removeAbandonedTemp(filepath.Join(s.lockDir(), e.Name()))
+			continue
+		}
 		id, ok := strings.CutSuffix(e.Name(), ".lock")
 		if !ok || s.owns(id) {
 			continue
@@ -360,5 +364,21 @@ func (s *Store) removeStaleLocks(ctx context.Context) {
 			continue
 		}
 		_ = l.Release(false)
+	}
+}
+
+// abandonedAfter is how old a temporary file of proc.CreateLock must be before a sweep removes it. A
+// creator holds its temporary name for microseconds; a younger file may be one between its steps.
+const abandonedAfter = 10 * time.Second
+
+// removeAbandonedTemp deletes a temporary file left by a runner killed inside proc.CreateLock, when
+// nobody holds it and it is old enough.
+func removeAbandonedTemp(path string) {
+	fi, err := os.Lstat(path)
+	if err != nil || time.Since(fi.ModTime()) < abandonedAfter {
+		return
+	}
+	if l, err := proc.TryLock(path, false); err == nil {
+		_ = l.Release(true)
 	}
 }
