@@ -64,8 +64,12 @@ type Store struct {
 	// The background writer of the Recorder (writer.go).
 	queue         writeQueue
 	writerStarted bool
-	errMu         sync.Mutex
-	writeErr      error // the first write that failed
+	// The writer's checkpoints (checkpointWhenIdle); the writer goroutine's alone.
+	lastCheckpoint  time.Time
+	checkpointEvery time.Duration
+	checkpointed    func()
+	errMu           sync.Mutex
+	writeErr        error // the first write that failed
 }
 
 // DefaultPath returns where the database lives when --db is not given: $PLAYBOOK_DB, else
