@@ -561,30 +561,27 @@ func (r *runner) decide(s *stepRun) (run bool, status Status, reason, errMsg str
 	}
 	callsStatus := cond.Calls("success") || cond.Calls("failure") || cond.Calls("always") || cond.Calls("cancelled")
 	onlySuccess := !cond.Calls("failure") && !cond.Calls("always") && !cond.Calls("cancelled")
-	if onlySuccess && !funcs.Success {
-		// The condition needs success() (implicitly when it calls no status function), which is
-		// false: say which way a dependency went rather than "condition false". An explicit
-		// `success() || ...` may still hold, so it is evaluated.
-		if !callsStatus {
-			return false, StatusSkipped, depReason, ""
-		}
-		ok, err := cond.Eval(&r.state, funcs)
-		if err != nil {
-			return false, StatusFailed, ReasonConditionError, r.masker.String(err.Error()) // the error names the if
-		}
-		if !ok {
-			return false, StatusSkipped, depReason, ""
-		}
+	// The condition needs success() (implicitly when it calls no status function), which is false:
+	// a skip then says which way a dependency went rather than "condition false". An explicit
+	// `success() || ...` may still hold, so it is evaluated, before fail_fast is applied.
+	depSkip := onlySuccess && !funcs.Success
+	if depSkip && !callsStatus {
+		return false, StatusSkipped, depReason, ""
 	}
-	if r.failFast && !cond.Calls("always") && !cond.Calls("failure") {
+	failFast := r.failFast && !cond.Calls("always") && !cond.Calls("failure")
+	if failFast && !depSkip {
 		return false, StatusSkipped, ReasonFailFast, ""
 	}
 	ok, err := cond.Eval(&r.state, funcs)
-	if err != nil {
+	switch {
+	case err != nil:
 		return false, StatusFailed, ReasonConditionError, r.masker.String(err.Error()) // the error names the if
-	}
-	if !ok {
+	case !ok && depSkip:
+		return false, StatusSkipped, depReason, ""
+	case !ok:
 		return false, StatusSkipped, ReasonConditionFalse, ""
+	case failFast:
+		return false, StatusSkipped, ReasonFailFast, ""
 	}
 	return true, "", "", ""
 }
