@@ -80,30 +80,20 @@ type Event struct {
 	Metadata  Metadata `json:"metadata,omitzero"`
 }
 
+// eventFields is Event without its methods, so that encoding it inside eventJSON does not recurse.
+type eventFields Event
+
+// eventJSON is Event as encoded. Its Line, a string, is shallower than the embedded []byte Line, so
+// encoding/json uses it in its place: every other field is encoded as Event declares it.
 type eventJSON struct {
-	Type        EventType `json:"event_type"`
-	ExecutionID string    `json:"execution_id"`
-	Time        time.Time `json:"timestamp"`
-	Command     string    `json:"command,omitempty"`
-	PID         int       `json:"pid,omitempty"`
-	Line        *string   `json:"line,omitempty"`
-	Partial     bool      `json:"partial,omitempty"`
-	Omitted     int64     `json:"omitted,omitempty"`
-	Dropped     int64     `json:"dropped,omitempty"`
-	OldStatus   Status    `json:"old_status,omitempty"`
-	NewStatus   Status    `json:"new_status,omitempty"`
-	Result      *Result   `json:"result,omitempty"`
-	Error       string    `json:"error,omitempty"`
-	TimeoutMS   int64     `json:"timeout_ms,omitempty"`
-	Metadata    Metadata  `json:"metadata,omitzero"`
+	eventFields
+	Line *string `json:"line,omitempty"`
 }
 
 // MarshalJSON encodes the event with its "event_type" tag; Line becomes a string with invalid UTF-8
 // replaced, so the output is always valid JSON. An empty line of a line event is encoded as "".
 func (e Event) MarshalJSON() ([]byte, error) {
-	w := eventJSON{Type: e.Type, ExecutionID: e.ExecutionID, Time: e.Time, Command: e.Command, PID: e.PID,
-		Partial: e.Partial, Omitted: e.Omitted, Dropped: e.Dropped, OldStatus: e.OldStatus, NewStatus: e.NewStatus,
-		Result: e.Result, Error: e.Error, TimeoutMS: e.TimeoutMS, Metadata: e.Metadata}
+	w := eventJSON{eventFields: eventFields(e)}
 	if e.Line != nil || e.Type == EventStdout || e.Type == EventStderr {
 		s := textOf(e.Line)
 		w.Line = &s
@@ -117,9 +107,7 @@ func (e *Event) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &w); err != nil {
 		return &Error{Code: CodeSerialization, Msg: "decode event", Err: err}
 	}
-	*e = Event{Type: w.Type, ExecutionID: w.ExecutionID, Time: w.Time, Command: w.Command, PID: w.PID,
-		Partial: w.Partial, Omitted: w.Omitted, Dropped: w.Dropped, OldStatus: w.OldStatus, NewStatus: w.NewStatus,
-		Result: w.Result, Error: w.Error, TimeoutMS: w.TimeoutMS, Metadata: w.Metadata}
+	*e = Event(w.eventFields)
 	if w.Line != nil {
 		e.Line = []byte(*w.Line)
 	}
