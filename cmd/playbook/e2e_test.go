@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -110,28 +111,20 @@ func startPlaybook(t *testing.T, dir, db string, args ...string) *proc {
 func (p *proc) waitLine(re string) {
 	p.t.Helper()
 	rx := regexp.MustCompile(re)
-	deadline := time.After(30 * time.Second)
-	for {
+	seen := func() bool {
 		p.mu.Lock()
-		for _, l := range p.lines {
-			if rx.MatchString(l) {
-				p.mu.Unlock()
-				return
-			}
-		}
-		p.mu.Unlock()
+		defer p.mu.Unlock()
+		return slices.ContainsFunc(p.lines, rx.MatchString)
+	}
+	deadline := time.After(30 * time.Second)
+	for !seen() {
 		select {
 		case <-p.notify:
 		case <-p.done:
 			// One last look: the line may have arrived with the end of the stream.
-			p.mu.Lock()
-			for _, l := range p.lines {
-				if rx.MatchString(l) {
-					p.mu.Unlock()
-					return
-				}
+			if seen() {
+				return
 			}
-			p.mu.Unlock()
 			p.t.Fatalf("process ended without printing a line matching %q:\n%s", re, p.output())
 		case <-deadline:
 			p.t.Fatalf("no line matching %q within 30s:\n%s", re, p.output())
@@ -258,8 +251,20 @@ func queryDB(t *testing.T, db, q string, args ...any) []string {
 	if err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
+	out, err := rowsText(rows)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return out
+}
+
+// rowsText reads and closes rows: each row is its columns joined by "|", NULL as NULL.
+func rowsText(rows *sql.Rows) ([]string, error) {
 	defer rows.Close()
-	cols, _ := rows.Columns()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
 	var out []string
 	for rows.Next() {
 		vals := make([]sql.NullString, len(cols))
@@ -268,7 +273,7 @@ func queryDB(t *testing.T, db, q string, args ...any) []string {
 			ptrs[i] = &vals[i]
 		}
 		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		parts := make([]string, len(vals))
 		for i, v := range vals {
@@ -280,7 +285,7 @@ func queryDB(t *testing.T, db, q string, args ...any) []string {
 		}
 		out = append(out, strings.Join(parts, "|"))
 	}
-	return out
+	return out, rows.Err()
 }
 
 // trapPlaybook is a step that counts the signals it gets, cleans up on TERM, and a cleanup step that

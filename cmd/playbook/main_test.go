@@ -4,7 +4,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,33 +82,12 @@ func cmdSQL(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		ts.Fatalf("sql: %v", err)
 	}
-	defer rows.Close()
-	cols, err := rows.Columns()
+	lines, err := rowsText(rows)
 	ts.Check(err)
 	var out strings.Builder
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		ts.Check(rows.Scan(ptrs...))
-		for i, v := range vals {
-			if i > 0 {
-				out.WriteByte('|')
-			}
-			switch x := v.(type) {
-			case nil:
-				out.WriteString("NULL")
-			case []byte:
-				out.Write(x)
-			default:
-				fmt.Fprint(&out, x)
-			}
-		}
-		out.WriteByte('\n')
+	for _, l := range lines {
+		out.WriteString(l + "\n")
 	}
-	ts.Check(rows.Err())
 	ts.Stdout().Write([]byte(out.String()))
 	// testscript compares `stdout` against the last command's output, which for a builtin is what it
 	// wrote to ts.Stdout().
