@@ -44,6 +44,16 @@ type ParamError struct {
 // Error returns `param "name": message`.
 func (e *ParamError) Error() string { return fmt.Sprintf("param %q: %s", e.Name, e.Msg) }
 
+// ParamText is a param's value as text: what $PLAYBOOK_PARAM_<NAME> holds, and what ${{ params.name }}
+// renders in a template. One form for both, so that a secret is masked in the form a command really
+// holds (a number is 1000000 in both, never 1e+06 in one of them).
+func ParamText(v any) string {
+	if s, ok := scalarString(v); ok {
+		return s
+	}
+	return fmt.Sprint(v)
+}
+
 // ParamEnvName is the environment variable a param is exported as: PLAYBOOK_PARAM_ + upper-cased name
 // with every character that is not a letter or digit turned into _. ParamEnvName("my-param") is
 // PLAYBOOK_PARAM_MY_PARAM.

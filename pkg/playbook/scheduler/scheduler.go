@@ -245,7 +245,7 @@ func newRunner(pb *playbook.Playbook, opts Options) (*runner, error) {
 	}
 	for _, p := range pb.Params {
 		if v, ok := params[p.Name]; ok && p.Secret {
-			if s := formatParam(v); s != "" {
+			if s := playbook.ParamText(v); s != "" {
 				r.secret = append(r.secret, s)
 			}
 		}
@@ -261,7 +261,7 @@ func newRunner(pb *playbook.Playbook, opts Options) (*runner, error) {
 	r.baseEnv = map[string]string{"PLAYBOOK_RUN_ID": r.rec.ID}
 	for _, p := range pb.Params {
 		if v, ok := params[p.Name]; ok {
-			r.baseEnv[playbook.ParamEnvName(p.Name)] = formatParam(v)
+			r.baseEnv[playbook.ParamEnvName(p.Name)] = playbook.ParamText(v)
 		}
 	}
 	for _, ev := range pb.Env {
@@ -1164,25 +1164,6 @@ func NewRunID() string {
 		panic(err) // crypto/rand never fails on supported platforms
 	}
 	return hex.EncodeToString(b[:])
-}
-
-// formatParam is a param's value as text, the form PLAYBOOK_PARAM_* carries.
-func formatParam(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return x
-	case bool:
-		return strconv.FormatBool(x)
-	case int64:
-		return strconv.FormatInt(x, 10)
-	case int:
-		return strconv.Itoa(x)
-	case float64:
-		return strconv.FormatFloat(x, 'g', -1, 64)
-	}
-	return fmt.Sprint(v)
 }
 
 // maskedParamsJSON is the params as recorded: secrets replaced by "***", keys sorted.

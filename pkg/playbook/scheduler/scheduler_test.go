@@ -247,3 +247,33 @@ steps:
 		t.Errorf("lines %v", lines)
 	}
 }
+
+// A number param has one text form: $PLAYBOOK_PARAM_* and ${{ params.x }} give the same digits (not
+// 1e+06 in one and 1000000 in the other), and a secret number is masked wherever it appears, in the
+// form the command really holds.
+func TestNumberParamOneTextForm(t *testing.T) {
+	pb := load(t, `version: 1
+name: numbers
+params:
+  size: {type: number, default: 1000000}
+  pin: {type: number, secret: true, default: 2000000}
+steps:
+  - id: show
+    run: echo "env=$PLAYBOOK_PARAM_SIZE expr=${{ params.size }}"; echo "pin ${{ params.pin }}"
+`)
+	var lines []string
+	sum, err := Run(context.Background(), pb, Options{Observer: ObserverFunc(func(e Event) {
+		if e.Type == EventStepOutput {
+			lines = append(lines, string(e.Line))
+		}
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"env=1000000 expr=1000000", "pin ***"}; strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("output %q, want %q", lines, want)
+	}
+	if cmd := sum.Steps[0].Command; strings.Contains(cmd, "2000000") || !strings.Contains(cmd, "***") {
+		t.Errorf("recorded command %q: the secret number must be masked", cmd)
+	}
+}
