@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -696,13 +697,9 @@ func (r *runner) request(s *stepRun) (engine.Request, error) {
 		req.Command = engine.Shell{Command: cmd, Shell: st.Shell}
 		s.command = r.masker.String(cmd)
 	case len(st.Exec) > 0:
-		argv := make([]string, len(st.Exec))
-		for i, t := range st.Exec {
-			v, err := t.Render(&r.state)
-			if err != nil {
-				return req, fmt.Errorf("exec[%d]: %w", i, err)
-			}
-			argv[i] = v
+		argv, err := r.renderAll(st.Exec, "exec")
+		if err != nil {
+			return req, err
 		}
 		req.Command = engine.Exec{Program: argv[0], Args: argv[1:]}
 		s.command = r.masker.String(engine.QuoteArgs(argv))
@@ -714,13 +711,9 @@ func (r *runner) request(s *stepRun) (engine.Request, error) {
 			s.command = st.Script
 		}
 	case st.AWS != nil:
-		args := make([]string, len(st.AWS.Args))
-		for i, t := range st.AWS.Args {
-			v, err := t.Render(&r.state)
-			if err != nil {
-				return req, fmt.Errorf("aws args[%d]: %w", i, err)
-			}
-			args[i] = v
+		args, err := r.renderAll(st.AWS.Args, "aws args")
+		if err != nil {
+			return req, err
 		}
 		req.Command = engine.AWSCLI{Service: st.AWS.Service, Operation: st.AWS.Operation, Args: args,
 			Profile: st.AWS.Profile, Region: st.AWS.Region}
@@ -767,6 +760,19 @@ func (r *runner) request(s *stepRun) (engine.Request, error) {
 		req.StderrPath = base + ".stderr"
 	}
 	return req, nil
+}
+
+// renderAll renders a list of templates; an error names the item ("exec[2]: ...").
+func (r *runner) renderAll(ts []*playbook.Template, what string) ([]string, error) {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		v, err := t.Render(&r.state)
+		if err != nil {
+			return nil, fmt.Errorf("%s[%d]: %w", what, i, err)
+		}
+		out[i] = v
+	}
+	return out, nil
 }
 
 // handle processes one engine event.
@@ -989,10 +995,11 @@ func (r *runner) finishStepWith(s *stepRun, status Status, reason, errMsg string
 		for k, v := range outputs {
 			// A secret can straddle the = (a base64 token ending in =, written alone): then the name
 			// itself gives the secret away and is masked too.
-			if line := k + "=" + v; r.masker.String(line) != k+"="+r.masker.String(v) {
+			mv := r.masker.String(v)
+			if r.masker.String(k+"="+v) != k+"="+mv {
 				k = "***"
 			}
-			rec.Outputs[k] = r.masker.String(v)
+			rec.Outputs[k] = mv
 		}
 	}
 	r.complete(s, rec)
@@ -1040,12 +1047,13 @@ func (r *runner) complete(s *stepRun, rec *StepRecord) {
 // finish settles the run's status and records it.
 func (r *runner) finish() (*Summary, error) {
 	r.rec.FinishedAt = r.now().UTC()
-	failed := false
+	var failed []string
 	for _, s := range r.steps {
 		if s.failed() {
-			failed = true
+			failed = append(failed, s.step.ID)
 		}
 	}
+	sort.Strings(failed)
 	var intr *Interrupt
 	switch {
 	case r.timedOut:
@@ -1059,15 +1067,9 @@ func (r *runner) finish() (*Summary, error) {
 		if r.cause != nil {
 			r.rec.Error = r.cause.Error()
 		}
-	case failed:
+	case len(failed) > 0:
 		r.rec.Status, r.rec.ExitCode = StatusFailed, exitFailed
-		var ids []string
-		for _, s := range r.steps {
-			if s.failed() {
-				ids = append(ids, s.step.ID)
-			}
-		}
-		r.rec.Error = "failed steps: " + joinIDs(ids)
+		r.rec.Error = "failed steps: " + strings.Join(failed, ", ")
 	default:
 		r.rec.Status, r.rec.ExitCode = StatusSucceeded, exitSucceeded
 	}
@@ -1185,16 +1187,4 @@ func maskedParamsJSON(pb *playbook.Playbook, params playbook.Params) (string, er
 		return "", fmt.Errorf("encode params: %w", err)
 	}
 	return string(b), nil
-}
-
-func joinIDs(ids []string) string {
-	sort.Strings(ids)
-	s := ""
-	for i, id := range ids {
-		if i > 0 {
-			s += ", "
-		}
-		s += id
-	}
-	return s
 }
