@@ -34,10 +34,11 @@ func (e *NotFoundError) Error() string {
 func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
 
 // AmbiguousRunError says that a run id prefix matches several runs. Candidates holds some of them
-// (at most maxCandidates), in id order.
+// (at most maxCandidates), in id order; More is true when other runs match too.
 type AmbiguousRunError struct {
 	Prefix     string
 	Candidates []string
+	More       bool
 }
 
 const maxCandidates = 10
@@ -45,7 +46,7 @@ const maxCandidates = 10
 // Error lists the candidates and asks for a longer prefix.
 func (e *AmbiguousRunError) Error() string {
 	more := ""
-	if len(e.Candidates) >= maxCandidates {
+	if e.More {
 		more = ", ..."
 	}
 	return fmt.Sprintf("run prefix %q is ambiguous: it matches %s%s; give more characters",
@@ -98,10 +99,11 @@ func (s *Store) ResolveRun(ctx context.Context, ref string) (string, error) {
 	case 1:
 		return ids[0], nil
 	}
-	if len(ids) > maxCandidates {
+	more := len(ids) > maxCandidates
+	if more {
 		ids = ids[:maxCandidates]
 	}
-	return "", &AmbiguousRunError{Prefix: ref, Candidates: ids}
+	return "", &AmbiguousRunError{Prefix: ref, Candidates: ids, More: more}
 }
 
 const runColumns = `id, playbook, file, file_sha256, params, status, exit_code, started_at, finished_at,

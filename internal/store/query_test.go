@@ -70,6 +70,25 @@ func TestResolveRun(t *testing.T) {
 	}
 }
 
+// The candidates of an ambiguous prefix end with "..." only when more runs match than are listed.
+func TestAmbiguousPrefixSaysWhenThereAreMore(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	for i := range maxCandidates {
+		recordQuick(t, s, fmt.Sprintf("dd%02d", i), "p", scheduler.StatusSucceeded, t0)
+	}
+	_, err := s.ResolveRun(ctx, "dd")
+	var ae *AmbiguousRunError
+	if !errors.As(err, &ae) || len(ae.Candidates) != maxCandidates || ae.More || strings.Contains(err.Error(), "...") {
+		t.Errorf("%d matches: %v (more %v), want all listed without \"...\"", maxCandidates, err, ae != nil && ae.More)
+	}
+	recordQuick(t, s, "dd99", "p", scheduler.StatusSucceeded, t0)
+	_, err = s.ResolveRun(ctx, "dd")
+	if !errors.As(err, &ae) || len(ae.Candidates) != maxCandidates || !ae.More || !strings.Contains(err.Error(), "dd09, ...;") {
+		t.Errorf("%d matches: %v, want %d listed and \"...\"", maxCandidates+1, err, maxCandidates)
+	}
+}
+
 func TestListRuns(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()
