@@ -284,6 +284,9 @@ func scanStep(sc scanner, runID string, extra ...any) (*scheduler.StepRecord, er
 const attemptColumns = `attempt, status, exit_code, signal, started_at, finished_at, error,
 	stdout_bytes, stderr_bytes, stdout_truncated, stderr_truncated`
 
+// qualifiedAttemptColumns is attemptColumns for a query where the attempts table is "a".
+var qualifiedAttemptColumns = "a." + strings.Join(strings.Fields(strings.ReplaceAll(attemptColumns, ",", " ")), ", a.")
+
 func scanAttempt(sc scanner, runID, stepID string, extra ...any) (*scheduler.AttemptRecord, error) {
 	var (
 		a                  scheduler.AttemptRecord
@@ -402,9 +405,7 @@ func (s *Store) StepOutput(ctx context.Context, runID, stepID string) (*schedule
 func (s *Store) AttemptOutput(ctx context.Context, runID, stepID string, attempt int) (*scheduler.AttemptRecord, error) {
 	_ = s.Flush(ctx) // read this Store's own writes; write errors are reported to the Recorder's caller
 	var stdout, stderr []byte
-	a, err := scanAttempt(s.r.QueryRowContext(ctx, `SELECT a.attempt, a.status, a.exit_code, a.signal,
-			a.started_at, a.finished_at, a.error, a.stdout_bytes, a.stderr_bytes, a.stdout_truncated,
-			a.stderr_truncated,
+	a, err := scanAttempt(s.r.QueryRowContext(ctx, `SELECT `+qualifiedAttemptColumns+`,
 			CASE WHEN a.stdout IS NULL AND a.attempt = s.attempts THEN s.stdout ELSE a.stdout END,
 			CASE WHEN a.stderr IS NULL AND a.attempt = s.attempts THEN s.stderr ELSE a.stderr END
 		FROM attempts AS a JOIN steps AS s ON s.run_id = a.run_id AND s.step_id = a.step_id
