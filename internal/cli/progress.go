@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -454,6 +455,18 @@ func shortID(id string) string {
 		return id[:8]
 	}
 	return id
+}
+
+// exitText is how a step ended, for tables: its exit code, "signal N" when a signal killed it, "-"
+// when it never ran to an end.
+func exitText(code, signal int) string {
+	switch {
+	case signal > 0:
+		return fmt.Sprintf("signal %d", signal)
+	case code >= 0:
+		return strconv.Itoa(code)
+	}
+	return "-"
 }
 
 // formatDuration rounds for people: 850ms, 1.2s, 2m03s, 1h02m.

@@ -301,13 +301,7 @@ func printSummary(out io.Writer, sum *scheduler.Summary, logDir string) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "STEP\tSTATUS\tEXIT\tDURATION\tATTEMPTS\tNOTE")
 	for _, s := range sum.Steps {
-		exit := "-"
-		switch {
-		case s.Signal != 0:
-			exit = fmt.Sprintf("signal %d", s.Signal)
-		case s.ExitCode >= 0:
-			exit = fmt.Sprint(s.ExitCode)
-		}
+		exit := exitText(s.ExitCode, s.Signal)
 		dur := "-"
 		if d := stepDuration(s); d > 0 || s.Attempts > 0 {
 			dur = formatDuration(d)
@@ -353,8 +347,7 @@ func printPlan(w io.Writer, pb *playbook.Playbook, params playbook.Params) error
 	}
 	fmt.Fprintf(w, "Plan for %s (%s): %d steps in %d levels; nothing runs.\n", pb.Name, pb.File, len(pb.Steps), len(pb.Levels))
 	level := -1
-	for i, ps := range plan {
-		_ = i
+	for _, ps := range plan {
 		if ps.Level != level {
 			level = ps.Level
 			fmt.Fprintf(w, "\nlevel %d (these may run in parallel):\n", level+1)

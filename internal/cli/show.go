@@ -164,14 +164,7 @@ func printShowText(sys *System, d *store.RunDetail) error {
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "STEP\tSTATUS\tEXIT\tATTEMPTS\tDURATION\tNOTE")
 	for _, s := range d.Steps {
-		exit := "-"
-		switch {
-		case s.ExitCode >= 0:
-			exit = fmt.Sprint(s.ExitCode)
-		case s.Signal > 0:
-			exit = fmt.Sprintf("signal %d", s.Signal)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", s.StepID, s.Status, exit, s.Attempts,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", s.StepID, s.Status, exitText(s.ExitCode, s.Signal), s.Attempts,
 			spanText(s.StartedAt, s.FinishedAt), stepNote(s))
 	}
 	return tw.Flush()

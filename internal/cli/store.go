@@ -99,23 +99,12 @@ func formatStamp(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04:05")
 }
 
-// spanText shows a duration short and readable: 850ms, 12.3s, 4m05s, 2h10m.
+// spanText is the time from start to end in formatDuration's form, "-" when either is unknown.
 func spanText(start, end time.Time) string {
 	if start.IsZero() || end.IsZero() {
 		return "-"
 	}
-	d := end.Sub(start)
-	switch {
-	case d < 0:
-		return "0ms"
-	case d < time.Second:
-		return fmt.Sprintf("%dms", d.Milliseconds())
-	case d < time.Minute:
-		return fmt.Sprintf("%.1fs", d.Seconds())
-	case d < time.Hour:
-		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
-	}
-	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	return formatDuration(max(end.Sub(start), 0))
 }
 
 // parseAge reads a duration for --since and --older-than: Go durations (90m, 36h) plus days and
