@@ -36,6 +36,11 @@ func (c *Condition) Calls(function string) bool {
 	return bit != 0 && c.c.calls&bit != 0
 }
 
+// CallsStatus reports whether the expression calls any of success(), failure(), always() and
+// cancelled(); false means the implicit success() && (if) applies. The default condition calls
+// success().
+func (c *Condition) CallsStatus() bool { return c.c == nil || c.c.calls != 0 }
+
 // Static reports whether the condition reads nothing but params and env (status functions aside), so
 // that a dry run can evaluate it before anything runs, assuming success().
 func (c *Condition) Static() bool { return c.c == nil || c.c.static() }

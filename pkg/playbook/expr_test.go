@@ -415,6 +415,9 @@ func TestConditionSemantics(t *testing.T) {
 			if cond.Calls("other") {
 				t.Errorf("Calls(other) = true")
 			}
+			if cond.CallsStatus() != (len(c.calls) > 0) {
+				t.Errorf("CallsStatus() = %v with calls %v", cond.CallsStatus(), c.calls)
+			}
 			if cond.Static() != c.static {
 				t.Errorf("Static() = %v, want %v", cond.Static(), c.static)
 			}

@@ -51,7 +51,7 @@ func Plan(pb *playbook.Playbook, params playbook.Params) ([]PlannedStep, error) 
 			}
 		}
 		cond := st.If
-		callsStatus := cond.Calls("success") || cond.Calls("failure") || cond.Calls("always") || cond.Calls("cancelled")
+		callsStatus := cond.CallsStatus()
 		switch {
 		case !funcs.Success && !callsStatus:
 			ps.Runs, ps.Why = false, "skipped: a step it needs is skipped"

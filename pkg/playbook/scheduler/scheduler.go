@@ -560,7 +560,7 @@ func (r *runner) decide(s *stepRun) (run bool, status Status, reason, errMsg str
 			}
 		}
 	}
-	callsStatus := cond.Calls("success") || cond.Calls("failure") || cond.Calls("always") || cond.Calls("cancelled")
+	callsStatus := cond.CallsStatus()
 	onlySuccess := !cond.Calls("failure") && !cond.Calls("always") && !cond.Calls("cancelled")
 	// The condition needs success() (implicitly when it calls no status function), which is false:
 	// a skip then says which way a dependency went rather than "condition false". An explicit
