@@ -63,6 +63,24 @@ func BenchmarkRecordStep(b *testing.B) {
 	}
 }
 
+// BenchmarkRecordStepQueued: the recording cost of one step when the scheduler does not wait (the
+// writer batches the three writes of many steps into one transaction and coalesces them), as in a run.
+func BenchmarkRecordStepQueued(b *testing.B) {
+	s := openTest(b)
+	ids := stepIDs(b.N)
+	if err := s.RunStarted(context.Background(), fixtureRun("bench", ids...)); err != nil {
+		b.Fatal(err)
+	}
+	o := out("")
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		recordOne(b, s, "bench", ids[i], os.Getpid(), o)
+	}
+	if err := s.Flush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // pageBytes is the database's size in pages in use (not counting the WAL or free pages).
 func pageBytes(b testing.TB, s *Store) int64 {
 	var pages, free, size int64

@@ -202,25 +202,31 @@ func (s *Store) AttemptStarted(_ context.Context, in *scheduler.AttemptStart) er
 			}
 		}
 	}
-	started := formatTime(a.StartedAt)
+	st := &attemptStart{key: attemptKey{a.RunID, a.StepID, a.Attempt}, started: formatTime(a.StartedAt),
+		command: nullString(a.Command), pid: pid, pidStart: pidStart, stepRow: true, attemptRow: true}
 	what := fmt.Sprintf("record start of attempt %d of step %s of run %s", a.Attempt, a.StepID, a.RunID)
-	return s.enqueue(writeOp{what: what, fn: func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE steps SET status = 'running', attempts = max(attempts, ?),
-			started_at = coalesce(started_at, ?), command = ?, pid = ?
-			WHERE run_id = ? AND step_id = ?`,
-			a.Attempt, started, nullString(a.Command), pid, a.RunID, a.StepID)
-		if err != nil {
-			return err
+	return s.enqueue(writeOp{what: what, start: st, fn: func(ctx context.Context, tx *sql.Tx) error {
+		if st.stepRow {
+			res, err := tx.ExecContext(ctx, `UPDATE steps SET status = 'running', attempts = max(attempts, ?),
+				started_at = coalesce(started_at, ?), command = ?, pid = ?
+				WHERE run_id = ? AND step_id = ?`,
+				a.Attempt, st.started, st.command, pid, a.RunID, a.StepID)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return errUnknownStep
+			}
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return errUnknownStep
+		if !st.attemptRow {
+			return nil
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO attempts (run_id, step_id, attempt, status, started_at, command, pid, pid_start)
+		_, err := tx.ExecContext(ctx, `INSERT INTO attempts (run_id, step_id, attempt, status, started_at, command, pid, pid_start)
 			VALUES (?, ?, ?, 'running', ?, ?, ?, ?)
 			ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET status = 'running',
 				started_at = excluded.started_at, command = excluded.command, pid = excluded.pid,
 				pid_start = excluded.pid_start`,
-			a.RunID, a.StepID, a.Attempt, started, nullString(a.Command), pid, pidStart)
+			a.RunID, a.StepID, a.Attempt, st.started, st.command, pid, pidStart)
 		return err
 	}})
 }
@@ -245,13 +251,20 @@ func (s *Store) AttemptFinished(_ context.Context, in *scheduler.AttemptRecord) 
 	if a.FinishedAt.IsZero() {
 		a.FinishedAt = time.Now() // not given: now is when we learn it ended
 	}
+	fin := &attemptFinish{key: attemptKey{a.RunID, a.StepID, a.Attempt}}
 	what := fmt.Sprintf("record attempt %d of step %s of run %s", a.Attempt, a.StepID, a.RunID)
-	return s.enqueue(writeOp{what: what, fn: func(ctx context.Context, tx *sql.Tx) error {
+	return s.enqueue(writeOp{what: what, finish: fin, fn: func(ctx context.Context, tx *sql.Tx) error {
+		// The start's values, when coalesce moved that write here; else the row AttemptStarted wrote
+		// keeps them (ON CONFLICT leaves those columns alone).
+		var started, command, pid, pidStart any
+		if st := fin.start; st != nil {
+			started, command, pid, pidStart = st.started, st.command, st.pid, st.pidStart
+		}
 		// An unknown step fails the foreign key on (run_id, step_id).
 		_, err := tx.ExecContext(ctx, `INSERT INTO attempts (run_id, step_id, attempt, status, exit_code, signal,
 				started_at, finished_at, duration_ms, error, stdout, stderr, stdout_bytes, stderr_bytes,
-				stdout_truncated, stderr_truncated)
-			VALUES (?, ?, ?, ?, ?, ?, coalesce(?, ?), ?, ?, ?, ?, ?, ?, ?, ?, ?)
+				stdout_truncated, stderr_truncated, command, pid, pid_start)
+			VALUES (?, ?, ?, ?, ?, ?, coalesce(?, ?, ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET status = excluded.status,
 				exit_code = excluded.exit_code, signal = excluded.signal,
 				started_at = coalesce(attempts.started_at, excluded.started_at),
@@ -260,10 +273,10 @@ func (s *Store) AttemptFinished(_ context.Context, in *scheduler.AttemptRecord) 
 				stdout_bytes = excluded.stdout_bytes, stderr_bytes = excluded.stderr_bytes,
 				stdout_truncated = excluded.stdout_truncated, stderr_truncated = excluded.stderr_truncated`,
 			a.RunID, a.StepID, a.Attempt, string(a.Status), nullExit(a.ExitCode), nullSignal(a.Signal),
-			formatTime(a.StartedAt), formatTime(a.FinishedAt), formatTime(a.FinishedAt),
+			started, formatTime(a.StartedAt), formatTime(a.FinishedAt), formatTime(a.FinishedAt),
 			durationMS(a.StartedAt, a.FinishedAt), nullString(a.Error),
 			blob(a.Stdout, true), blob(a.Stderr, true), a.Stdout.Bytes, a.Stderr.Bytes,
-			boolInt(a.Stdout.Truncated), boolInt(a.Stderr.Truncated))
+			boolInt(a.Stdout.Truncated), boolInt(a.Stderr.Truncated), command, pid, pidStart)
 		return err
 	}})
 }
@@ -284,20 +297,24 @@ func (s *Store) StepFinished(_ context.Context, in *scheduler.StepRecord) error 
 		}
 	}
 	ran := st.Attempts > 0 || !st.StartedAt.IsZero()
+	done := &stepFinish{run: st.RunID, step: st.StepID}
 	what := fmt.Sprintf("record step %s of run %s", st.StepID, st.RunID)
-	return s.enqueue(writeOp{what: what, fn: func(ctx context.Context, tx *sql.Tx) error {
+	return s.enqueue(writeOp{what: what, stepDone: done, fn: func(ctx context.Context, tx *sql.Tx) error {
 		args := []any{st.RunID, st.StepID, st.Name, string(st.Status), nullString(st.Reason), nullString(st.Error),
 			nullExit(st.ExitCode), nullSignal(st.Signal), st.Attempts, formatTime(st.StartedAt),
 			formatTime(st.FinishedAt), durationMS(st.StartedAt, st.FinishedAt), nullString(st.Command),
 			blob(st.Stdout, ran), blob(st.Stderr, ran), st.Stdout.Bytes, st.Stderr.Bytes,
 			boolInt(st.Stdout.Truncated), boolInt(st.Stderr.Truncated),
 			boolInt(utf8.Valid(st.Stdout.Data)), boolInt(utf8.Valid(st.Stderr.Data)),
-			string(outputs), boolInt(st.ContinueOnError), nullString(st.ReusedFrom)}
+			string(outputs), boolInt(st.ContinueOnError), nullString(st.ReusedFrom),
+			boolInt(done.setPID), done.pid}
+		// ?25/?26: the pid of the last attempt, when coalesce moved its start's step write here.
 		res, err := tx.ExecContext(ctx, `UPDATE steps SET name = ?3, status = ?4, reason = ?5, error = ?6,
 				exit_code = ?7, signal = ?8, attempts = ?9, started_at = ?10, finished_at = ?11,
 				duration_ms = ?12, command = ?13, stdout = ?14, stderr = ?15, stdout_bytes = ?16,
 				stderr_bytes = ?17, stdout_truncated = ?18, stderr_truncated = ?19, stdout_utf8 = ?20,
-				stderr_utf8 = ?21, outputs = ?22, continue_on_error = ?23, reused_from = ?24
+				stderr_utf8 = ?21, outputs = ?22, continue_on_error = ?23, reused_from = ?24,
+				pid = CASE WHEN ?25 THEN ?26 ELSE pid END
 			WHERE run_id = ?1 AND step_id = ?2`, args...)
 		if err != nil {
 			return err
@@ -310,7 +327,7 @@ func (s *Store) StepFinished(_ context.Context, in *scheduler.StepRecord) error 
 					outputs, continue_on_error, reused_from)
 				VALUES (?1, ?2, (SELECT coalesce(max(seq), 0) + 1 FROM steps WHERE run_id = ?1),
 					?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
-					?22, ?23, ?24)`, args...)
+					?22, ?23, ?24)`, args[:24]...)
 			if err != nil {
 				return err
 			}
