@@ -66,18 +66,22 @@ func BenchmarkRecordStep(b *testing.B) {
 // BenchmarkRecordStepQueued: the recording cost of one step when the scheduler does not wait (the
 // writer batches the three writes of many steps into one transaction and coalesces them), as in a run.
 func BenchmarkRecordStepQueued(b *testing.B) {
-	s := openTest(b)
-	ids := stepIDs(b.N)
-	if err := s.RunStarted(context.Background(), fixtureRun("bench", ids...)); err != nil {
-		b.Fatal(err)
-	}
-	o := out("")
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		recordOne(b, s, "bench", ids[i], os.Getpid(), o)
-	}
-	if err := s.Flush(context.Background()); err != nil {
-		b.Fatal(err)
+	for _, size := range []int{0, 4 << 10} {
+		b.Run(fmt.Sprintf("output=%dB", size), func(b *testing.B) {
+			s := openTest(b)
+			ids := stepIDs(b.N)
+			if err := s.RunStarted(context.Background(), fixtureRun("bench", ids...)); err != nil {
+				b.Fatal(err)
+			}
+			o := out(string(make([]byte, size)))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				recordOne(b, s, "bench", ids[i], os.Getpid(), o)
+			}
+			if err := s.Flush(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+		})
 	}
 }
 

@@ -72,6 +72,11 @@ func recordScript(t *testing.T, s *Store, flush func(), release func()) {
 	finish("c", 2, scheduler.StatusFailed, 1, 40, 40, "")
 	done("c", 2, scheduler.StatusFailed, 1, 30, 40, "")
 
+	start("f", 1, pid, 45)
+	finish("f", 1, scheduler.StatusSucceeded, 0, 45, 46, "kept\n")
+	must(s.StepFinished(ctx, &scheduler.StepRecord{RunID: "co", StepID: "f", Status: scheduler.StatusSucceeded,
+		Attempts: 1, StartedAt: at(45), FinishedAt: at(46), Command: "run f"})) // without the output
+
 	start("d", 1, pid, 50) // still running when the batch commits
 	start("e", 1, pid, 60)
 	finish("e", 1, scheduler.StatusSucceeded, 0, 60, 70, "")
@@ -86,7 +91,7 @@ func recordScript(t *testing.T, s *Store, flush func(), release func()) {
 // committed on its own or the writer takes them in one batch, where coalesce folds the starts into
 // the finishes.
 func TestCoalescedBatchWritesTheSameRows(t *testing.T) {
-	steps := []string{"a", "b", "c", "d", "e"}
+	steps := []string{"a", "b", "c", "d", "e", "f"}
 
 	apart := openTest(t)
 	if err := apart.RunStarted(context.Background(), fixtureRun("co", steps...)); err != nil {
@@ -134,13 +139,14 @@ func TestCoalescedBatchWritesTheSameRows(t *testing.T) {
 		"c|2|failed|run c|0|0|",
 		"d|1|succeeded|run d|1|1|NULL",
 		"e|1|succeeded|run e|1|1|",
+		"f|1|succeeded|run f|1|1|kept\n", // the step row came without it: the only copy stays
 	} {
 		if !strings.Contains(rows, want+"\n") {
 			t.Errorf("attempts lack %q:\n%s", want, rows)
 		}
 	}
 	pids := dumpRows(t, together.w, `SELECT step_id, coalesce(pid, 'NULL') FROM steps ORDER BY step_id`)
-	wantPIDs := fmt.Sprintf("a|%d\nb|%d\nc|NULL\nd|%[1]d\ne|%[1]d\n", os.Getpid(), os.Getpid()+1)
+	wantPIDs := fmt.Sprintf("a|%d\nb|%d\nc|NULL\nd|%[1]d\ne|%[1]d\nf|%[1]d\n", os.Getpid(), os.Getpid()+1)
 	if pids != wantPIDs {
 		t.Errorf("step pids:\n%s\nwant:\n%s", pids, wantPIDs)
 	}
@@ -154,9 +160,11 @@ func TestCoalesceFoldsStartsIntoLaterWrites(t *testing.T) {
 		return &attemptStart{key: k(step, attempt), pid: pid, stepRow: true, attemptRow: true}
 	}
 	a1, b1, b2, c1 := newStart("a", 1, 10), newStart("b", 1, 20), newStart("b", 2, nil), newStart("c", 1, 30)
-	fa1, fb1 := &attemptFinish{key: k("a", 1)}, &attemptFinish{key: k("b", 1)}
+	five := outputSizes{kept: [2]int{5, 0}, total: [2]int64{5, 0}}
+	fa1, fb1 := &attemptFinish{key: k("a", 1), output: five}, &attemptFinish{key: k("b", 1), output: five}
 	fc1 := &attemptFinish{key: k("c", 1)}
-	da, db := &stepFinish{run: "r", step: "a"}, &stepFinish{run: "r", step: "b"}
+	da := &stepFinish{run: "r", step: "a", attempts: 1, output: five}
+	db := &stepFinish{run: "r", step: "b", attempts: 2, output: five} // its last attempt is not in the batch
 	batch := []writeOp{
 		{finish: fc1}, // before its start: stays as it is
 		{start: a1}, {finish: fa1}, {stepDone: da},
@@ -166,6 +174,9 @@ func TestCoalesceFoldsStartsIntoLaterWrites(t *testing.T) {
 	coalesce(batch)
 	if a1.attemptRow || a1.stepRow || fa1.start != a1 || !da.setPID || da.pid != 10 {
 		t.Errorf("a: start %+v, finish.start %p, step %+v", *a1, fa1.start, *da)
+	}
+	if !fa1.outputMoved || !da.outputMoved || fb1.outputMoved || db.outputMoved {
+		t.Errorf("output moved: a %v/%v, b %v/%v; want only a's", fa1.outputMoved, da.outputMoved, fb1.outputMoved, db.outputMoved)
 	}
 	if b1.attemptRow || b1.stepRow || fb1.start != b1 {
 		t.Errorf("b1: %+v", *b1)

@@ -251,7 +251,7 @@ func (s *Store) AttemptFinished(_ context.Context, in *scheduler.AttemptRecord) 
 	if a.FinishedAt.IsZero() {
 		a.FinishedAt = time.Now() // not given: now is when we learn it ended
 	}
-	fin := &attemptFinish{key: attemptKey{a.RunID, a.StepID, a.Attempt}}
+	fin := &attemptFinish{key: attemptKey{a.RunID, a.StepID, a.Attempt}, output: outputSize(a.Stdout, a.Stderr)}
 	what := fmt.Sprintf("record attempt %d of step %s of run %s", a.Attempt, a.StepID, a.RunID)
 	return s.enqueue(writeOp{what: what, finish: fin, fn: func(ctx context.Context, tx *sql.Tx) error {
 		// The start's values, when coalesce moved that write here; else the row AttemptStarted wrote
@@ -259,6 +259,10 @@ func (s *Store) AttemptFinished(_ context.Context, in *scheduler.AttemptRecord) 
 		var started, command, pid, pidStart any
 		if st := fin.start; st != nil {
 			started, command, pid, pidStart = st.started, st.command, st.pid, st.pidStart
+		}
+		stdout, stderr := blob(a.Stdout, true), blob(a.Stderr, true)
+		if fin.outputMoved { // the step row keeps it (see StepFinished)
+			stdout, stderr = nil, nil
 		}
 		// An unknown step fails the foreign key on (run_id, step_id).
 		_, err := tx.ExecContext(ctx, `INSERT INTO attempts (run_id, step_id, attempt, status, exit_code, signal,
@@ -275,7 +279,7 @@ func (s *Store) AttemptFinished(_ context.Context, in *scheduler.AttemptRecord) 
 			a.RunID, a.StepID, a.Attempt, string(a.Status), nullExit(a.ExitCode), nullSignal(a.Signal),
 			started, formatTime(a.StartedAt), formatTime(a.FinishedAt), formatTime(a.FinishedAt),
 			durationMS(a.StartedAt, a.FinishedAt), nullString(a.Error),
-			blob(a.Stdout, true), blob(a.Stderr, true), a.Stdout.Bytes, a.Stderr.Bytes,
+			stdout, stderr, a.Stdout.Bytes, a.Stderr.Bytes,
 			boolInt(a.Stdout.Truncated), boolInt(a.Stderr.Truncated), command, pid, pidStart)
 		return err
 	}})
@@ -297,7 +301,7 @@ func (s *Store) StepFinished(_ context.Context, in *scheduler.StepRecord) error 
 		}
 	}
 	ran := st.Attempts > 0 || !st.StartedAt.IsZero()
-	done := &stepFinish{run: st.RunID, step: st.StepID}
+	done := &stepFinish{run: st.RunID, step: st.StepID, attempts: st.Attempts, output: outputSize(st.Stdout, st.Stderr)}
 	what := fmt.Sprintf("record step %s of run %s", st.StepID, st.RunID)
 	return s.enqueue(writeOp{what: what, stepDone: done, fn: func(ctx context.Context, tx *sql.Tx) error {
 		args := []any{st.RunID, st.StepID, st.Name, string(st.Status), nullString(st.Reason), nullString(st.Error),
@@ -332,7 +336,7 @@ func (s *Store) StepFinished(_ context.Context, in *scheduler.StepRecord) error 
 				return err
 			}
 		}
-		if st.Attempts <= 0 || len(st.Stdout.Data)+len(st.Stderr.Data) == 0 {
+		if st.Attempts <= 0 || len(st.Stdout.Data)+len(st.Stderr.Data) == 0 || done.outputMoved {
 			return nil // nothing stored twice
 		}
 		// Keep the last attempt's output once. The sizes must match, so that a StepRecord that came

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
 )
 
 // The recorder's writes go through one background writer, in the order they were made. Each
@@ -66,29 +68,49 @@ type attemptStart struct {
 }
 
 // attemptFinish is AttemptFinished's write; start, when coalesce set it, is the same attempt's start,
-// whose values the attempt's row then takes at once.
+// whose values the attempt's row then takes at once. outputMoved: the step's final write follows in
+// the batch with the same output, which the step row keeps; the attempt row is written without it.
 type attemptFinish struct {
-	key   attemptKey
-	start *attemptStart
+	key         attemptKey
+	output      outputSizes
+	start       *attemptStart
+	outputMoved bool
 }
 
 // stepFinish is StepFinished's write; when setPID, the step row takes pid (the last attempt's, from a
-// start whose step write coalesce removed).
+// start whose step write coalesce removed). outputMoved: the last attempt's row was written without
+// the output (no UPDATE to clear it).
 type stepFinish struct {
-	run, step string
-	setPID    bool
-	pid       any
+	run, step   string
+	attempts    int
+	output      outputSizes
+	setPID      bool
+	pid         any
+	outputMoved bool
+}
+
+// outputSizes are the sizes of the stdout and stderr a write carries: bytes kept and bytes written.
+type outputSizes struct {
+	kept  [2]int
+	total [2]int64
+}
+
+func outputSize(stdout, stderr scheduler.Output) outputSizes {
+	return outputSizes{kept: [2]int{len(stdout.Data), len(stderr.Data)}, total: [2]int64{stdout.Bytes, stderr.Bytes}}
 }
 
 // coalesce removes the writes of a batch that a later write of the same batch overwrites: an attempt's
-// start is written by its finish (one INSERT instead of an INSERT and an UPDATE), and the running state
-// a start gives the step row is overwritten by the step's finish (which also takes the pid). The batch
-// is one transaction, so no reader could have seen what is left out, and the rows end the same as
-// when every write runs (TestCoalescedBatchWritesTheSameRows). For a chain of short steps this halves
-// the statements per step: four become two.
+// start is written by its finish (one INSERT instead of an INSERT and an UPDATE); the running state
+// a start gives the step row is overwritten by the step's finish (which also takes the pid); and the
+// last attempt's output, which the step's finish keeps in the step row and then clears from the
+// attempt row, is not written to the attempt row at all. The batch is one transaction, so no reader
+// could have seen what is left out, and the rows end the same as when every write runs
+// (TestCoalescedBatchWritesTheSameRows). A short step costs two statements instead of four or five,
+// and its output is written once.
 func coalesce(batch []writeOp) {
 	var starts map[attemptKey]*attemptStart
 	var ofStep map[[2]string][]*attemptStart
+	var finishes map[attemptKey]*attemptFinish
 	for _, op := range batch {
 		switch {
 		case op.start != nil:
@@ -104,8 +126,18 @@ func coalesce(batch []writeOp) {
 				st.attemptRow = false
 				op.finish.start = st
 			}
+			if finishes == nil {
+				finishes = make(map[attemptKey]*attemptFinish)
+			}
+			finishes[op.finish.key] = op.finish
 		case op.stepDone != nil:
-			k := [2]string{op.stepDone.run, op.stepDone.step}
+			d := op.stepDone
+			// StepFinished clears the attempt row's output only when it carries the same (and some).
+			if f := finishes[attemptKey{d.run, d.step, d.attempts}]; f != nil && !f.outputMoved &&
+				f.output == d.output && d.output.kept[0]+d.output.kept[1] > 0 {
+				f.outputMoved, d.outputMoved = true, true
+			}
+			k := [2]string{d.run, d.step}
 			list := ofStep[k]
 			if len(list) == 0 {
 				continue
@@ -113,7 +145,7 @@ func coalesce(batch []writeOp) {
 			for _, st := range list {
 				st.stepRow = false
 			}
-			op.stepDone.setPID, op.stepDone.pid = true, list[len(list)-1].pid
+			d.setPID, d.pid = true, list[len(list)-1].pid
 			delete(ofStep, k)
 		}
 	}
