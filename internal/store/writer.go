@@ -31,8 +31,10 @@ import (
 // error is returned by the next Recorder call, by RunFinished, Flush and Close.
 
 // batchWindow is how long the writer gathers writes before it commits them, when nobody waits: the
-// delay with which a state change reaches the disk, traded for far fewer transactions.
-const batchWindow = 5 * time.Millisecond
+// delay with which a state change reaches the disk, traded for far fewer transactions. Longer is not
+// better: 5 ms made a 1,000-step chain 1.6% slower than 2 ms (21 paired rounds), although it used less
+// CPU; a longer batch holds one of the runtime's two threads here for longer at a time.
+const batchWindow = 2 * time.Millisecond
 
 // maxBatch bounds how many writes one transaction carries, so that the write lock is held briefly.
 const maxBatch = 256
