@@ -40,45 +40,46 @@ func (s Status) Terminal() bool {
 }
 
 // Result is the outcome of an execution. Results returned by the engine are shared snapshots: treat them
-// as read-only.
+// as read-only. Its JSON form (MarshalJSON) uses the snake_case names of the tags.
 type Result struct {
-	ID     string
-	Status Status
+	ID     string `json:"id"`
+	Status Status `json:"status"`
 	// Command is the display form of what ran (argv, shell-quoted), secrets masked.
-	Command string
+	Command string `json:"command,omitempty"`
 	// PID is the process id, which is also its process group id; 0 if it never started.
-	PID int
+	PID int `json:"pid,omitempty"`
 	// ExitCode is the process's exit status (exit 3 gives 3). It is -1 when a signal ended the process
 	// (see Signal) or when it never started.
-	ExitCode int
+	ExitCode int `json:"exit_code"`
 	// Signal is the number of the signal that ended the process (SIGTERM gives 15), 0 if it exited.
-	Signal int
+	Signal int `json:"signal,omitempty"`
 	// Stdout and Stderr are the captured streams, raw bytes (invalid UTF-8 kept), masked. A stream longer
 	// than Config.OutputLimit keeps its head and tail joined by "\n[... N bytes omitted ...]\n", so it is
 	// at most OutputLimit plus the marker long.
-	Stdout, Stderr []byte
+	Stdout []byte `json:"stdout"`
+	Stderr []byte `json:"stderr"`
 	// StdoutBytes and StderrBytes count every byte the process wrote to each stream (before masking).
-	StdoutBytes int64
-	StderrBytes int64
+	StdoutBytes int64 `json:"stdout_bytes"`
+	StderrBytes int64 `json:"stderr_bytes"`
 	// StdoutTruncated and StderrTruncated say whether the captured stream omits bytes.
-	StdoutTruncated bool
-	StderrTruncated bool
+	StdoutTruncated bool `json:"stdout_truncated,omitempty"`
+	StderrTruncated bool `json:"stderr_truncated,omitempty"`
 	// StdoutFile and StderrFile name the SpillToFile files holding the complete masked streams; "" when the
 	// stream fit in OutputLimit (no file is created then) or another strategy is in use.
-	StdoutFile string
-	StderrFile string
+	StdoutFile string `json:"stdout_file,omitempty"`
+	StderrFile string `json:"stderr_file,omitempty"`
 	// StartedAt is when the process started (zero if it never did); FinishedAt when the execution became
 	// terminal. Duration is the run time of the process (zero if it never started). Times are UTC.
-	StartedAt  time.Time
-	FinishedAt time.Time
-	Duration   time.Duration
+	StartedAt  time.Time     `json:"started_at,omitzero"`
+	FinishedAt time.Time     `json:"finished_at,omitzero"`
+	Duration   time.Duration `json:"-"` // encoded as duration_ms
 	// Error says why the execution did not succeed ("exit status 3", "timed out after 5s", ...); "" on
 	// success. ErrorCode is its category.
-	Error     string
-	ErrorCode Code
+	Error     string `json:"error,omitempty"`
+	ErrorCode Code   `json:"error_code,omitempty"`
 	// Warning reports a problem that did not change the status: a background process kept the pipes open
 	// after the process group was gone (output may be incomplete), or a log file could not be written.
-	Warning string
+	Warning string `json:"warning,omitempty"`
 }
 
 // Success reports whether the process exited with status 0.
@@ -98,28 +99,18 @@ func (r *Result) Err() error {
 	return &Error{Code: code, ID: r.ID, Msg: r.Error, ExitCode: r.ExitCode, Signal: r.Signal}
 }
 
+// resultFields is Result without its methods, so that encoding it inside resultJSON does not recurse.
+type resultFields Result
+
+// resultJSON is Result as encoded. Its Stdout and Stderr, strings, are shallower than the embedded
+// []byte fields, so encoding/json uses them in their place; every other field is encoded as Result
+// declares it.
 type resultJSON struct {
-	ID              string    `json:"id"`
-	Status          Status    `json:"status"`
-	Success         bool      `json:"success"`
-	Command         string    `json:"command,omitempty"`
-	PID             int       `json:"pid,omitempty"`
-	ExitCode        int       `json:"exit_code"`
-	Signal          int       `json:"signal,omitempty"`
-	Stdout          string    `json:"stdout"`
-	Stderr          string    `json:"stderr"`
-	StdoutBytes     int64     `json:"stdout_bytes"`
-	StderrBytes     int64     `json:"stderr_bytes"`
-	StdoutTruncated bool      `json:"stdout_truncated,omitempty"`
-	StderrTruncated bool      `json:"stderr_truncated,omitempty"`
-	StdoutFile      string    `json:"stdout_file,omitempty"`
-	StderrFile      string    `json:"stderr_file,omitempty"`
-	StartedAt       time.Time `json:"started_at,omitzero"`
-	FinishedAt      time.Time `json:"finished_at,omitzero"`
-	DurationMS      float64   `json:"duration_ms"`
-	Error           string    `json:"error,omitempty"`
-	ErrorCode       Code      `json:"error_code,omitempty"`
-	Warning         string    `json:"warning,omitempty"`
+	resultFields
+	Success    bool    `json:"success"`
+	Stdout     string  `json:"stdout"`
+	Stderr     string  `json:"stderr"`
+	DurationMS float64 `json:"duration_ms"`
 }
 
 // textOf converts output bytes to a string that is valid UTF-8 (invalid sequences become U+FFFD), so
@@ -130,12 +121,8 @@ func textOf(b []byte) string { return strings.ToValidUTF8(string(b), "\uFFFD") }
 // UTF-8 replaced by U+FFFD (the Result itself keeps the raw bytes); the duration is "duration_ms", a
 // number of milliseconds with nanosecond precision.
 func (r Result) MarshalJSON() ([]byte, error) {
-	return json.Marshal(resultJSON{ID: r.ID, Status: r.Status, Success: r.Success(), Command: r.Command,
-		PID: r.PID, ExitCode: r.ExitCode, Signal: r.Signal, Stdout: textOf(r.Stdout), Stderr: textOf(r.Stderr),
-		StdoutBytes: r.StdoutBytes, StderrBytes: r.StderrBytes, StdoutTruncated: r.StdoutTruncated,
-		StderrTruncated: r.StderrTruncated, StdoutFile: r.StdoutFile, StderrFile: r.StderrFile,
-		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, DurationMS: float64(r.Duration) / 1e6,
-		Error: r.Error, ErrorCode: r.ErrorCode, Warning: r.Warning})
+	return json.Marshal(resultJSON{resultFields: resultFields(r), Success: r.Success(), Stdout: textOf(r.Stdout),
+		Stderr: textOf(r.Stderr), DurationMS: float64(r.Duration) / 1e6})
 }
 
 // UnmarshalJSON decodes what MarshalJSON produced.
@@ -144,12 +131,9 @@ func (r *Result) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &w); err != nil {
 		return &Error{Code: CodeSerialization, Msg: "decode result", Err: err}
 	}
-	*r = Result{ID: w.ID, Status: w.Status, Command: w.Command, PID: w.PID, ExitCode: w.ExitCode,
-		Signal: w.Signal, Stdout: []byte(w.Stdout), Stderr: []byte(w.Stderr), StdoutBytes: w.StdoutBytes,
-		StderrBytes: w.StderrBytes, StdoutTruncated: w.StdoutTruncated, StderrTruncated: w.StderrTruncated,
-		StdoutFile: w.StdoutFile, StderrFile: w.StderrFile, StartedAt: w.StartedAt, FinishedAt: w.FinishedAt,
-		Duration: time.Duration(math.Round(w.DurationMS * 1e6)), Error: w.Error, ErrorCode: w.ErrorCode,
-		Warning: w.Warning}
+	*r = Result(w.resultFields)
+	r.Stdout, r.Stderr = []byte(w.Stdout), []byte(w.Stderr)
+	r.Duration = time.Duration(math.Round(w.DurationMS * 1e6))
 	return nil
 }
 
