@@ -473,7 +473,7 @@ func TestDiskFull(t *testing.T) {
 	if len(ran) >= 40 {
 		t.Errorf("all %d steps ran although nothing could be recorded", len(ran))
 	}
-	summary := regexpFind(r.out, `Run [0-9a-f]{8} (\w+) in`)
+	summary := regexpFind(r.out, `Run [0-9a-f]{12} (\w+) in`)
 
 	// Still full: the next command reads the database.
 	list := pbRun(t, dir, db, pbOpts{}, "runs", "--json")

@@ -237,7 +237,7 @@ func (p *textProgress) Observe(e scheduler.Event) {
 	switch e.Type {
 	case scheduler.EventRunStarted:
 		r := e.Run
-		p.printf("%s %s (%s), %d steps\n", p.paint(ansiBold, "Run "+shortID(r.ID)), r.Playbook, r.File, len(r.StepIDs))
+		p.printf("%s %s (%s), %d steps\n", p.paint(ansiBold, "Run "+idPrefix(r.ID)), r.Playbook, r.File, len(r.StepIDs))
 	case scheduler.EventStepStarted:
 		p.running[e.StepID] = e.Time
 		p.attempts[e.StepID] = e.Attempt
@@ -325,7 +325,7 @@ func (p *textProgress) describeStep(s *scheduler.StepRecord) string {
 		return st + ": " + reasonText(s.Reason)
 	case scheduler.StatusSucceeded:
 		if s.Reason == scheduler.ReasonReused {
-			return st + " (reused from run " + shortID(s.ReusedFrom) + ")"
+			return st + " (reused from run " + idPrefix(s.ReusedFrom) + ")"
 		}
 		msg := fmt.Sprintf("%s in %s%s", st, formatDuration(stepDuration(s)), attemptsText(s.Attempts))
 		if s.Error != "" { // a warning: output may be incomplete, a log file could not be written
@@ -448,13 +448,6 @@ func firstLine(s string) string {
 		return s[:i] + " …"
 	}
 	return s
-}
-
-func shortID(id string) string {
-	if len(id) > 8 {
-		return id[:8]
-	}
-	return id
 }
 
 // exitText is how a step ended, for tables: its exit code, "signal N" when a signal killed it, "-"

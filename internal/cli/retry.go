@@ -58,7 +58,7 @@ func runRetry(ctx context.Context, sys *System, g *globalOptions, o *retryOption
 	st.Close() // the new run opens it again, for the run's whole length
 	prev := detail.Run
 	if prev.Status == scheduler.StatusRunning {
-		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("run %s is still running; retry it once it has finished", shortID(prev.ID))}
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("run %s is still running; retry it once it has finished", idPrefix(prev.ID))}
 	}
 
 	pb, err := playbook.Load(prev.File)
@@ -67,7 +67,7 @@ func runRetry(ctx context.Context, sys *System, g *globalOptions, o *retryOption
 	}
 	if pb.SHA256 != prev.FileSHA256 && !o.Force {
 		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%s has changed since run %s (sha256 %.12s…, now %.12s…); retry with --force to run the current file",
-			prev.File, shortID(prev.ID), prev.FileSHA256, pb.SHA256)}
+			prev.File, idPrefix(prev.ID), prev.FileSHA256, pb.SHA256)}
 	}
 
 	given, err := recordedParams(pb, prev.Params, o.run.Params, sys)
@@ -81,7 +81,7 @@ func runRetry(ctx context.Context, sys *System, g *globalOptions, o *retryOption
 		}
 	}
 	if len(reuse) == len(pb.Steps) {
-		fmt.Fprintf(sys.ErrOut, "Every step of run %s succeeded; the retry reuses them all.\n", shortID(prev.ID))
+		fmt.Fprintf(sys.ErrOut, "Every step of run %s succeeded; the retry reuses them all.\n", idPrefix(prev.ID))
 	}
 
 	ro := o.run

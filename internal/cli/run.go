@@ -311,7 +311,7 @@ func printSummary(out io.Writer, sum *scheduler.Summary, logDir string) {
 		case s.Status == scheduler.StatusSkipped:
 			note = reasonText(s.Reason)
 		case s.Reason == scheduler.ReasonReused:
-			note = "reused from " + shortID(s.ReusedFrom)
+			note = "reused from " + idPrefix(s.ReusedFrom)
 		case s.ContinueOnError:
 			note = "continue_on_error"
 		case s.Error != "" && s.Status != scheduler.StatusSucceeded:
@@ -325,11 +325,11 @@ func printSummary(out io.Writer, sum *scheduler.Summary, logDir string) {
 	}
 	tw.Flush()
 	r := sum.Run
-	fmt.Fprintf(w, "\nRun %s %s in %s.", shortID(r.ID), r.Status, formatDuration(r.FinishedAt.Sub(r.StartedAt)))
+	fmt.Fprintf(w, "\nRun %s %s in %s.", idPrefix(r.ID), r.Status, formatDuration(r.FinishedAt.Sub(r.StartedAt)))
 	if r.Status != scheduler.StatusSucceeded && r.Error != "" {
 		fmt.Fprintf(w, " %s.", firstLine(r.Error))
 	}
-	fmt.Fprintf(w, "\nOutput: playbook logs %s [STEP]", shortID(r.ID))
+	fmt.Fprintf(w, "\nOutput: playbook logs %s [STEP]", idPrefix(r.ID))
 	if logDir != "" {
 		fmt.Fprintf(w, "; complete streams in %s", filepath.Join(logDir, r.ID))
 	}

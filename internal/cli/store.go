@@ -82,8 +82,10 @@ func resolveRun(ctx context.Context, st *store.Store, ref string) (string, error
 	return "", storeError(err)
 }
 
-// idPrefix is the part of a run id the tables show: 12 characters are unique in practice for random
-// ids, and any unique prefix is accepted as RUN.
+// idPrefix is the part of a run id the output shows, in tables and in messages alike: 12 hex
+// characters (48 random bits) stay unique in practice over millions of runs, where 8 would start to
+// collide at tens of thousands, making a printed "playbook logs ID" ambiguous. Any unique prefix is
+// accepted as RUN.
 func idPrefix(id string) string {
 	if len(id) > 12 {
 		return id[:12]
