@@ -3,12 +3,11 @@
 package engine
 
 import (
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/playbookhq/playbook/internal/proc"
 )
 
 // The start time of a child, as /proc/<pid>/stat gives it (field 22: clock ticks since boot), is what
@@ -61,16 +60,8 @@ func forkClock() func(pid int) {
 
 // checkTicks compares the computed start time of a live child with /proc, once per program.
 func checkTicks(pid int, ticks uint64) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	end := strings.LastIndexByte(string(b), ')')
-	if end < 0 {
-		return false
-	}
-	f := strings.Fields(string(b[end+1:]))
-	return len(f) > 19 && f[19] == strconv.FormatUint(ticks, 10)
+	t, err := proc.StartTicks(pid)
+	return err == nil && t == ticks
 }
 
 // forgetStart drops pid before it is reaped, after which its number may be reused.

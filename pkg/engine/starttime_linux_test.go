@@ -4,25 +4,10 @@ package engine
 
 import (
 	"context"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
-)
 
-func procStartTicks(t *testing.T, pid int) uint64 {
-	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	n, err := strconv.ParseUint(f[19], 10, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
+	"github.com/playbookhq/playbook/internal/proc"
+)
 
 // StartTicks gives the start time /proc gives, from the fork alone, while the child lives; it forgets
 // the child once the execution is over (its number may be reused).
@@ -35,7 +20,11 @@ func TestStartTicksMatchesProc(t *testing.T) {
 		started := rec.waitFor(t, id, func(ev Event) bool { return ev.Type == EventStarted })
 		if ticks, ok := StartTicks(started.PID); ok {
 			known++
-			if want := procStartTicks(t, started.PID); ticks != want {
+			want, err := proc.StartTicks(started.PID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ticks != want {
 				t.Errorf("pid %d: StartTicks %d, /proc says %d", started.PID, ticks, want)
 			}
 		}
