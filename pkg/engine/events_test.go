@@ -75,46 +75,68 @@ func TestEventSequenceCancelledPending(t *testing.T) {
 func TestSlowSubscriberDoesNotStall(t *testing.T) {
 	const lines = 20000
 	e := newEngine(t, Config{EventBuffer: 100})
-	release := make(chan struct{})
-	terminal := make(chan struct{})
-	var got []Event // written by the handler only, read after terminal
-	var once sync.Once
-	e.Subscribe(HandlerFunc(func(ev Event) {
-		once.Do(func() { <-release })
-		got = append(got, ev)
-		if ev.Type.Terminal() {
-			close(terminal)
-		}
-	}))
+	release := stalledSubscriber(e)
 	// The slow handler is stuck on the first event until the execution is over.
 	r := mustRun(t, e, helperReq("lines", strconv.Itoa(lines)))
 	assertStatus(t, r, StatusCompleted)
 	if r.StdoutBytes == 0 || !contains(r.Stdout, "out 19999") {
 		t.Fatal("output incomplete")
 	}
-	close(release)
-	<-terminal
+	got := release()
 
-	var lifecycle []EventType
-	var lineCount, dropped int64
-	for _, ev := range got {
-		switch ev.Type {
-		case EventStdout, EventStderr:
-			lineCount++
-		default:
-			lifecycle = append(lifecycle, ev.Type)
-		}
-		dropped += ev.Dropped
+	n := tallyEvents(got)
+	if fmt.Sprint(n.lifecycle) != "[status_changed started status_changed completed]" {
+		t.Errorf("lifecycle events %v", n.lifecycle)
 	}
-	if fmt.Sprint(lifecycle) != "[status_changed started status_changed completed]" {
-		t.Errorf("lifecycle events %v", lifecycle)
-	}
-	if dropped == 0 || lineCount+dropped != 2*lines {
-		t.Errorf("received %d lines + %d dropped, want %d in all with some dropped", lineCount, dropped, 2*lines)
+	if n.dropped == 0 || n.lines+n.dropped != 2*lines {
+		t.Errorf("received %d lines + %d dropped, want %d in all with some dropped", n.lines, n.dropped, 2*lines)
 	}
 	if got[len(got)-1].Result == nil {
 		t.Error("terminal event without result")
 	}
+}
+
+// stalledSubscriber subscribes a handler that blocks on the first event it gets until release is
+// called, and keeps every event. release returns them all once the terminal event has arrived.
+func stalledSubscriber(e *Engine) (release func() []Event) {
+	unblock := make(chan struct{})
+	terminal := make(chan struct{})
+	var got []Event // written by the handler only, read after terminal
+	var once sync.Once
+	e.Subscribe(HandlerFunc(func(ev Event) {
+		once.Do(func() { <-unblock })
+		got = append(got, ev)
+		if ev.Type.Terminal() {
+			close(terminal)
+		}
+	}))
+	return func() []Event {
+		close(unblock)
+		<-terminal
+		return got
+	}
+}
+
+// eventTally is what a list of events holds: the lifecycle event types in order, the line events and
+// their bytes, and the drops they report.
+type eventTally struct {
+	lifecycle                 []EventType
+	lines, lineBytes, dropped int64
+}
+
+func tallyEvents(events []Event) eventTally {
+	var n eventTally
+	for _, ev := range events {
+		switch ev.Type {
+		case EventStdout, EventStderr:
+			n.lines++
+			n.lineBytes += int64(len(ev.Line))
+		default:
+			n.lifecycle = append(n.lifecycle, ev.Type)
+		}
+		n.dropped += ev.Dropped
+	}
+	return n
 }
 
 type panicky struct {

@@ -3,7 +3,6 @@ package engine
 import (
 	"fmt"
 	"strconv"
-	"sync"
 	"testing"
 )
 
@@ -13,45 +12,22 @@ import (
 func TestLineEventsBoundedByBytes(t *testing.T) {
 	const size, budget = 32 << 20, 256 << 10
 	e := newEngine(t, Config{EventBufferBytes: budget, MaxLinePieces: -1}) // every chunk of the one long line
-	release := make(chan struct{})
-	terminal := make(chan struct{})
-	var got []Event
-	var once sync.Once
-	e.Subscribe(HandlerFunc(func(ev Event) {
-		once.Do(func() { <-release })
-		got = append(got, ev)
-		if ev.Type.Terminal() {
-			close(terminal)
-		}
-	}))
+	release := stalledSubscriber(e)
 	r := mustRun(t, e, helperReq("blast", strconv.Itoa(size)))
 	assertStatus(t, r, StatusCompleted)
 	if r.StdoutBytes != size {
 		t.Fatalf("%d bytes captured, want %d", r.StdoutBytes, size)
 	}
-	close(release)
-	<-terminal
-	var lifecycle []EventType
-	var lines, lineBytes, dropped int64
-	for _, ev := range got {
-		switch ev.Type {
-		case EventStdout, EventStderr:
-			lines++
-			lineBytes += int64(len(ev.Line))
-		default:
-			lifecycle = append(lifecycle, ev.Type)
-		}
-		dropped += ev.Dropped
-	}
-	if fmt.Sprint(lifecycle) != "[status_changed started status_changed completed]" {
-		t.Errorf("lifecycle events %v", lifecycle)
+	n := tallyEvents(release())
+	if fmt.Sprint(n.lifecycle) != "[status_changed started status_changed completed]" {
+		t.Errorf("lifecycle events %v", n.lifecycle)
 	}
 	pieces := int64(size / DefaultMaxLineBytes)
-	if lines+dropped != pieces || dropped == 0 {
-		t.Errorf("%d lines + %d dropped, want %d in all with some dropped", lines, dropped, pieces)
+	if n.lines+n.dropped != pieces || n.dropped == 0 {
+		t.Errorf("%d lines + %d dropped, want %d in all with some dropped", n.lines, n.dropped, pieces)
 	}
-	if lineBytes > budget {
-		t.Errorf("%d bytes of lines were queued, want at most %d", lineBytes, budget)
+	if n.lineBytes > budget {
+		t.Errorf("%d bytes of lines were queued, want at most %d", n.lineBytes, budget)
 	}
 }
 
