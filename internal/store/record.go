@@ -210,7 +210,7 @@ func (s *Store) AttemptStarted(_ context.Context, in *scheduler.AttemptStart) er
 			res, err := tx.ExecContext(ctx, `UPDATE steps SET status = 'running', attempts = max(attempts, ?),
 				started_at = coalesce(started_at, ?), command = ?, pid = ?
 				WHERE run_id = ? AND step_id = ?`,
-				a.Attempt, st.started, st.command, pid, a.RunID, a.StepID)
+				a.Attempt, st.started, st.command, st.pid, a.RunID, a.StepID)
 			if err != nil {
 				return err
 			}
@@ -226,7 +226,7 @@ func (s *Store) AttemptStarted(_ context.Context, in *scheduler.AttemptStart) er
 			ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET status = 'running',
 				started_at = excluded.started_at, command = excluded.command, pid = excluded.pid,
 				pid_start = excluded.pid_start`,
-			a.RunID, a.StepID, a.Attempt, st.started, st.command, pid, pidStart)
+			a.RunID, a.StepID, a.Attempt, st.started, st.command, st.pid, st.pidStart)
 		return err
 	}})
 }

@@ -110,16 +110,12 @@ func outputSize(stdout, stderr scheduler.Output) outputSizes {
 // (TestCoalescedBatchWritesTheSameRows). A short step costs two statements instead of four or five,
 // and its output is written once.
 func coalesce(batch []writeOp) {
-	var starts map[attemptKey]*attemptStart
-	var ofStep map[[2]string][]*attemptStart
-	var finishes map[attemptKey]*attemptFinish
+	starts := map[attemptKey]*attemptStart{}
+	ofStep := map[[2]string][]*attemptStart{} // the starts of each step, while its final write is to come
+	finishes := map[attemptKey]*attemptFinish{}
 	for _, op := range batch {
 		switch {
 		case op.start != nil:
-			if starts == nil {
-				starts = make(map[attemptKey]*attemptStart)
-				ofStep = make(map[[2]string][]*attemptStart)
-			}
 			starts[op.start.key] = op.start
 			k := [2]string{op.start.key.run, op.start.key.step}
 			ofStep[k] = append(ofStep[k], op.start)
@@ -127,9 +123,6 @@ func coalesce(batch []writeOp) {
 			if st := starts[op.finish.key]; st != nil && st.attemptRow {
 				st.attemptRow = false
 				op.finish.start = st
-			}
-			if finishes == nil {
-				finishes = make(map[attemptKey]*attemptFinish)
 			}
 			finishes[op.finish.key] = op.finish
 		case op.stepDone != nil:
