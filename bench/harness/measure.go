@@ -166,16 +166,27 @@ func (r results) medianCPU(name string) float64 {
 	return median(out)
 }
 
-// pairedRatio is the median over rounds of a's time divided by b's time in the same round, each scaled
-// by its own factor (per-step costs): the figure that the machine's drifting load affects least.
-func (r results) pairedRatio(a string, fa float64, b string, fb float64) float64 {
+// paired is the median over rounds of f(a's wall time, b's wall time in the same round), in seconds:
+// the figures that the machine's drifting load affects least.
+func (r results) paired(a, b string, f func(x, y float64) float64) float64 {
 	as, bs := r[a], r[b]
 	n := min(len(as), len(bs))
-	ratios := make([]float64, n)
+	v := make([]float64, n)
 	for i := range n {
-		ratios[i] = (as[i].wall.Seconds() * fa) / (bs[i].wall.Seconds() * fb)
+		v[i] = f(as[i].wall.Seconds(), bs[i].wall.Seconds())
 	}
-	return median(ratios)
+	return median(v)
+}
+
+// pairedRatio is the paired median of a's time divided by b's, each scaled by its own factor (per-step
+// costs).
+func (r results) pairedRatio(a string, fa float64, b string, fb float64) float64 {
+	return r.paired(a, b, func(x, y float64) float64 { return (x * fa) / (y * fb) })
+}
+
+// pairedDiff is the paired median of a's time minus b's, in seconds.
+func (r results) pairedDiff(a, b string) float64 {
+	return r.paired(a, b, func(x, y float64) float64 { return x - y })
 }
 
 // maxRSS is the largest peak RSS seen, in KiB.

@@ -435,28 +435,17 @@ func (b *bench) startup() ([]row, error) {
 	w := "startup: one /bin/true step, recorded"
 	var rows []row
 	for _, peer := range []string{"/bin/true", "sh -c true"} {
-		over := pairedDiff(res, "playbook", peer)
+		over := res.pairedDiff("playbook", peer)
 		rows = append(rows, row{workload: w, playbook: fmtSec(res.medianWall("playbook")),
 			peer: peer + " " + fmtSec(res.medianWall(peer)), ratio: fmt.Sprintf("+%.1f ms", over*1e3),
 			goal: "report overhead", met: "-", runs: len(res["playbook"])})
 	}
 	if len(res["baseline"]) > 0 {
 		rows = append(rows, row{workload: w, playbook: fmtSec(res.medianWall("playbook")),
-			peer: "baseline " + fmtSec(res.medianWall("baseline")), ratio: fmt.Sprintf("%+.1f ms", pairedDiff(res, "playbook", "baseline")*1e3),
+			peer: "baseline " + fmtSec(res.medianWall("baseline")), ratio: fmt.Sprintf("%+.1f ms", res.pairedDiff("playbook", "baseline")*1e3),
 			goal: "before/after", met: "-", runs: len(res["playbook"])})
 	}
 	return rows, nil
-}
-
-// pairedDiff is the median over rounds of a's time minus b's, in seconds.
-func pairedDiff(res results, a, b string) float64 {
-	as, bs := res[a], res[b]
-	n := min(len(as), len(bs))
-	d := make([]float64, n)
-	for i := range n {
-		d[i] = as[i].wall.Seconds() - bs[i].wall.Seconds()
-	}
-	return median(d)
 }
 
 // scale: a fan-out tree of scaleBig steps against the same at scaleSml: validate time, and the run's
