@@ -309,7 +309,7 @@ func (b *builder) step(i int, rs *rawStep, def *rawDefaults, ids []string) {
 	}
 	for k, item := range rs.Exec.Items {
 		if item.set() {
-			s.Exec = append(s.Exec, b.template(item.Val, fmt.Sprintf("exec item %d of %s", k+1, where), scopeStep, i))
+			s.Exec = append(s.Exec, b.template(item.Val, itemName("exec", k)+" of "+where, scopeStep, i))
 		}
 	}
 	if rs.Script.set() {

@@ -96,19 +96,32 @@ func (d *decoder) size(n *yaml.Node) int {
 
 // field is one value being decoded and what is needed to report problems with it.
 type field struct {
-	Key  *yaml.Node        // the key node, or nil for a list item
-	Val  *yaml.Node        // the value, aliases resolved
-	Tag  reflect.StructTag // the rules of the Go field
-	Name string            // how messages name the value: "timeout", "env \"X\"", "needs item 2"
-	In   string            // where it is: "" at the top level, else `step "a"`, `retry of step "a"`, ...
+	Key   *yaml.Node // the key node, or nil for a list item
+	Val   *yaml.Node // the value, aliases resolved
+	Rules *rules     // the rules of the Go field
+	Name  string     // how messages name the value: "timeout", "env \"X\"", "needs"
+	Item  int        // 1-based position in the list Name, or 0: then messages say "needs item 2"
+	In    string     // where it is: "" at the top level, else `step "a"`, `retry of step "a"`, ...
 }
+
+// name is how messages name the value. An item's name is only made when a message needs it: a large
+// playbook has tens of thousands of items and almost never an error.
+func (f *field) name() string {
+	if f.Item > 0 {
+		return itemName(f.Name, f.Item-1)
+	}
+	return f.Name
+}
+
+// itemName names the item at index i of the list called list: "needs item 2".
+func itemName(list string, i int) string { return list + " item " + strconv.Itoa(i+1) }
 
 // label is how a message names this value: `timeout in step "a"`, or just `timeout` at the top level.
 func (f *field) label() string {
 	if f.In == "" {
-		return f.Name
+		return f.name()
 	}
-	return f.Name + " in " + f.In
+	return f.name() + " in " + f.In
 }
 
 // at is where to report a problem with the value.
@@ -157,8 +170,48 @@ type structInfo struct {
 type fieldInfo struct {
 	key      string
 	index    int
-	tag      reflect.StructTag
+	rules    *rules
 	required bool
+}
+
+// rules are the struct tags the field types obey (listed at the top of fields.go), read once per field
+// of a struct type: looking them up in the tag text for every value made a tenth of the loading time of
+// large playbooks.
+type rules struct {
+	tag        reflect.StructTag
+	nonempty   bool
+	positive   bool
+	single     bool
+	minItems   bool
+	pattern    *namedPattern
+	keyPattern *namedPattern
+	enum       []string
+	entry      string
+	lo, hi     int64 // bounds; both the int64 extremes without min and max
+	bounded    bool
+	items      *rules // the rules each item or entry obeys (itemTag), made when first needed
+}
+
+func rulesOf(tag reflect.StructTag) *rules {
+	r := &rules{tag: tag, nonempty: tag.Get("nonempty") == "true", positive: tag.Get("positive") == "true",
+		single: tag.Get("single") == "true", minItems: tag.Get("minItems") != "", enum: tagEnum(tag),
+		entry: tag.Get("entry")}
+	if p, ok := tagPattern(tag, "pattern"); ok {
+		r.pattern = &p
+	}
+	if p, ok := tagPattern(tag, "keypattern"); ok {
+		r.keyPattern = &p
+	}
+	r.lo, r.hi, r.bounded = bounds(tag)
+	return r
+}
+
+// itemRules are the rules of each item of a list, or of each value of a mapping.
+func (r *rules) itemRules() *rules {
+	if r.items == nil {
+		r.items = rulesOf(itemTag(r.tag))
+	}
+	return r.items
 }
 
 var leafType = reflect.TypeFor[leaf]()
@@ -173,7 +226,7 @@ func structInfoOf(t reflect.Type) *structInfo {
 		}
 		si.byKey[key] = len(si.fields)
 		si.keys = append(si.keys, key)
-		si.fields = append(si.fields, fieldInfo{key: key, index: i, tag: sf.Tag, required: sf.Tag.Get("required") == "true"})
+		si.fields = append(si.fields, fieldInfo{key: key, index: i, rules: rulesOf(sf.Tag), required: sf.Tag.Get("required") == "true"})
 	}
 	return si
 }
@@ -202,11 +255,11 @@ func (d *decoder) decodeValue(v reflect.Value, f *field) {
 	switch v.Kind() {
 	case reflect.Pointer:
 		nv := reflect.New(v.Type().Elem())
-		if d.decodeStruct(nv.Elem(), f.Val, nestedWhere(f.Name, f.In)) {
+		if d.decodeStruct(nv.Elem(), f.Val, nestedWhere(f.name(), f.In)) {
 			v.Set(nv)
 		}
 	case reflect.Struct:
-		d.decodeStruct(v, f.Val, nestedWhere(f.Name, f.In))
+		d.decodeStruct(v, f.Val, nestedWhere(f.name(), f.In))
 	case reflect.Slice:
 		d.decodeSlice(v, f)
 	default:
@@ -228,20 +281,35 @@ func (d *decoder) decodeStruct(v reflect.Value, n *yaml.Node, where string) bool
 	if pos, ok := v.Addr().Interface().(interface{ setPos(*yaml.Node) }); ok {
 		pos.setPos(n)
 	}
-	seen := make(map[string]*yaml.Node, len(n.Content)/2)
+	// The key of each field seen so far (on the stack for the structs of format.go), and of unknown keys.
+	var buf [32]*yaml.Node
+	seen := buf[:0]
+	if len(si.fields) <= len(buf) {
+		seen = buf[:len(si.fields)]
+	} else {
+		seen = make([]*yaml.Node, len(si.fields))
+	}
+	var unknown map[string]*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		name, ok := d.keyName(k, where)
 		if !ok {
 			continue
 		}
-		if first, dup := seen[name]; dup {
+		idx, known := si.byKey[name]
+		first := unknown[name]
+		if known {
+			first = seen[idx]
+		}
+		if first != nil {
 			d.errorf(k, "key %q appears twice %s (first at line %d); keep one", name, inWhere(where), first.Line)
 			continue
 		}
-		seen[name] = k
-		idx, known := si.byKey[name]
 		if !known {
+			if unknown == nil {
+				unknown = map[string]*yaml.Node{}
+			}
+			unknown[name] = k
 			if s := d.unknownKey(k, name, where, si.keys); s != "" {
 				if d.suggested == nil {
 					d.suggested = map[*yaml.Node][]string{}
@@ -250,15 +318,16 @@ func (d *decoder) decodeStruct(v reflect.Value, n *yaml.Node, where string) bool
 			}
 			continue
 		}
+		seen[idx] = k
 		fi := si.fields[idx]
 		val = d.resolve(val)
 		if val == nil {
 			continue
 		}
-		d.decodeValue(v.Field(fi.index), &field{Key: k, Val: val, Tag: fi.tag, Name: name, In: where})
+		d.decodeValue(v.Field(fi.index), &field{Key: k, Val: val, Rules: fi.rules, Name: name, In: where})
 	}
-	for _, fi := range si.fields {
-		if fi.required && seen[fi.key] == nil && !d.suggestedAny(n, []string{fi.key}) {
+	for i, fi := range si.fields {
+		if fi.required && seen[i] == nil && !d.suggestedAny(n, []string{fi.key}) {
 			d.errorf(n, "missing required key %q %s", fi.key, inWhere(where))
 		}
 	}
@@ -307,19 +376,20 @@ func (d *decoder) decodeSlice(v reflect.Value, f *field) {
 		d.errorf(n, "%s must be a list (items starting with -), not %s", f.label(), describeNode(n))
 		return
 	}
-	if len(n.Content) == 0 && f.Tag.Get("minItems") != "" {
+	if len(n.Content) == 0 && f.Rules.minItems {
 		d.errorf(n, "%s must not be empty", f.label())
 		return
 	}
 	et := v.Type().Elem()
 	out := reflect.MakeSlice(v.Type(), 0, len(n.Content))
+	wn, named := reflect.New(et).Interface().(whereNamer)
 	for i, item := range n.Content {
 		item = d.resolve(item)
 		if item == nil {
 			continue
 		}
-		where := fmt.Sprintf("%s item %d", f.Name, i+1)
-		if wn, ok := reflect.New(et).Interface().(whereNamer); ok {
+		where := itemName(f.name(), i)
+		if named {
 			where = wn.whereIn(item, i)
 		}
 		ev := reflect.New(et).Elem()

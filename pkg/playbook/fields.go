@@ -175,15 +175,15 @@ func (t *textField) decode(d *decoder, f *field) {
 
 // checkText applies the nonempty, pattern and enum tags to a string value.
 func checkText(d *decoder, f *field, v string) bool {
-	if v == "" && f.Tag.Get("nonempty") == "true" {
+	if v == "" && f.Rules.nonempty {
 		d.errorf(f.Val, "%s is empty; give it a value or remove the key", f.label())
 		return false
 	}
-	if p, ok := tagPattern(f.Tag, "pattern"); ok && !p.match(v) {
+	if p := f.Rules.pattern; p != nil && !p.match(v) {
 		d.errorf(f.Val, "%s may only hold %s, not %q", f.label(), p.words, v)
 		return false
 	}
-	if e := tagEnum(f.Tag); e != nil && !slices.Contains(e, v) {
+	if e := f.Rules.enum; e != nil && !slices.Contains(e, v) {
 		d.errorf(f.Val, "%s must be one of %s, not %q%s", f.label(), strings.Join(e, ", "), v, didYouMean(v, e))
 		return false
 	}
@@ -285,15 +285,14 @@ func (i *intField) decode(d *decoder, f *field) {
 			}
 		}
 		if n.Tag != "!!str" && errors.Is(err, strconv.ErrRange) {
-			_, hi, _ := bounds(f.Tag)
-			d.errorf(n, "%s is too large: it must be at most %d", f.label(), hi)
+			d.errorf(n, "%s is too large: it must be at most %d", f.label(), f.Rules.hi)
 			return
 		}
 		d.errorf(n, "%s must be a whole number written in decimal, not %s", f.label(), describeNode(n))
 		return
 	}
-	if lo, hi, ok := bounds(f.Tag); ok && (v < lo || v > hi) {
-		d.errorf(n, "%s must be %s, not %d", f.label(), boundsText(lo, hi), v)
+	if r := f.Rules; r.bounded && (v < r.lo || v > r.hi) {
+		d.errorf(n, "%s must be %s, not %d", f.label(), boundsText(r.lo, r.hi), v)
 		return
 	}
 	i.V = v
@@ -355,8 +354,8 @@ func (x *numberField) decode(d *decoder, f *field) {
 		d.errorf(n, "%s must be a number such as 2 or 1.5, not %s", f.label(), describeNode(n))
 		return
 	}
-	if lo, _, ok := bounds(f.Tag); ok && v < float64(lo) {
-		d.errorf(n, "%s must be at least %d, not %s", f.label(), lo, n.Value)
+	if r := f.Rules; r.bounded && v < float64(r.lo) {
+		d.errorf(n, "%s must be at least %d, not %s", f.label(), r.lo, n.Value)
 		return
 	}
 	x.V = v
@@ -413,7 +412,7 @@ func (t *durationField) decode(d *decoder, f *field) {
 	}
 	n := f.Val
 	if n.Tag == "!!int" || n.Tag == "!!float" {
-		if z, err := strconv.ParseFloat(n.Value, 64); err == nil && z <= 0 && f.Tag.Get("positive") == "true" {
+		if z, err := strconv.ParseFloat(n.Value, 64); err == nil && z <= 0 && f.Rules.positive {
 			d.errorf(n, "%s must be longer than zero, such as 500ms, 30s or 10m", f.label())
 			return
 		}
@@ -429,7 +428,7 @@ func (t *durationField) decode(d *decoder, f *field) {
 	case v < 0:
 		d.errorf(n, "%s must not be negative", f.label())
 		return
-	case v == 0 && f.Tag.Get("positive") == "true":
+	case v == 0 && f.Rules.positive:
 		d.errorf(n, "%s must be longer than zero", f.label())
 		return
 	}
@@ -573,13 +572,13 @@ func (l *list[T]) decode(d *decoder, f *field) {
 	n := f.Val
 	items := n.Content
 	if n.Kind != yaml.SequenceNode {
-		if f.Tag.Get("single") != "true" || n.Kind != yaml.ScalarNode {
+		if !f.Rules.single || n.Kind != yaml.ScalarNode {
 			d.errorf(n, "%s must be a list such as [a, b], not %s", f.label(), describeNode(n))
 			return
 		}
 		items = []*yaml.Node{n}
 	}
-	if len(items) == 0 && f.Tag.Get("minItems") != "" {
+	if len(items) == 0 && f.Rules.minItems {
 		d.errorf(n, "%s must not be empty", f.label())
 		return
 	}
@@ -590,9 +589,9 @@ func (l *list[T]) decode(d *decoder, f *field) {
 			continue
 		}
 		var v T
-		sub := &field{Val: item, Tag: f.Tag, Name: fmt.Sprintf("%s item %d", f.Name, i+1), In: f.In}
-		if n.Kind != yaml.SequenceNode {
-			sub.Name = f.Name
+		sub := &field{Val: item, Rules: f.Rules, Name: f.name(), In: f.In}
+		if n.Kind == yaml.SequenceNode {
+			sub.Item = i + 1
 		}
 		d.decodeValue(reflect.ValueOf(&v).Elem(), sub)
 		l.Items = append(l.Items, v)
@@ -646,9 +645,8 @@ func (m *namedMap[T]) decode(d *decoder, f *field) {
 		d.errorf(n, "%s must be a mapping of names to values, not %s", f.label(), describeNode(n))
 		return
 	}
-	kind := f.Tag.Get("entry") // how one entry is named: "param", "env"
-	keyPattern, hasKeyPattern := tagPattern(f.Tag, "keypattern")
-	valueTag := itemTag(f.Tag)
+	kind := f.Rules.entry // how one entry is named: "param", "env"
+	keyPattern := f.Rules.keyPattern
 	var probe T
 	_, isLeaf := any(&probe).(leaf)
 	seen := make(map[string]*yaml.Node, len(n.Content)/2)
@@ -663,7 +661,7 @@ func (m *namedMap[T]) decode(d *decoder, f *field) {
 			continue
 		}
 		seen[name] = k
-		if hasKeyPattern && !keyPattern.match(name) {
+		if keyPattern != nil && !keyPattern.match(name) {
 			d.errorf(k, "%s name %q may only hold %s", kind, name, keyPattern.words)
 			continue
 		}
@@ -683,7 +681,7 @@ func (m *namedMap[T]) decode(d *decoder, f *field) {
 				}
 			}
 		} else {
-			d.decodeValue(ev, &field{Key: k, Val: v, Tag: valueTag, Name: entryName, In: f.In})
+			d.decodeValue(ev, &field{Key: k, Val: v, Rules: f.Rules.itemRules(), Name: entryName, In: f.In})
 		}
 		m.Entries = append(m.Entries, e)
 	}

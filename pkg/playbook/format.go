@@ -1,7 +1,7 @@
 package playbook
 
 import (
-	"fmt"
+	"strconv"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -92,9 +92,9 @@ var stepKeyNeeds = map[string]string{"shell": "run", "interpreter": "script"}
 // whereIn names a step in messages: by its id when it has one, else by its position.
 func (rawStep) whereIn(n *yaml.Node, index int) string {
 	if id, ok := scalarIDAt(n, "id"); ok {
-		return fmt.Sprintf("step %q", id)
+		return "step " + strconv.Quote(id)
 	}
-	return fmt.Sprintf("step %d", index+1)
+	return "step " + strconv.Itoa(index+1)
 }
 
 type rawAWS struct {

@@ -50,7 +50,7 @@ func structSchema(t reflect.Type) map[string]any {
 	props := map[string]any{}
 	var required []string
 	for _, fi := range structInfoOf(t).fields {
-		props[fi.key] = schemaOf(t.Field(fi.index).Type, fi.tag)
+		props[fi.key] = schemaOf(t.Field(fi.index).Type, fi.rules.tag)
 		if fi.required {
 			required = append(required, fi.key)
 		}
