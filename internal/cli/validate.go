@@ -32,6 +32,7 @@ Exit status: 0 when every file is valid (warnings do not count), 2 otherwise.`,
 }
 
 func runValidate(sys *System, files []string) error {
+	collectLess(sys)
 	valid := true
 	for _, f := range files {
 		pb, err := loadPlaybook(sys, f)
