@@ -339,7 +339,13 @@ func newRunner(pb *playbook.Playbook, opts Options) (*runner, error) {
 	// itself never blocks a process on this channel.
 	r.events = make(chan engine.Event, 256)
 	r.retries = make(chan *stepRun, len(r.steps))
-	r.unsub = r.eng.Subscribe(engine.HandlerFunc(func(e engine.Event) { r.events <- e }))
+	r.unsub = r.eng.Subscribe(engine.HandlerFunc(func(e engine.Event) {
+		// A status change repeats what the started and terminal events say; handing it over would wake
+		// the loop two more times a step for nothing.
+		if e.Type != engine.EventStatusChanged {
+			r.events <- e
+		}
+	}))
 	return r, nil
 }
 
