@@ -175,8 +175,9 @@ func (s *Store) RunStarted(ctx context.Context, r *scheduler.RunRecord) error {
 
 // AttemptStarted records that an attempt of a step began: the step becomes running, and an attempt row
 // keeps the command, the pid (the step's process group id) and that process's start time, which crash
-// recovery checks before killing the group. It must be called by the process that started the step
-// (the start time is read from /proc during the call). A PID of 0 (the process never started)
+// recovery checks before killing the group. The start time is PIDStart; when that is 0 it is looked up
+// during the call (in the engine of this program, else in /proc), so the call must then come from the
+// process that started the step, before that process reaps it. A PID of 0 (the process never started)
 // records no pid.
 //
 // Like AttemptFinished and StepFinished, it queues its write for the background writer and returns
@@ -188,7 +189,11 @@ func (s *Store) AttemptStarted(_ context.Context, in *scheduler.AttemptStart) er
 	var pid, pidStart any
 	if a.PID > 0 {
 		pid = a.PID
-		if t, err := startTicks(a.PID); err == nil {
+		t, err := a.PIDStart, error(nil)
+		if t == 0 {
+			t, err = startTicks(a.PID)
+		}
+		if err == nil {
 			pidStart = int64(t)
 			// The database write below is queued; a runner killed before it commits would leave
 			// recovery without the group to kill. The run's lock file takes the group at once.

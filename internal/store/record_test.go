@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -318,5 +321,42 @@ func TestRunFinishedClosesLeftoverSteps(t *testing.T) {
 	}
 	if got := queryString(t, db, `SELECT status FROM attempts`); got != "interrupted" {
 		t.Errorf("attempt = %s", got)
+	}
+}
+
+// The start time that comes with an attempt is the one recorded, in the attempt's row and in the run's
+// lock file, even when the process is gone by the time of the call (a step shorter than the way of its
+// started event to the recorder): nothing is looked up then.
+func TestAttemptStartedRecordsTheGivenStartTime(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	if err := s.RunStarted(ctx, fixtureRun("pst", "a")); err != nil {
+		t.Fatal(err)
+	}
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	pid := gone.Process.Pid
+	if err := s.AttemptStarted(ctx, &scheduler.AttemptStart{RunID: "pst", StepID: "a", Attempt: 1, StartedAt: t0,
+		Command: "true", PID: pid, PIDStart: 4242}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var start int64
+	if err := s.w.QueryRow(`SELECT pid_start FROM attempts WHERE run_id = 'pst' AND step_id = 'a'`).Scan(&start); err != nil {
+		t.Fatal(err)
+	}
+	if start != 4242 {
+		t.Errorf("pid_start = %d, want 4242", start)
+	}
+	lock, err := os.ReadFile(s.lockPath("pst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("group %d 4242\n", pid); !strings.Contains(string(lock), want) {
+		t.Errorf("lock file %q lacks %q", lock, want)
 	}
 }

@@ -54,6 +54,10 @@ type Event struct {
 	Command string `json:"command,omitempty"`
 	// PID is the process (and process group) id (started).
 	PID int `json:"pid,omitempty"`
+	// StartTicks is when PID started, in clock ticks since boot as field 22 of /proc/<pid>/stat gives it
+	// (started; Linux; 0 when unknown). With PID it names the process even after its number is reused,
+	// which is how crash recovery knows a recorded group is still the step's.
+	StartTicks uint64 `json:"start_ticks,omitempty"`
 	// Line is one line of stdout or stderr without its line ending ("\n" or "\r\n"), masked, raw bytes.
 	// A line longer than Config.MaxLineBytes arrives in chunks; every chunk but the last has Partial set.
 	// At most Config.MaxLinePieces chunks of one line are delivered: the line's last event then has an

@@ -39,6 +39,7 @@ type execution struct {
 	mu         sync.Mutex
 	elem       *list.Element // in Engine.queue while pending and queued (guarded by Engine.mu)
 	pid        int
+	startTicks uint64 // when pid started, in clock ticks since boot; 0 = unknown
 	startedAt  time.Time
 	stopReason Status // first of cancelled, timed_out, failed asked while the leader was alive
 	stopMsg    string
@@ -131,7 +132,7 @@ func (ex *execution) start() *started {
 		return nil
 	}
 	ex.pid = proc.pid
-	clock(ex.pid)
+	ex.startTicks, _ = clock(ex.pid)
 	ex.startedAt = time.Now()
 	ex.e.running.Add(1) // before the status, so whoever sees running is counted by Running
 	ex.setState(StatusRunning)
@@ -143,7 +144,7 @@ func (ex *execution) start() *started {
 		ev.OldStatus, ev.NewStatus = StatusPending, StatusRunning
 		ex.e.hub.emit(ev)
 		ev = ex.event(EventStarted)
-		ev.PID, ev.Command = ex.pid, ex.display
+		ev.PID, ev.StartTicks, ev.Command = ex.pid, ex.startTicks, ex.display
 		ex.e.hub.emit(ev)
 	}
 	ex.ready.Store(true)

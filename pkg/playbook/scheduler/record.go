@@ -71,6 +71,7 @@ type AttemptStart struct {
 	StartedAt time.Time
 	Command   string // as run, secrets masked
 	PID       int    // also the process group id; 0 if the process never started
+	PIDStart  uint64 // when PID started, in clock ticks since boot (engine.Event.StartTicks); 0 = unknown
 }
 
 // Output is a bounded copy of one stream: the head and the tail with a marker when Truncated.
