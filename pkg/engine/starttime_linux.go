@@ -51,19 +51,24 @@ func clockFrom(before int64) func(pid int) (uint64, bool) {
 		after := bootNanos()
 		ticks, known := uint64(before/nsPerTick), before >= 0 && after >= 0 && before/nsPerTick == after/nsPerTick
 		starts.Lock()
-		defer starts.Unlock()
 		if known && !starts.checked {
 			starts.checked = true
 			starts.broken = !checkTicks(pid, ticks)
 		}
-		if !known || starts.broken {
+		broken := starts.broken
+		starts.Unlock()
+		if !known || broken {
+			// Outside the lock: other forks and reaps need it meanwhile. The child cannot be reaped
+			// before this returns (its monitor starts after), so /proc has it.
 			t, err := proc.StartTicks(pid)
 			if err != nil {
 				return 0, false
 			}
 			ticks = t
 		}
+		starts.Lock()
 		starts.m[pid] = ticks
+		starts.Unlock()
 		return ticks, true
 	}
 }
@@ -83,7 +88,8 @@ func forgetStart(pid int) {
 
 // StartTicks returns when process pid started, in clock ticks since boot (field 22 of
 // /proc/<pid>/stat), when pid is a child that an Engine of this program started and has not reaped
-// yet, and the time is known from its fork. ok is false otherwise: read /proc then.
+// yet (the started event carries the same value, which a caller can keep past the reap). ok is false
+// otherwise: read /proc then.
 func StartTicks(pid int) (ticks uint64, ok bool) {
 	starts.Lock()
 	ticks, ok = starts.m[pid]

@@ -388,9 +388,11 @@ func (d *decoder) decodeSlice(v reflect.Value, f *field) {
 		if item == nil {
 			continue
 		}
-		where := itemName(f.name(), i)
+		var where string
 		if named {
 			where = wn.whereIn(item, i)
+		} else {
+			where = itemName(f.name(), i)
 		}
 		ev := reflect.New(et).Elem()
 		if d.decodeStruct(ev, item, where) {
