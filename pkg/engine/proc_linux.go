@@ -109,12 +109,7 @@ func startProcess(cmd *exec.Cmd, out, errs *stream) (*process, error) {
 		var fd [2]int
 		if err := unix.Pipe2(fd[:], unix.O_CLOEXEC); err != nil {
 			// Without it the loop cannot learn of the exit before the pipes close: reap now.
-			var ws syscall.WaitStatus
-			for {
-				if _, err := syscall.Wait4(pid, &ws, 0, nil); err != syscall.EINTR {
-					break
-				}
-			}
+			_, _ = reap(pid)
 			cleanup()
 			return nil, fmt.Errorf("pipe: %w", err)
 		}
@@ -192,13 +187,7 @@ func (p *process) wait(leaderExited func(), waitDelay time.Duration) (exit, erro
 	readBufs.Put(bp)
 	// Forget the start time before the leader is reaped: its number may be reused after that.
 	forgetStart(p.pid)
-	var ws syscall.WaitStatus
-	var err error
-	for {
-		if _, err = syscall.Wait4(p.pid, &ws, 0, nil); err != syscall.EINTR {
-			break
-		}
-	}
+	ws, err := reap(p.pid)
 	if p.pidfd >= 0 {
 		unix.Close(p.pidfd)
 	} else if p.exitFD >= 0 {
@@ -232,5 +221,15 @@ func (p *process) drain(i int, buf []byte) {
 		unix.Close(p.fds[i])
 		p.fds[i] = -1
 		return
+	}
+}
+
+// reap waits for the child pid to end and collects its status, retrying on EINTR.
+func reap(pid int) (syscall.WaitStatus, error) {
+	var ws syscall.WaitStatus
+	for {
+		if _, err := syscall.Wait4(pid, &ws, 0, nil); err != syscall.EINTR {
+			return ws, err
+		}
 	}
 }
