@@ -275,16 +275,9 @@ func buildEnv(inherited []string, env map[string]string, extra []string) []strin
 	if len(env) == 0 && len(extra) == 0 {
 		return append(out, inherited...)
 	}
-	replaced := make(map[string]bool, len(env)+len(extra))
-	for k := range env {
-		replaced[k] = true
-	}
-	for _, kv := range extra {
-		k, _, _ := strings.Cut(kv, "=")
-		replaced[k] = true
-	}
 	for _, kv := range inherited {
-		if k, _, _ := strings.Cut(kv, "="); !replaced[k] {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, set := env[k]; !set && !extraHas(extra, k) {
 			out = append(out, kv)
 		}
 	}
