@@ -790,7 +790,6 @@ func (r *runner) handle(ev engine.Event) {
 	switch ev.Type {
 	case engine.EventStarted:
 		s.pid = ev.PID
-		pidStart := ev.StartTicks
 		if ev.Command != "" && s.command == "" {
 			s.command = ev.Command
 		}
@@ -800,7 +799,7 @@ func (r *runner) handle(ev engine.Event) {
 		}
 		r.record(func(c context.Context) error {
 			return r.opts.Recorder.AttemptStarted(c, &AttemptStart{RunID: r.rec.ID, StepID: s.step.ID, Attempt: s.attempt,
-				StartedAt: start, Command: s.command, PID: ev.PID, PIDStart: pidStart})
+				StartedAt: start, Command: s.command, PID: ev.PID, PIDStart: ev.StartTicks})
 		})
 		r.observe(Event{Type: EventStepStarted, StepID: s.step.ID, Attempt: s.attempt, PID: ev.PID, Command: s.command})
 	case engine.EventStdout, engine.EventStderr:
