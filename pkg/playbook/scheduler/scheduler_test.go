@@ -126,6 +126,78 @@ steps:
 	}
 }
 
+// deadlineRecorder checks the context of every write: live, with a deadline about recordTimeout away.
+type deadlineRecorder struct {
+	fakeRecorder
+	t *testing.T
+}
+
+func (d *deadlineRecorder) check(ctx context.Context, call string) error {
+	left, ok := time.Duration(0), false
+	if dl, has := ctx.Deadline(); has {
+		left, ok = time.Until(dl), true
+	}
+	// A write may get as little as a second less than recordTimeout (recordContext shares a context
+	// for a second); the slack covers a slow machine.
+	if !ok || left > recordTimeout || left < recordTimeout-3*time.Second || ctx.Err() != nil {
+		d.t.Errorf("%s: deadline in %v (set %v), err %v; want a live context with about %v left", call, left, ok, ctx.Err(), recordTimeout)
+	}
+	return d.log(call)
+}
+
+func (d *deadlineRecorder) RunStarted(ctx context.Context, r *RunRecord) error {
+	return d.check(ctx, "RunStarted")
+}
+func (d *deadlineRecorder) AttemptStarted(ctx context.Context, a *AttemptStart) error {
+	return d.check(ctx, "AttemptStarted "+a.StepID)
+}
+func (d *deadlineRecorder) AttemptFinished(ctx context.Context, a *AttemptRecord) error {
+	return d.check(ctx, "AttemptFinished "+a.StepID)
+}
+func (d *deadlineRecorder) StepFinished(ctx context.Context, s *StepRecord) error {
+	return d.check(ctx, "StepFinished "+s.StepID)
+}
+func (d *deadlineRecorder) RunFinished(ctx context.Context, r *RunRecord) error {
+	return d.check(ctx, "RunFinished "+string(r.Status))
+}
+
+// TestRecordContext: every write gets a context of its own bound (a stuck database cannot hold the run
+// forever) that the run's cancellation does not reach (a cancelled run's final states are written).
+func TestRecordContext(t *testing.T) {
+	pb := load(t, `version: 1
+name: ctx
+steps:
+  - id: a
+    run: "true"
+  - id: b
+    needs: [a]
+    if: always()
+    run: "true"
+  - id: c
+    needs: [b]
+    run: "true"
+`)
+	rec := &deadlineRecorder{t: t}
+	if _, err := Run(context.Background(), pb, Options{Recorder: rec}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	sum, err := Run(ctx, pb, Options{Recorder: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Run.Status != StatusCancelled {
+		t.Errorf("run %s, want cancelled", sum.Run.Status)
+	}
+	want := "RunStarted AttemptStarted a AttemptFinished a StepFinished a AttemptStarted b AttemptFinished b " +
+		"StepFinished b AttemptStarted c AttemptFinished c StepFinished c RunFinished succeeded " +
+		"RunStarted StepFinished a AttemptStarted b AttemptFinished b StepFinished b StepFinished c RunFinished cancelled"
+	if got := strings.Join(rec.calls, " "); got != want {
+		t.Errorf("calls\n%s\nwant\n%s", got, want)
+	}
+}
+
 // TestRecordFailureStopsNewSteps: once a write fails, no new step starts but always() ones (a step
 // already launched when the failure surfaces goes on: recording happens after the next steps start),
 // the run still finishes (and is recorded as far as possible), and Run reports ErrRecord with exit
