@@ -80,7 +80,12 @@ func (e *Engine) Start(req Request) (string, error) {
 		return "", err
 	}
 	if ex.inline {
-		st := ex.start()
+		st, err := ex.start()
+		if err != nil {
+			e.forget(ex)
+			e.passSlot()
+			return "", err
+		}
 		go func() {
 			if st != nil {
 				ex.monitor(st)
@@ -93,23 +98,38 @@ func (e *Engine) Start(req Request) (string, error) {
 
 // execute validates and registers req. With cancelled, the execution is registered already cancelled
 // and never queued or started. With inline, an execution that gets a slot at once is not started: the
-// caller must run it with runInline.
+// caller must start it (ex.start) and, unless that fails, monitor it.
 func (e *Engine) execute(req Request, cancelled, inline bool) (*execution, error) {
-	sp, err := e.cfg.validate(req)
+	// An execution started on the caller's goroutine may leave its files to the fork (validate's
+	// trust): a failed start is then checked before Start or Run returns.
+	sp, err := e.cfg.validate(req, inline && !cancelled)
 	if err != nil {
 		return nil, err
 	}
 	ex := newExecution(e, sp)
-	e.mu.Lock()
-	switch {
-	case e.closed:
+	var start bool
+	for {
+		e.mu.Lock()
+		switch {
+		case e.closed:
+			e.mu.Unlock()
+			return nil, &Error{Code: CodeClosed, ID: ex.id, Msg: "engine closed"}
+		case e.execs[ex.id] != nil:
+			e.mu.Unlock()
+			return nil, invalid(InvalidID, "id", ex.id, "an execution with this id exists")
+		}
+		start = e.active < e.cfg.MaxConcurrent && e.queue.Len() == 0 && !cancelled
+		if sp.unchecked == nil || start {
+			break
+		}
+		// It waits for a slot and will start elsewhere, after this returns: check its files now,
+		// as Execute does, outside the lock (they are stats).
 		e.mu.Unlock()
-		return nil, &Error{Code: CodeClosed, ID: ex.id, Msg: "engine closed"}
-	case e.execs[ex.id] != nil:
-		e.mu.Unlock()
-		return nil, invalid(InvalidID, "id", ex.id, "an execution with this id exists")
+		if _, err := e.cfg.validate(*sp.unchecked, false); err != nil {
+			return nil, err
+		}
+		sp.unchecked = nil
 	}
-	start := e.active < e.cfg.MaxConcurrent && e.queue.Len() == 0 && !cancelled
 	switch {
 	case cancelled:
 		ex.mu.Lock()
@@ -161,13 +181,6 @@ func (e *Engine) next() *execution {
 	return nil
 }
 
-// runInline runs ex on the calling goroutine (Run's fast path: no goroutine switch per execution), then
-// passes its slot on to a new runner goroutine if executions are queued.
-func (e *Engine) runInline(ex *execution) {
-	ex.run()
-	e.passSlot()
-}
-
 // passSlot ends an inline execution's hold on its slot: it goes to a new runner goroutine for the next
 // queued execution, or is freed.
 func (e *Engine) passSlot() {
@@ -176,6 +189,16 @@ func (e *Engine) passSlot() {
 		return
 	}
 	e.runners.Done()
+}
+
+// forget unregisters an execution that Start or Run refused after registering it (its start found the
+// request invalid), so that, as for a request refused up front, its id is free and List omits it.
+func (e *Engine) forget(ex *execution) {
+	e.mu.Lock()
+	if e.execs[ex.id] == ex {
+		delete(e.execs, ex.id)
+	}
+	e.mu.Unlock()
 }
 
 func (e *Engine) lookup(id string) (*execution, error) {
@@ -216,10 +239,20 @@ func (e *Engine) Run(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	if ex.inline {
+		st, err := ex.start()
+		if err != nil {
+			e.forget(ex)
+			e.passSlot()
+			return nil, err
+		}
+		// Registered after the start: a ctx done meanwhile calls it at once, which stops the process.
 		stop := context.AfterFunc(ctx, func() {
 			ex.stop(StatusCancelled, CodeCancelled, "cancelled: "+context.Cause(ctx).Error(), false)
 		})
-		e.runInline(ex)
+		if st != nil {
+			ex.monitor(st)
+		}
+		e.passSlot()
 		stop()
 		return ex.result.Load(), nil
 	}

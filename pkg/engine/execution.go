@@ -82,7 +82,7 @@ func (ex *execution) waitStarted() {
 // run starts the process and sees it to a terminal state. It is called on a runner goroutine that holds
 // a concurrency slot.
 func (ex *execution) run() {
-	if st := ex.start(); st != nil {
+	if st, _ := ex.start(); st != nil { // only an inline start returns an error
 		ex.monitor(st)
 	}
 }
@@ -95,18 +95,21 @@ type started struct {
 
 // start starts the process and emits the started events; it returns nil when the execution ended without
 // a process (cancelled while waiting for its slot, or the start failed). The caller must then monitor it.
-func (ex *execution) start() *started {
+// When the start failed and the request's files were left unchecked (validate's trust), it checks them;
+// if they are the reason, it returns the validation error, having told nobody: the caller unregisters
+// the execution and returns the error, as if validation had refused the request.
+func (ex *execution) start() (*started, error) {
 	cfg := &ex.e.cfg
 	ex.mu.Lock()
 	if ex.state() != StatusPending { // cancelled while waiting for the slot
 		ex.mu.Unlock()
-		return nil
+		return nil, nil
 	}
 	files, outFiles, errFiles, err := outputFiles(ex.sp, cfg.LogDir)
 	if err != nil {
 		ex.finishUnstarted(StatusFailed, CodeIO, err.Error())
 		ex.mu.Unlock()
-		return nil
+		return nil, nil
 	}
 	ex.stdout = newStream(ex, EventStdout, outFiles)
 	ex.stderr = newStream(ex, EventStderr, errFiles)
@@ -127,9 +130,16 @@ func (ex *execution) start() *started {
 		for _, f := range files {
 			f.close()
 		}
+		if ex.sp.unchecked != nil {
+			if _, verr := ex.e.cfg.validate(*ex.sp.unchecked, false); verr != nil {
+				ex.discardLocked(verr)
+				ex.mu.Unlock()
+				return nil, verr
+			}
+		}
 		ex.finishUnstarted(StatusFailed, CodeSpawnFailed, "start: "+err.Error())
 		ex.mu.Unlock()
-		return nil
+		return nil, nil
 	}
 	ex.pid = proc.pid
 	ex.startTicks, _ = clock(ex.pid)
@@ -149,7 +159,7 @@ func (ex *execution) start() *started {
 	}
 	ex.ready.Store(true)
 	ex.mu.Unlock()
-	return &started{proc: proc, files: files}
+	return &started{proc: proc, files: files}, nil
 }
 
 // monitor reads the started process's output until it has ended, then publishes the Result.
@@ -253,6 +263,15 @@ func (ex *execution) finishUnstarted(st Status, code Code, msg string) {
 	r := &Result{ID: ex.id, Status: st, Command: ex.display, ExitCode: -1, FinishedAt: now,
 		Error: ex.masker.String(msg), ErrorCode: code}
 	ex.publishLocked(r)
+}
+
+// discardLocked ends an execution that start found invalid, without events: nobody was told it started,
+// and its caller is about to unregister it. A Wait that looked it up meanwhile gets the failure.
+func (ex *execution) discardLocked(err error) {
+	ex.result.Store(&Result{ID: ex.id, Status: StatusFailed, Command: ex.display, ExitCode: -1,
+		FinishedAt: time.Now().UTC(), Error: ex.masker.String(err.Error()), ErrorCode: CodeValidation})
+	ex.setState(StatusFailed)
+	close(ex.done)
 }
 
 // finish classifies how the process ended and publishes the Result.

@@ -130,18 +130,42 @@ func TestRequestValidation(t *testing.T) {
 		{"id dot dot", Request{ID: "..", Command: Shell{Command: touch}}, InvalidID},
 		{"NUL in argument", Request{Command: Exec{Program: "/bin/sh", Args: []string{"a\x00b"}}}, InvalidCommand},
 		{"PATH from Env is used", Request{Command: Exec{Program: "sh"}, Env: map[string]string{"PATH": dir}}, ProgramNotFound},
+		// Start and Run check these only when the fork fails (validate's trust): same errors.
+		{"missing program path", Request{Command: Exec{Program: filepath.Join(dir, "nope")}}, ProgramNotFound},
+		{"program path is a folder", Request{Command: Exec{Program: dir}}, ProgramNotFound},
+		{"shell path not executable", Request{Command: Shell{Command: touch, Shell: plain}}, ProgramNotFound},
+		{"program fine, working dir missing", Request{Command: Exec{Program: "/bin/sh"}, Dir: filepath.Join(dir, "nope")}, WorkingDirNotFound},
+		{"program fine, working dir a file", Request{Command: Exec{Program: "/bin/sh"}, Dir: file}, InvalidWorkingDir},
+		{"both missing: the folder is named", Request{Command: Exec{Program: filepath.Join(dir, "nope")}, Dir: filepath.Join(dir, "nope")}, WorkingDirNotFound},
+	}
+	events := newRecorder(e)
+	starts := []struct {
+		name  string
+		start func(Request) (string, error)
+	}{
+		{"Execute", e.Execute},
+		{"Start", e.Start},
+		{"Run", func(req Request) (string, error) {
+			r, err := e.Run(ctxT(t), req)
+			if r != nil {
+				return r.ID, err
+			}
+			return "", err
+		}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			id, err := e.Execute(tc.req)
-			var ve *ValidationError
-			if id != "" || !errors.Is(err, ErrValidation) || !errors.As(err, &ve) || ve.Kind != tc.kind {
-				t.Fatalf("Execute = %q, %v; want a %s validation error", id, err, tc.kind)
-			}
-			if !errors.Is(err, &ValidationError{Kind: tc.kind}) || IsRetryable(err) {
-				t.Errorf("errors.Is by kind or IsRetryable wrong for %v", err)
-			}
-		})
+		for _, st := range starts {
+			t.Run(tc.name+"/"+st.name, func(t *testing.T) {
+				id, err := st.start(tc.req)
+				var ve *ValidationError
+				if id != "" || !errors.Is(err, ErrValidation) || !errors.As(err, &ve) || ve.Kind != tc.kind {
+					t.Fatalf("%s = %q, %v; want a %s validation error", st.name, id, err, tc.kind)
+				}
+				if !errors.Is(err, &ValidationError{Kind: tc.kind}) || IsRetryable(err) {
+					t.Errorf("errors.Is by kind or IsRetryable wrong for %v", err)
+				}
+			})
+		}
 	}
 	if _, err := os.Stat(marker); err == nil {
 		t.Fatal("a rejected request ran")
@@ -149,11 +173,76 @@ func TestRequestValidation(t *testing.T) {
 	if n := len(e.List()); n != 0 {
 		t.Fatalf("rejected requests were registered: %d", n)
 	}
+	// Events come in order: once a valid request's last event is in, any event of a refused one
+	// would be too.
+	ok := mustRun(t, e, Request{Command: Exec{Program: "/bin/sh", Args: []string{"-c", "exit 0"}}})
+	events.waitFor(t, ok.ID, func(ev Event) bool { return ev.Type == EventCompleted })
+	events.mu.Lock()
+	for _, ev := range events.events {
+		if ev.ExecutionID != ok.ID {
+			t.Errorf("a refused request emitted %s (%s)", ev.Type, ev.Error)
+		}
+	}
+	events.mu.Unlock()
 	var ve *ValidationError
 	_, err := e.Execute(Request{Command: Shell{Command: touch}, Timeout: 2 * time.Minute})
 	if errors.As(err, &ve); ve.Requested != 2*time.Minute || ve.Max != time.Minute ||
 		!strings.Contains(err.Error(), "timeout exceeds maximum allowed: 2m0s > 1m0s") {
 		t.Errorf("TimeoutTooLarge details: %+v %v", ve, err)
+	}
+}
+
+// A Start that has to wait for a slot checks its files before it returns, as Execute does: the start
+// happens later, elsewhere, with nobody to return the error to.
+func TestStartQueuedChecksFilesFirst(t *testing.T) {
+	e := newEngine(t, Config{MaxConcurrent: 1})
+	events := newRecorder(e)
+	blocker, err := e.Start(helperReq("sleep", "60"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	events.waitFor(t, blocker, func(ev Event) bool { return ev.Type == EventStarted })
+	missing := filepath.Join(t.TempDir(), "nope")
+	for _, req := range []Request{{Command: Exec{Program: missing}}, {Command: Exec{Program: "/bin/sh"}, Dir: missing}} {
+		if id, err := e.Start(req); id != "" || !errors.Is(err, ErrValidation) {
+			t.Errorf("Start while the slot is taken = %q, %v; want a validation error", id, err)
+		}
+	}
+	if n := len(e.List()); n != 1 {
+		t.Errorf("%d executions registered, want only the blocker", n)
+	}
+	if err := e.Kill(blocker); err != nil {
+		t.Fatal(err)
+	}
+	mustWait(t, e, blocker)
+}
+
+// Where an execution writes files, its program and folder are checked before they are created: a
+// refused request leaves no log behind (and does not truncate an existing one).
+func TestRefusedRequestLeavesLogsAlone(t *testing.T) {
+	dir := t.TempDir()
+	missing := Exec{Program: filepath.Join(dir, "nope")}
+	kept := filepath.Join(dir, "kept.log")
+	if err := os.WriteFile(kept, []byte("earlier run\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(t, Config{})
+	for _, req := range []Request{{Command: missing, LogPath: kept}, {Command: missing, StdoutPath: kept},
+		{Command: missing, StderrPath: kept}} {
+		if r, err := e.Run(ctxT(t), req); !errors.Is(err, ErrValidation) {
+			t.Fatalf("Run = %+v, %v; want a validation error", r, err)
+		}
+		if b, _ := os.ReadFile(kept); string(b) != "earlier run\n" {
+			t.Fatalf("%+v: the file holds %q after a refused request", req, b)
+		}
+	}
+	logDir := filepath.Join(dir, "logs")
+	e = newEngine(t, Config{LogDir: logDir})
+	if r, err := e.Run(ctxT(t), Request{Command: missing}); !errors.Is(err, ErrValidation) {
+		t.Fatalf("Run = %+v, %v; want a validation error", r, err)
+	}
+	if _, err := os.Stat(logDir); !os.IsNotExist(err) {
+		t.Errorf("LogDir created for a refused request: %v", err)
 	}
 }
 
