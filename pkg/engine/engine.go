@@ -73,7 +73,10 @@ func (e *Engine) Execute(req Request) (string, error) {
 // before Start returns (a fork takes a fraction of a millisecond); only watching it is left to a new
 // goroutine. A caller that launches one step as soon as another ends (a chain) so saves the latency of
 // a goroutine switch before every fork; forks are serialised in the process anyway, so nothing runs
-// less in parallel. When no slot is free the execution waits, pending, as with Execute.
+// less in parallel. When no slot is free the execution waits, pending, as with Execute. Start returns the
+// same validation errors as Execute, but for one that starts at once and writes no files it lets the
+// fork find a missing working directory or program path and only then checks why (saving two stats a
+// start); such a refused request is unregistered and emits no event.
 func (e *Engine) Start(req Request) (string, error) {
 	ex, err := e.execute(req, false, true)
 	if err != nil {
