@@ -42,8 +42,10 @@ type Observer interface {
 	Observe(Event)
 }
 
-// Flusher is an Observer that buffers what it shows: the scheduler calls Flush whenever it is about to
-// wait for something to happen, so a burst of events costs one write and nothing shown lags behind.
+// Flusher is an Observer that buffers what it shows: while the run goes on, the scheduler calls Flush
+// when it is about to wait for something to happen, at most every 10 ms (flushLag) and only after new
+// events, so a burst of events costs one write and nothing shown lags behind by more than 10 ms. Run
+// does not flush the last events (run finished): the Flusher's owner does, once Run returns.
 type Flusher interface {
 	Flush()
 }

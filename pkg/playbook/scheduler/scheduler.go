@@ -212,6 +212,8 @@ type runner struct {
 	retries chan *stepRun
 	unsub   func()
 
+	unflushed bool // the observer has been given events since its last Flush
+
 	// later holds the recording and reporting of finished attempts and steps, done once the steps
 	// they released have been launched: the next step of a chain starts without waiting for them.
 	later []func()
@@ -415,6 +417,12 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	if ctx.Err() != nil { // a signal during loading: start nothing but always()/cancelled() steps
 		cancel()
 	}
+	flusher, _ := r.opts.Observer.(Flusher)
+	var flushed time.Time       // the last Flush
+	var flushC <-chan time.Time // set while a Flush is due
+	flushTimer := time.NewTimer(time.Hour)
+	flushTimer.Stop()
+	defer flushTimer.Stop()
 	for {
 		r.launch()
 		r.runLater()
@@ -427,10 +435,20 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 			continue
 		default:
 		}
-		if f, ok := r.opts.Observer.(Flusher); ok {
-			f.Flush()
+		if flusher != nil && r.unflushed && flushC == nil {
+			if wait := flushLag - time.Since(flushed); wait > 0 {
+				flushTimer.Reset(wait)
+				flushC = flushTimer.C
+			} else {
+				flusher.Flush()
+				r.unflushed, flushed = false, time.Now()
+			}
 		}
 		select {
+		case <-flushC:
+			flushC = nil
+			flusher.Flush()
+			r.unflushed, flushed = false, time.Now()
 		case ev := <-r.events:
 			r.handle(ev)
 		case s := <-r.retries:
@@ -1116,6 +1134,12 @@ func (r *runner) finish() (*Summary, error) {
 	return sum, nil
 }
 
+// flushLag is how long what a Flusher buffered may wait to be shown while the run goes on. Flushing
+// whenever the loop was about to wait cost a chain of short steps two writes a step (one after the
+// step started, one after it ended); with the lag, one write carries the lines of a dozen such steps,
+// and nobody watching can tell 10 ms.
+const flushLag = 10 * time.Millisecond
+
 // recordTimeout bounds one write: a stuck database must not hold the run (or its cancellation) forever.
 const recordTimeout = 30 * time.Second
 
@@ -1158,6 +1182,7 @@ func (r *runner) observe(e Event) {
 	if r.opts.Observer == nil {
 		return
 	}
+	r.unflushed = true
 	if e.Time.IsZero() {
 		e.Time = r.now()
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -195,6 +196,120 @@ steps:
 		"RunStarted StepFinished a AttemptStarted b AttemptFinished b StepFinished b StepFinished c RunFinished cancelled"
 	if got := strings.Join(rec.calls, " "); got != want {
 		t.Errorf("calls\n%s\nwant\n%s", got, want)
+	}
+}
+
+// flushObserver counts events and flushes, and closes shown at the first Flush after the line "hello".
+type flushObserver struct {
+	mu      sync.Mutex
+	events  int
+	flushes int
+	hello   bool
+	shown   chan struct{}
+}
+
+func (o *flushObserver) Observe(e Event) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.events++
+	if e.Type == EventStepOutput && string(e.Line) == "hello" {
+		o.hello = true
+	}
+}
+
+func (o *flushObserver) Flush() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.flushes++
+	if o.hello && o.shown != nil {
+		close(o.shown)
+		o.shown = nil
+	}
+}
+
+// TestFlushWhileStepRuns: what the observer buffered is flushed while a step still runs (the step waits
+// for the test to see the flush of its first line), and an idle run does not flush again and again.
+func TestFlushWhileStepRuns(t *testing.T) {
+	gate := filepath.Join(t.TempDir(), "gate")
+	pb := load(t, fmt.Sprintf(`version: 1
+name: flush
+steps:
+  - id: a
+    run: "echo hello; while [ ! -e %s ]; do sleep 0.01; done; sleep 0.3; echo bye"
+`, gate))
+	obs := &flushObserver{shown: make(chan struct{})}
+	shown, ended, opened := obs.shown, make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(opened)
+		select {
+		case <-shown:
+		case <-ended: // the step failed before it waited
+			return
+		case <-time.After(30 * time.Second):
+			t.Error("the line was not flushed while the step ran")
+		}
+		os.WriteFile(gate, nil, 0o600)
+	}()
+	sum, err := Run(context.Background(), pb, Options{Observer: obs})
+	close(ended)
+	<-opened
+	if err != nil || sum.Run.Status != StatusSucceeded {
+		t.Fatalf("run: %+v, %v", sum, err)
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	// At most one flush per event (and the first): a flush with nothing new, every 10 ms of the 0.3 s
+	// wait, would show here.
+	if obs.flushes > obs.events+1 {
+		t.Errorf("%d flushes for %d events", obs.flushes, obs.events)
+	}
+}
+
+// TestOutputsAmongStepsWithout: outputs reach later steps and the record when steps that write none
+// come between or run beside, and a failed attempt's outputs are not its retry's.
+func TestOutputsAmongStepsWithout(t *testing.T) {
+	dir := t.TempDir()
+	pb := load(t, fmt.Sprintf(`version: 1
+name: outputs
+max_parallel: 2
+steps:
+  - id: a
+    run: echo x=1 >> "$PLAYBOOK_OUTPUT"
+  - id: side
+    run: "true"
+  - id: b
+    needs: [a]
+    run: "true"
+  - id: c
+    needs: [b, side]
+    run: echo "y=${{ steps.a.outputs.x }}2" >> "$PLAYBOOK_OUTPUT"
+  - id: flaky
+    needs: [c]
+    retry: {attempts: 2, delay: 1ms}
+    run: |
+      if [ -e %[1]s/tried ]; then echo w=second >> "$PLAYBOOK_OUTPUT"; exit 0; fi
+      touch %[1]s/tried; echo w=first >> "$PLAYBOOK_OUTPUT"; exit 1
+  - id: d
+    needs: [flaky]
+    run: echo z=3 >> "$PLAYBOOK_OUTPUT"
+  - id: e
+    needs: [d]
+    run: test "${{ steps.c.outputs.y }}${{ steps.d.outputs.z }}${{ steps.flaky.outputs.w }}" = 123second
+`, dir))
+	sum, err := Run(context.Background(), pb, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, st := range sum.Steps {
+		got[st.StepID] = fmt.Sprint(st.Status, " ", st.Outputs)
+	}
+	want := map[string]string{"a": "succeeded map[x:1]", "side": "succeeded map[]", "b": "succeeded map[]",
+		"c": "succeeded map[y:12]", "flaky": "succeeded map[w:second]", "d": "succeeded map[z:3]", "e": "succeeded map[]"}
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("step %s: %s, want %s", id, got[id], w)
+		}
 	}
 }
 
