@@ -141,6 +141,7 @@ func (ex *execution) start() (*started, error) {
 		ex.mu.Unlock()
 		return nil, nil
 	}
+	ex.sp.unchecked = nil // the fork found the files; the request need not be kept
 	ex.pid = proc.pid
 	ex.startTicks, _ = clock(ex.pid)
 	ex.startedAt = time.Now()
