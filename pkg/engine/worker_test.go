@@ -1,0 +1,64 @@
+package engine
+
+import (
+	"runtime"
+	"testing"
+	"time"
+)
+
+// waitGoroutines waits until at most n goroutines are left, for up to within.
+func waitGoroutines(t *testing.T, n int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for runtime.NumGoroutine() > n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after %v, want at most %d", runtime.NumGoroutine(), within, n)
+		}
+		runtime.Gosched()
+		time.Sleep(time.Millisecond) // polling an observable count, not waiting for a guess
+	}
+}
+
+// Worker goroutines stay bounded by the slots in use, end after workerIdle without work, and end at
+// Close (idle ones included: goleak checks the package's end too).
+func TestWorkers(t *testing.T) {
+	base := runtime.NumGoroutine()
+	run := func(e *Engine) {
+		ids := make([]string, 4)
+		for i := range ids {
+			ids[i] = mustExecute(t, e, Request{Command: Exec{Program: "/bin/sh", Args: []string{"-c", "exit 0"}}})
+		}
+		for _, id := range ids {
+			if r := mustWait(t, e, id); r.ExitCode != 0 {
+				t.Fatalf("%+v", r)
+			}
+		}
+	}
+	e, err := New(Config{MaxConcurrent: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	// Four slots were used at once: four workers at most, whatever the number of executions after.
+	for range 6 {
+		run(e)
+		if n := runtime.NumGoroutine(); n > base+4 {
+			t.Fatalf("%d goroutines for 4 slots (before: %d)", n, base)
+		}
+	}
+	waitGoroutines(t, base, workerIdle+30*time.Second) // idle workers end
+
+	// Workers that would wait an hour for work end at Close (else it would not return).
+	e, err = New(Config{MaxConcurrent: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.idle = time.Hour
+	run(e)
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := runtime.NumGoroutine(); n > base {
+		t.Errorf("%d goroutines after Close, want at most %d", n, base)
+	}
+}
