@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -358,5 +359,30 @@ func TestAttemptStartedRecordsTheGivenStartTime(t *testing.T) {
 	}
 	if want := fmt.Sprintf("group %d 4242\n", pid); !strings.Contains(string(lock), want) {
 		t.Errorf("lock file %q lacks %q", lock, want)
+	}
+}
+
+// timeText writes what Format(TimeFormat) writes, for any instant and location, and for years Format
+// would write with more or fewer digits.
+func TestTimeText(t *testing.T) {
+	east := time.FixedZone("east", 5*3600+30*60)
+	times := []time.Time{
+		time.Date(2026, 11, 26, 15, 4, 5, 999_999_999, time.UTC),
+		time.Date(2026, 12, 31, 23, 59, 59, 1_000_000, east),
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999_000_000, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-5, 3, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(0, 2, 29, 12, 0, 0, 0, east),
+		time.Now(),
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 10000 {
+		times = append(times, time.Unix(r.Int64N(400*365*86400)-200*365*86400, r.Int64N(1e9)).In(east))
+	}
+	for _, tm := range times {
+		if got, want := timeText(tm), tm.UTC().Format(TimeFormat); got != want {
+			t.Fatalf("timeText(%v) = %q, want %q", tm, got, want)
+		}
 	}
 }

@@ -45,7 +45,7 @@ const maxBatch = 256
 const queueSize = 512
 
 type writeOp struct {
-	what   string                                      // for errors: "record step build of run 3f2a"
+	what   func() string                               // for errors: "record step build of run 3f2a"
 	fn     func(ctx context.Context, tx *sql.Tx) error // nil for a barrier
 	result chan error                                  // buffered; nil when nobody waits
 
@@ -355,7 +355,7 @@ func (s *Store) runBatch(batch []writeOp) {
 			e = err // the transaction failed: nothing of the batch was written
 		}
 		if e != nil {
-			e = fmt.Errorf("%s: %w", op.what, e)
+			e = fmt.Errorf("%s: %w", op.what(), e)
 			if op.result == nil {
 				s.fail(e) // nobody waits for this write: report it with the next call
 			}
@@ -388,7 +388,7 @@ func (s *Store) enqueue(op writeOp) error { return s.push(op, false) }
 
 // write queues op and waits until it is committed, returning its own error.
 func (s *Store) write(what string, fn func(ctx context.Context, tx *sql.Tx) error) error {
-	op := writeOp{what: what, fn: fn, result: make(chan error, 1)}
+	op := writeOp{what: func() string { return what }, fn: fn, result: make(chan error, 1)}
 	if err := s.push(op, false); err != nil {
 		return err
 	}
@@ -397,7 +397,7 @@ func (s *Store) write(what string, fn func(ctx context.Context, tx *sql.Tx) erro
 
 // writeAlways is write, even after an earlier write failed (for the final state of a run).
 func (s *Store) writeAlways(what string, fn func(ctx context.Context, tx *sql.Tx) error) error {
-	op := writeOp{what: what, fn: fn, result: make(chan error, 1)}
+	op := writeOp{what: func() string { return what }, fn: fn, result: make(chan error, 1)}
 	if err := s.push(op, true); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
