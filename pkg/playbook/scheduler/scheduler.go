@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/playbookhq/playbook/internal/mask"
 	"github.com/playbookhq/playbook/pkg/engine"
 	"github.com/playbookhq/playbook/pkg/playbook"
@@ -191,6 +193,7 @@ type runner struct {
 	state   playbook.State
 	baseEnv map[string]string // playbook env, PLAYBOOK_RUN_ID and PLAYBOOK_PARAM_*
 	tmpDir  string
+	outDir  int // tmpDir, open for readOutputsAt; -1 if it could not be opened
 	logDir  string
 
 	rec       RunRecord
@@ -318,6 +321,9 @@ func newRunner(pb *playbook.Playbook, opts Options) (*runner, error) {
 	if r.tmpDir, err = os.MkdirTemp("", "playbook-run-"); err != nil {
 		return nil, fmt.Errorf("create the run's temporary folder: %w", err)
 	}
+	if r.outDir, err = unix.Open(r.tmpDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+		r.outDir = -1 // ReadOutputs by path then
+	}
 	if opts.LogDir != "" {
 		r.logDir = filepath.Join(opts.LogDir, r.rec.ID)
 		if err := os.MkdirAll(r.logDir, 0o700); err != nil {
@@ -381,6 +387,9 @@ func (r *runner) cleanup() {
 	}()
 	r.unsub()
 	close(stop)
+	if r.outDir >= 0 {
+		unix.Close(r.outDir)
+	}
 	os.RemoveAll(r.tmpDir)
 }
 
@@ -929,7 +938,11 @@ func (r *runner) attemptDone(s *stepRun, att *AttemptRecord, retryable bool) {
 	var outputs map[string]string
 	if att.Status == StatusSucceeded {
 		var err error
-		outputs, err = ReadOutputs(s.outputsPath)
+		if r.outDir >= 0 {
+			outputs, err = readOutputsAt(r.outDir, filepath.Base(s.outputsPath), s.outputsPath)
+		} else {
+			outputs, err = ReadOutputs(s.outputsPath)
+		}
 		if err != nil {
 			att.Status = StatusFailed
 			att.Error = r.masker.String(err.Error())
