@@ -193,7 +193,8 @@ type runner struct {
 	state   playbook.State
 	baseEnv map[string]string // playbook env, PLAYBOOK_RUN_ID and PLAYBOOK_PARAM_*
 	tmpDir  string
-	outDir  int // tmpDir, open for readOutputsAt; -1 if it could not be opened
+	outDir  int           // tmpDir, open for readOutputsAt; -1 if it could not be opened
+	watch   *outputsWatch // which outputs files were created in tmpDir; nil: any may be
 	logDir  string
 
 	rec       RunRecord
@@ -324,6 +325,7 @@ func newRunner(pb *playbook.Playbook, opts Options) (*runner, error) {
 	if r.outDir, err = unix.Open(r.tmpDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
 		r.outDir = -1 // ReadOutputs by path then
 	}
+	r.watch = watchOutputs(r.tmpDir)
 	if opts.LogDir != "" {
 		r.logDir = filepath.Join(opts.LogDir, r.rec.ID)
 		if err := os.MkdirAll(r.logDir, 0o700); err != nil {
@@ -390,6 +392,7 @@ func (r *runner) cleanup() {
 	if r.outDir >= 0 {
 		unix.Close(r.outDir)
 	}
+	r.watch.close()
 	os.RemoveAll(r.tmpDir)
 }
 
@@ -936,10 +939,12 @@ func (r *runner) attemptFinished(s *stepRun, res *engine.Result) {
 // attemptDone records an attempt, then retries the step or finishes it.
 func (r *runner) attemptDone(s *stepRun, att *AttemptRecord, retryable bool) {
 	var outputs map[string]string
-	if att.Status == StatusSucceeded {
+	name := filepath.Base(s.outputsPath)
+	written := r.watch.mayExist(name) // asked for every attempt, so that the watch forgets the name
+	if att.Status == StatusSucceeded && written {
 		var err error
 		if r.outDir >= 0 {
-			outputs, err = readOutputsAt(r.outDir, filepath.Base(s.outputsPath), s.outputsPath)
+			outputs, err = readOutputsAt(r.outDir, name, s.outputsPath)
 		} else {
 			outputs, err = ReadOutputs(s.outputsPath)
 		}

@@ -266,7 +266,8 @@ steps:
 }
 
 // TestOutputsAmongStepsWithout: outputs reach later steps and the record when steps that write none
-// come between or run beside, and a failed attempt's outputs are not its retry's.
+// come between or run beside, when the file is moved into place, and a failed attempt's outputs are
+// not its retry's.
 func TestOutputsAmongStepsWithout(t *testing.T) {
 	dir := t.TempDir()
 	pb := load(t, fmt.Sprintf(`version: 1
@@ -291,7 +292,7 @@ steps:
       touch %[1]s/tried; echo w=first >> "$PLAYBOOK_OUTPUT"; exit 1
   - id: d
     needs: [flaky]
-    run: echo z=3 >> "$PLAYBOOK_OUTPUT"
+    run: printf 'z=3\n' > "$PLAYBOOK_OUTPUT.part" && mv "$PLAYBOOK_OUTPUT.part" "$PLAYBOOK_OUTPUT"
   - id: e
     needs: [d]
     run: test "${{ steps.c.outputs.y }}${{ steps.d.outputs.z }}${{ steps.flaky.outputs.w }}" = 123second
