@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-
-	"golang.org/x/sys/unix"
 )
 
 // MaxOutputsSize is the largest $PLAYBOOK_OUTPUT file a step may write. Outputs are meant for small
@@ -27,30 +25,6 @@ func ReadOutputs(path string) (map[string]string, error) {
 		return nil, fmt.Errorf("read PLAYBOOK_OUTPUT: %w", err)
 	}
 	defer f.Close()
-	return readOutputs(f)
-}
-
-// readOutputsAt is ReadOutputs of the file name in the folder open as dir (path is its whole name, for
-// errors). Most steps write no outputs, and looking the file up walked the whole path and built an
-// error to say it was missing: about 20 us a step on the run loop in a chain of short steps here. The
-// lookup now walks one name, and a missing file is an errno.
-func readOutputsAt(dir int, name, path string) (map[string]string, error) {
-	fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	for err == unix.EINTR {
-		fd, err = unix.Openat(dir, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	}
-	if err == unix.ENOENT {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read PLAYBOOK_OUTPUT: %w", &os.PathError{Op: "open", Path: path, Err: err})
-	}
-	f := os.NewFile(uintptr(fd), path)
-	defer f.Close()
-	return readOutputs(f)
-}
-
-func readOutputs(f *os.File) (map[string]string, error) {
 	data, err := io.ReadAll(io.LimitReader(f, MaxOutputsSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read PLAYBOOK_OUTPUT: %w", err)

@@ -17,8 +17,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/playbookhq/playbook/internal/mask"
 	"github.com/playbookhq/playbook/pkg/engine"
 	"github.com/playbookhq/playbook/pkg/playbook"
@@ -193,7 +191,6 @@ type runner struct {
 	state   playbook.State
 	baseEnv map[string]string // playbook env, PLAYBOOK_RUN_ID and PLAYBOOK_PARAM_*
 	tmpDir  string
-	outDir  int           // tmpDir, open for readOutputsAt; -1 if it could not be opened
 	watch   *outputsWatch // which outputs files were created in tmpDir; nil: any may be
 	logDir  string
 
@@ -322,9 +319,6 @@ func newRunner(pb *playbook.Playbook, opts Options) (*runner, error) {
 	if r.tmpDir, err = os.MkdirTemp("", "playbook-run-"); err != nil {
 		return nil, fmt.Errorf("create the run's temporary folder: %w", err)
 	}
-	if r.outDir, err = unix.Open(r.tmpDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
-		r.outDir = -1 // ReadOutputs by path then
-	}
 	r.watch = watchOutputs(r.tmpDir)
 	if opts.LogDir != "" {
 		r.logDir = filepath.Join(opts.LogDir, r.rec.ID)
@@ -389,9 +383,6 @@ func (r *runner) cleanup() {
 	}()
 	r.unsub()
 	close(stop)
-	if r.outDir >= 0 {
-		unix.Close(r.outDir)
-	}
 	r.watch.close()
 	os.RemoveAll(r.tmpDir)
 }
@@ -939,15 +930,11 @@ func (r *runner) attemptFinished(s *stepRun, res *engine.Result) {
 // attemptDone records an attempt, then retries the step or finishes it.
 func (r *runner) attemptDone(s *stepRun, att *AttemptRecord, retryable bool) {
 	var outputs map[string]string
-	name := filepath.Base(s.outputsPath)
-	written := r.watch.mayExist(name) // asked for every attempt, so that the watch forgets the name
+	// Asked for every attempt, so that the watch forgets the name.
+	written := r.watch.mayExist(filepath.Base(s.outputsPath))
 	if att.Status == StatusSucceeded && written {
 		var err error
-		if r.outDir >= 0 {
-			outputs, err = readOutputsAt(r.outDir, name, s.outputsPath)
-		} else {
-			outputs, err = ReadOutputs(s.outputsPath)
-		}
+		outputs, err = ReadOutputs(s.outputsPath)
 		if err != nil {
 			att.Status = StatusFailed
 			att.Error = r.masker.String(err.Error())

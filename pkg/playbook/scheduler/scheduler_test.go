@@ -314,6 +314,33 @@ steps:
 	}
 }
 
+// TestOutputsAfterFolderReplaced: a step that removes the runner's outputs folder and makes a new one
+// at its path does not cost later steps their outputs.
+func TestOutputsAfterFolderReplaced(t *testing.T) {
+	pb := load(t, `version: 1
+name: replaced
+steps:
+  - id: x
+    run: d=$(dirname "$PLAYBOOK_OUTPUT"); rm -rf "$d" && mkdir -m 700 "$d"
+  - id: y
+    needs: [x]
+    run: echo q=1 >> "$PLAYBOOK_OUTPUT"
+  - id: z
+    needs: [y]
+    run: test "${{ steps.y.outputs.q }}" = 1
+`)
+	sum, err := Run(context.Background(), pb, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Run.Status != StatusSucceeded {
+		for _, st := range sum.Steps {
+			t.Logf("%s: %s %v %s", st.StepID, st.Status, st.Outputs, st.Error)
+		}
+		t.Fatalf("run %s, want succeeded", sum.Run.Status)
+	}
+}
+
 // TestRecordFailureStopsNewSteps: once a write fails, no new step starts but always() ones (a step
 // already launched when the failure surfaces goes on: recording happens after the next steps start),
 // the run still finishes (and is recorded as far as possible), and Run reports ErrRecord with exit

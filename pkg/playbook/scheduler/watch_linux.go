@@ -16,7 +16,7 @@ import (
 type outputsWatch struct {
 	fd      int
 	created map[string]bool // names reported and not yet asked about
-	lost    bool            // the queue overflowed: every name may exist
+	lost    bool            // the queue overflowed, or the folder went: every name may exist
 	buf     []byte
 }
 
@@ -26,7 +26,7 @@ func watchOutputs(dir string) *outputsWatch {
 	if err != nil {
 		return nil
 	}
-	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_CREATE|unix.IN_MOVED_TO|unix.IN_ONLYDIR); err != nil {
+	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_CREATE|unix.IN_MOVED_TO|unix.IN_DELETE_SELF|unix.IN_MOVE_SELF|unix.IN_ONLYDIR); err != nil {
 		unix.Close(fd)
 		return nil
 	}
@@ -71,7 +71,9 @@ func (w *outputsWatch) drain() {
 				w.lost = true
 				return
 			}
-			if ev.Mask&unix.IN_Q_OVERFLOW != 0 {
+			// An overflow loses events; a folder removed or moved (by a step) is no longer watched, and
+			// a new one may take its path.
+			if ev.Mask&(unix.IN_Q_OVERFLOW|unix.IN_DELETE_SELF|unix.IN_MOVE_SELF|unix.IN_IGNORED) != 0 {
 				w.lost = true
 				return
 			}
