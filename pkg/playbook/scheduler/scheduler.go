@@ -191,7 +191,6 @@ type runner struct {
 	state   playbook.State
 	baseEnv map[string]string // playbook env, PLAYBOOK_RUN_ID and PLAYBOOK_PARAM_*
 	tmpDir  string
-	watch   *outputsWatch // which outputs files were created in tmpDir; nil: any may be
 	logDir  string
 
 	rec       RunRecord
@@ -319,7 +318,6 @@ func newRunner(pb *playbook.Playbook, opts Options) (*runner, error) {
 	if r.tmpDir, err = os.MkdirTemp("", "playbook-run-"); err != nil {
 		return nil, fmt.Errorf("create the run's temporary folder: %w", err)
 	}
-	r.watch = watchOutputs(r.tmpDir)
 	if opts.LogDir != "" {
 		r.logDir = filepath.Join(opts.LogDir, r.rec.ID)
 		if err := os.MkdirAll(r.logDir, 0o700); err != nil {
@@ -383,7 +381,6 @@ func (r *runner) cleanup() {
 	}()
 	r.unsub()
 	close(stop)
-	r.watch.close()
 	os.RemoveAll(r.tmpDir)
 }
 
@@ -930,9 +927,7 @@ func (r *runner) attemptFinished(s *stepRun, res *engine.Result) {
 // attemptDone records an attempt, then retries the step or finishes it.
 func (r *runner) attemptDone(s *stepRun, att *AttemptRecord, retryable bool) {
 	var outputs map[string]string
-	// Asked for every attempt, so that the watch forgets the name.
-	written := r.watch.mayExist(filepath.Base(s.outputsPath))
-	if att.Status == StatusSucceeded && written {
+	if att.Status == StatusSucceeded {
 		var err error
 		outputs, err = ReadOutputs(s.outputsPath)
 		if err != nil {
