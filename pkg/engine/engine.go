@@ -89,10 +89,8 @@ func (e *Engine) Start(req Request) (string, error) {
 		return "", err
 	}
 	if ex.inline {
-		st, err := ex.start()
+		st, err := e.startInline(ex)
 		if err != nil {
-			e.forget(ex)
-			e.passSlot()
 			return "", err
 		}
 		e.spawn(func() {
@@ -233,14 +231,20 @@ func (e *Engine) work(job func()) {
 	}
 }
 
-// forget unregisters an execution that Start or Run refused after registering it (its start found the
-// request invalid), so that, as for a request refused up front, its id is free and List omits it.
-func (e *Engine) forget(ex *execution) {
-	e.mu.Lock()
-	if e.execs[ex.id] == ex {
-		delete(e.execs, ex.id)
+// startInline starts an execution that got its slot in Start or Run. When the start found the request
+// invalid (validate's trust), it unregisters the execution, so that, as for a request refused up
+// front, its id is free and List omits it, and gives its slot on.
+func (e *Engine) startInline(ex *execution) (*started, error) {
+	st, err := ex.start()
+	if err != nil {
+		e.mu.Lock()
+		if e.execs[ex.id] == ex {
+			delete(e.execs, ex.id)
+		}
+		e.mu.Unlock()
+		e.passSlot()
 	}
-	e.mu.Unlock()
+	return st, err
 }
 
 func (e *Engine) lookup(id string) (*execution, error) {
@@ -281,10 +285,8 @@ func (e *Engine) Run(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	if ex.inline {
-		st, err := ex.start()
+		st, err := e.startInline(ex)
 		if err != nil {
-			e.forget(ex)
-			e.passSlot()
 			return nil, err
 		}
 		// Registered after the start: a ctx done meanwhile calls it at once, which stops the process.
