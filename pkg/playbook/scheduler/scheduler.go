@@ -423,6 +423,10 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	flushTimer := time.NewTimer(time.Hour)
 	flushTimer.Stop()
 	defer flushTimer.Stop()
+	flush := func() {
+		flusher.Flush()
+		r.unflushed, flushed = false, time.Now()
+	}
 	for {
 		r.launch()
 		r.runLater()
@@ -440,15 +444,13 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 				flushTimer.Reset(wait)
 				flushC = flushTimer.C
 			} else {
-				flusher.Flush()
-				r.unflushed, flushed = false, time.Now()
+				flush()
 			}
 		}
 		select {
 		case <-flushC:
 			flushC = nil
-			flusher.Flush()
-			r.unflushed, flushed = false, time.Now()
+			flush()
 		case ev := <-r.events:
 			r.handle(ev)
 		case s := <-r.retries:
