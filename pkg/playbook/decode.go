@@ -283,7 +283,7 @@ func (d *decoder) decodeStruct(v reflect.Value, n *yaml.Node, where string) bool
 	}
 	// The key of each field seen so far (on the stack for the structs of format.go), and of unknown keys.
 	var buf [32]*yaml.Node
-	seen := buf[:0]
+	var seen []*yaml.Node
 	if len(si.fields) <= len(buf) {
 		seen = buf[:len(si.fields)]
 	} else {
