@@ -21,7 +21,7 @@ func mountSmall(t *testing.T, size string) string {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0700"); err != nil {
 		t.Skipf("cannot mount a tmpfs (needs root or CAP_SYS_ADMIN): %v", err)
 	}
 	t.Cleanup(func() {

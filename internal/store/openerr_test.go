@@ -28,8 +28,7 @@ func init() {
 }
 
 // openUnprivileged opens path as a user who does not own it and returns Open's error ("" if it
-// succeeded). Root ignores file modes, so as root the test binary is copied where an unprivileged
-// user can run it and re-executed as nobody.
+// succeeded). Root ignores file modes, so as root the test binary is re-executed as nobody.
 func openUnprivileged(t *testing.T, path, exeDir string) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -40,6 +39,17 @@ func openUnprivileged(t *testing.T, path, exeDir string) string {
 		s.Close()
 		return ""
 	}
+	got := runAsNobody(t, "open", path, exeDir)
+	if got == "ok" {
+		return ""
+	}
+	return strings.TrimPrefix(got, "error: ")
+}
+
+// runAsNobody runs the helper named with arg as uid/gid 65534 and returns what it printed. The test
+// binary is copied to exeDir first, where that user can run it.
+func runAsNobody(t *testing.T, helper, arg, exeDir string) string {
+	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -60,18 +70,14 @@ func openUnprivileged(t *testing.T, path, exeDir string) string {
 		}
 		dst.Close()
 	}
-	cmd := exec.Command(exe, "-test.run=^$", path)
-	cmd.Env = []string{"STORE_TEST_HELPER=open", "HOME=/nonexistent"}
+	cmd := exec.Command(exe, "-test.run=^$", arg)
+	cmd.Env = []string{"STORE_TEST_HELPER=" + helper, "HOME=/nonexistent"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	b, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("helper as nobody: %v: %s", err, b)
+		t.Fatalf("helper %s as nobody: %v: %s", helper, err, b)
 	}
-	got := strings.TrimSpace(string(b))
-	if got == "ok" {
-		return ""
-	}
-	return strings.TrimPrefix(got, "error: ")
+	return strings.TrimSpace(string(b))
 }
 
 // A database file or folder that cannot be written is a clear error at Open, not a failure in the

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -54,7 +55,8 @@ type Store struct {
 	pid      int
 	pidStart uint64 // 0 where unknown
 
-	migrated int // migrations applied by this Open, for tests
+	migrated int  // migrations applied by this Open, for tests
+	readOnly bool // opened by OpenForReading without write access: w is nil
 
 	mu         sync.Mutex
 	locks      map[string]*proc.FileLock // run id → its lock, while this Store records the run
@@ -111,13 +113,17 @@ func dsn(path string, readOnly bool) string {
 	return u + "?" + q.Encode()
 }
 
-// Open opens the database at path, creating it (folder mode 0700, file mode 0600) when missing,
-// brings its schema up to date and runs crash recovery (see Recover). ctx bounds the opening work
-// only; the Store does not keep it.
+// Open opens the database at path for writing, creating it (folder mode 0700, file mode 0600) when
+// missing, brings its schema up to date and runs crash recovery (see Recover). ctx bounds the opening
+// work only; the Store does not keep it.
 //
-// Errors: *NewerSchemaError when a newer playbook wrote the database, ErrCgoDisabled for a binary
-// built without cgo, and otherwise an error naming path and what failed (folder not writable, file
-// read-only, not a database, ...).
+// Before SQLite touches the file, Open refuses a database file or folder another user could have
+// planted or changed (*UnsafeFileError: owned by another user than the current one or root, writable
+// by group or others, a symbolic link; the same for existing -wal and -shm files) and another
+// application's database (*ForeignDatabaseError); a new file is created without following a symbolic
+// link. Other errors: *NewerSchemaError when a newer playbook wrote the database, ErrCgoDisabled for
+// a binary built without cgo, and otherwise an error naming path and what failed (folder not
+// writable, file read-only, not a database, ...).
 func Open(ctx context.Context, path string) (*Store, error) {
 	return open(ctx, path, nil)
 }
@@ -139,24 +145,26 @@ func open(ctx context.Context, path string, migs []migration) (_ *Store, err err
 	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
 		return nil, fmt.Errorf("open store %s: create its folder: %w", abs, err)
 	}
-	// Create the file ourselves so that it gets mode 0600 (SQLite would use 0644); SQLite gives the
-	// -wal and -shm files the same mode. Opening it read-write also turns a read-only file into a
-	// clear error here instead of "attempt to write a readonly database" in the middle of a run.
-	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", abs, err)
+	// Everything is checked before SQLite opens the file: opening it with dsn's settings writes it.
+	if err := checkFolder(filepath.Dir(abs)); err != nil {
+		return nil, wrapOpenError(abs, err)
 	}
-	info, err := f.Stat()
-	if err == nil {
-		err = f.Close()
-	} else {
-		f.Close()
-	}
+	// openFile creates the file itself so that it gets mode 0600 (SQLite would use 0644); SQLite
+	// gives the -wal and -shm files the same mode.
+	size, err := openFile(abs)
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", abs, err)
+		return nil, wrapOpenError(abs, err)
+	}
+	if err := checkSidecars(abs); err != nil {
+		return nil, wrapOpenError(abs, err)
+	}
+	if size > 0 {
+		if err := checkOurs(ctx, abs); err != nil {
+			return nil, wrapOpenError(abs, err)
+		}
 	}
 	writer := dsn(abs, false)
-	if info.Size() == 0 {
+	if size == 0 {
 		// A new, empty database: incremental auto_vacuum lets prune give pages back to the file
 		// system without rewriting the whole database (VACUUM). It must be set before the first
 		// table exists, and only then: on an existing database the pragma writes the header again at
@@ -202,6 +210,90 @@ func open(ctx context.Context, path string, migs []migration) (_ *Store, err err
 	s.startWriter()
 	return s, nil
 }
+
+// wrapOpenError adds the database's path to err, unless err already says it.
+func wrapOpenError(abs string, err error) error {
+	var unsafe *UnsafeFileError
+	var foreign *ForeignDatabaseError
+	if errors.As(err, &unsafe) || errors.As(err, &foreign) || errors.Is(err, ErrCgoDisabled) {
+		return err
+	}
+	return fmt.Errorf("open store %s: %w", abs, err)
+}
+
+// OpenForReading opens an existing database for commands that only read it (runs, show, logs). It
+// creates nothing: a missing (or empty, unwritable) file is a *NoDatabaseError. The file goes
+// through the checks of Open. When this process can write the file and its folder, it is Open (the
+// schema is brought up to date and crash recovery runs). Otherwise the database is opened read-only:
+// no recovery, no lock files, nothing written; ReadOnly then reports true. A read-only database whose
+// schema is older than this binary's cannot be brought up to date and is an error.
+func OpenForReading(ctx context.Context, path string) (_ *Store, err error) {
+	if path == "" {
+		return nil, errors.New("open store: empty database path")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	fi, err := os.Lstat(abs)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, &NoDatabaseError{Path: abs}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", abs, err)
+	}
+	if err := checkFolder(filepath.Dir(abs)); err != nil {
+		return nil, wrapOpenError(abs, err)
+	}
+	if err := checkRegular(abs, fi, "database file"); err != nil {
+		return nil, wrapOpenError(abs, err)
+	}
+	if writable(abs) {
+		return Open(ctx, abs)
+	}
+	if fi.Size() == 0 {
+		return nil, &NoDatabaseError{Path: abs}
+	}
+	if err := checkSidecars(abs); err != nil {
+		return nil, wrapOpenError(abs, err)
+	}
+	if err := checkOurs(ctx, abs); err != nil {
+		return nil, wrapOpenError(abs, err)
+	}
+	migs, err := embeddedMigrations()
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", abs, err)
+	}
+	s := &Store{path: abs, locks: map[string]*proc.FileLock{}, pid: os.Getpid(), readOnly: true}
+	defer func() {
+		if err != nil {
+			s.closeDBs()
+		}
+	}()
+	if s.r, err = sql.Open("sqlite3", readOnlyDSN(abs)); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", abs, wrapDriverError(err))
+	}
+	s.r.SetMaxOpenConns(8)
+	var version int
+	if err := s.r.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return nil, fmt.Errorf("open store %s: read schema version: %w", abs, wrapDriverError(err))
+	}
+	if version > len(migs) {
+		return nil, &NewerSchemaError{Path: abs, Version: version, Known: len(migs)}
+	}
+	if version == 0 {
+		return nil, &NoDatabaseError{Path: abs} // an SQLite file without tables: nothing recorded
+	}
+	if version < len(migs) {
+		return nil, fmt.Errorf("open store %s: its schema version %d is older than this playbook's (%d) and this user cannot write the database to bring it up to date: run playbook on it once as a user who can write it", abs, version, len(migs))
+	}
+	s.host, _ = os.Hostname()
+	return s, nil
+}
+
+// ReadOnly reports whether the Store was opened read-only by OpenForReading: it cannot record, and
+// crash recovery did not run.
+func (s *Store) ReadOnly() bool { return s.readOnly }
 
 // busyTimeout is BusyTimeout; tests shorten it.
 var busyTimeout = BusyTimeout
@@ -298,6 +390,9 @@ func (s *Store) lockPath(runID string) string {
 // writeTx runs fn in one write transaction (BEGIN IMMEDIATE), committed when fn returns nil. fn must
 // not do process or network I/O: other processes wait for the lock meanwhile.
 func (s *Store) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if s.w == nil {
+		return fmt.Errorf("database %s was opened read-only", s.path)
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
