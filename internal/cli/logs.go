@@ -60,7 +60,7 @@ func runLogs(ctx context.Context, sys *System, g *globalOptions, o *logsOptions)
 	if o.Attempt < 0 || (o.Attempt > 0 && o.Step == "") {
 		return usageErrorf("--attempt needs a STEP and a number from 1")
 	}
-	st, d, err := openRun(ctx, sys, g, o.Run)
+	st, d, err := openRun(ctx, sys, g, o.Run, false)
 	if err != nil {
 		return err
 	}

@@ -47,7 +47,7 @@ all but the N most recently started runs. Give exactly one.`,
 				}
 				opts.Keep = o.Keep
 			}
-			st, err := openStore(ctx, sys, g)
+			st, err := openStore(ctx, sys, g, true)
 			if err != nil {
 				return err
 			}

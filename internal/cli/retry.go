@@ -51,7 +51,7 @@ default takes its default).`,
 }
 
 func runRetry(ctx context.Context, sys *System, g *globalOptions, o *retryOptions) error {
-	st, detail, err := openRun(ctx, sys, g, o.Run)
+	st, detail, err := openRun(ctx, sys, g, o.Run, true)
 	if err != nil {
 		return err
 	}

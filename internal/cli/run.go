@@ -124,7 +124,7 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) e
 		}
 	}
 
-	st, err := openStore(ctx, sys, g)
+	st, err := openStore(ctx, sys, g, true)
 	if err != nil {
 		return err
 	}

@@ -73,7 +73,7 @@ func runRuns(cmd *cobra.Command, sys *System, g *globalOptions, o *runsOptions) 
 		}
 		filter.Since = t
 	}
-	st, err := openStore(ctx, sys, g)
+	st, err := openStore(ctx, sys, g, false)
 	if err != nil {
 		return err
 	}

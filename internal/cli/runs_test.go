@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"path/filepath"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/playbookhq/playbook/internal/store"
 )
 
 func TestRunsCommand(t *testing.T) {
@@ -54,6 +57,11 @@ func TestRunsJSONShape(t *testing.T) {
 
 func TestRunsEmpty(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "empty.db")
+	st, err := store.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
 	runCases(t, db, []cliCase{
 		{name: "table", args: []string{"runs"}, stderr: []string{"No runs recorded."}},
 		{name: "json", args: []string{"runs", "--json"}, stdout: []string{"[]"}, jsonOutput: true},

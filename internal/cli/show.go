@@ -84,7 +84,7 @@ type attemptJSON struct {
 
 func runShow(cmd *cobra.Command, sys *System, g *globalOptions, o *showOptions) error {
 	ctx := cmd.Context()
-	st, d, err := openRun(ctx, sys, g, o.Run)
+	st, d, err := openRun(ctx, sys, g, o.Run, false)
 	if err != nil {
 		return err
 	}

@@ -14,10 +14,12 @@ import (
 	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
 )
 
-// openStore opens the run database: --db, else $PLAYBOOK_DB, else the XDG state folder. Opening runs
-// crash recovery; the runs it marks interrupted are reported on stderr. Every failure comes back
-// wrapped with storeError, so the command exits 3.
-func openStore(ctx context.Context, sys *System, g *globalOptions) (*store.Store, error) {
+// openStore opens the run database: --db, else $PLAYBOOK_DB, else the XDG state folder. Commands that
+// record or delete (run, retry, prune) pass write; the others only read, and never create anything: a
+// missing database is an error, and one this user cannot write is opened read-only (without crash
+// recovery). Opening for writing runs crash recovery; the runs it marks interrupted are reported on
+// stderr. Every failure comes back wrapped with storeError, so the command exits 3.
+func openStore(ctx context.Context, sys *System, g *globalOptions, write bool) (*store.Store, error) {
 	path := g.DB
 	if path == "" {
 		p, err := store.DefaultPath(sys.getenv)
@@ -26,7 +28,11 @@ func openStore(ctx context.Context, sys *System, g *globalOptions) (*store.Store
 		}
 		path = p
 	}
-	st, err := store.Open(ctx, path)
+	open := store.OpenForReading
+	if write {
+		open = store.Open
+	}
+	st, err := open(ctx, path)
 	if err != nil {
 		return nil, storeError(err)
 	}
@@ -48,10 +54,10 @@ func openStore(ctx context.Context, sys *System, g *globalOptions) (*store.Store
 }
 
 // openRun opens the database and reads one run (RUN: an id, a unique prefix of one, or "last") with
-// its steps and attempts. On success the caller closes the store; on failure it is closed, and the
+// its steps and attempts, for writing or not (see openStore). On success the caller closes the store; on failure it is closed, and the
 // error already carries its exit status (2 for a run that is not there, 3 for the database).
-func openRun(ctx context.Context, sys *System, g *globalOptions, ref string) (*store.Store, *store.RunDetail, error) {
-	st, err := openStore(ctx, sys, g)
+func openRun(ctx context.Context, sys *System, g *globalOptions, ref string, write bool) (*store.Store, *store.RunDetail, error) {
+	st, err := openStore(ctx, sys, g, write)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -204,8 +206,9 @@ func TestDatabaseLocation(t *testing.T) {
 		{[]string{"XDG_STATE_HOME=" + filepath.Join(dir, "xdg"), "HOME=" + dir}, filepath.Join(dir, "xdg", "playbook", "playbook.db")},
 		{[]string{"HOME=" + filepath.Join(dir, "home")}, filepath.Join(dir, "home", ".local", "state", "playbook", "playbook.db")},
 	} {
-		if r := runCLI(t, c.env, "runs"); r.Code != 0 {
-			t.Fatalf("runs with %v: %d %s", c.env, r.Code, r.Stderr)
+		// prune writes, so it creates the database (runs would not).
+		if r := runCLI(t, c.env, "prune", "--keep", "1"); r.Code != 0 {
+			t.Fatalf("prune with %v: %d %s", c.env, r.Code, r.Stderr)
 		}
 		fi, err := os.Stat(c.want)
 		if err != nil || fi.Mode().Perm() != 0o600 {
@@ -227,5 +230,66 @@ func TestCommandsRecoverDeadRuns(t *testing.T) {
 	r := runCLI(t, nil, "runs", "--db", path)
 	if r.Code != 0 || !strings.Contains(r.Stderr, "run dead00000001 (deploy-web) marked interrupted") || !strings.Contains(r.Stdout, "interrupted") {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.Code, r.Stdout, r.Stderr)
+	}
+}
+
+// Commands that only read never create a database, nor its folder: they say there is none (exit 3).
+func TestReadCommandsCreateNothing(t *testing.T) {
+	base := t.TempDir()
+	db := filepath.Join(base, "state", "playbook.db")
+	for _, args := range [][]string{{"runs"}, {"runs", "--json"}, {"show", "last"}, {"logs", "last", "a"}} {
+		r := runCLI(t, nil, append([]string{args[0], "--db", db}, args[1:]...)...)
+		if r.Code != ExitStore || !strings.Contains(r.Stderr, "no database at "+db+": nothing has been run with it yet") {
+			t.Errorf("%v: exit %d, stderr %q", args, r.Code, r.Stderr)
+		}
+	}
+	if entries, _ := os.ReadDir(base); len(entries) != 0 {
+		t.Errorf("created %v", entries)
+	}
+}
+
+// Another application's SQLite database is refused (exit 3) and left as it was.
+func TestForeignDatabaseRefused(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "app.sqlite")
+	raw, err := sql.Open("sqlite3", "file:"+db+"?_journal_mode=DELETE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('keep')"); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	before, _ := os.ReadFile(db)
+	for _, cmd := range []string{"runs", "prune"} {
+		args := []string{cmd, "--db", db}
+		if cmd == "prune" {
+			args = append(args, "--keep", "1")
+		}
+		r := runCLI(t, nil, args...)
+		if r.Code != ExitStore || !strings.Contains(r.Stderr, db+" is an SQLite database that belongs to something else") ||
+			!strings.Contains(r.Stderr, "use --db with another path") {
+			t.Errorf("%s: exit %d, stderr %q", cmd, r.Code, r.Stderr)
+		}
+	}
+	after, _ := os.ReadFile(db)
+	if !bytes.Equal(before, after) || after[18] != 1 {
+		t.Error("the database was changed")
+	}
+	for _, s := range []string{"-wal", "-shm"} {
+		if _, err := os.Stat(db + s); err == nil {
+			t.Errorf("%s%s left behind", db, s)
+		}
+	}
+}
+
+// A database others could have written is refused with what to do (exit 3).
+func TestUnsafeDatabaseRefused(t *testing.T) {
+	db := seedDB(t)
+	if err := os.Chmod(db, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, nil, "runs", "--db", db)
+	if r.Code != ExitStore || !strings.Contains(r.Stderr, "refusing database path "+db) || !strings.Contains(r.Stderr, "chmod go-w "+db) {
+		t.Errorf("exit %d, stderr %q", r.Code, r.Stderr)
 	}
 }
