@@ -185,20 +185,43 @@ func openFile(abs string) (int64, error) {
 // cannot create them (a folder this user cannot write). Immutable means SQLite takes no locks: a
 // writer starting meanwhile could make a read fail, not change the file.
 func readOnlyDSN(abs string) string {
-	u := "file:" + (&url.URL{Path: abs}).EscapedPath() + "?mode=ro&_query_only=1&_txlock=deferred&_busy_timeout=" +
-		strconv.FormatInt(busyTimeout.Milliseconds(), 10)
+	u := lockedReadOnlyDSN(abs)
 	if fi, err := os.Lstat(abs + "-wal"); err != nil || fi.Size() == 0 {
 		u += "&immutable=1"
 	}
 	return u
 }
 
+// lockedReadOnlyDSN is readOnlyDSN without immutable: SQLite takes its locks (and creates the -wal
+// and -shm files of a WAL database where it can).
+func lockedReadOnlyDSN(abs string) string {
+	return "file:" + (&url.URL{Path: abs}).EscapedPath() + "?mode=ro&_query_only=1&_txlock=deferred&_busy_timeout=" +
+		strconv.FormatInt(busyTimeout.Milliseconds(), 10)
+}
+
 // checkOurs refuses a database that has tables (or a schema version) and is not playbook's: ours
 // have the runs table and a schema version of 1 or more. A database without any of its own objects
 // is ours to initialise. It reads the file through a read-only connection, closed before it returns,
 // so that another application's database is left exactly as it was (journal mode included).
+//
+// A read that fails is tried once more with SQLite's locks (not immutable): an immutable read takes
+// none, so a playbook process creating the same database at that moment could make it fail. The first
+// error is the one returned (a file that is not a database fails both times).
 func checkOurs(ctx context.Context, abs string) error {
-	db, err := sql.Open("sqlite3", readOnlyDSN(abs))
+	err := inspect(ctx, readOnlyDSN(abs), abs)
+	var foreign *ForeignDatabaseError
+	if err == nil || errors.As(err, &foreign) || errors.Is(err, ErrCgoDisabled) {
+		return err
+	}
+	if err2 := inspect(ctx, lockedReadOnlyDSN(abs), abs); err2 == nil || errors.As(err2, &foreign) {
+		return err2
+	}
+	return err
+}
+
+// inspect is one look of checkOurs at the database through dsn.
+func inspect(ctx context.Context, dsn, abs string) error {
+	db, err := sql.Open("sqlite3", dsn)
 	if err != nil {
 		return wrapDriverError(err)
 	}
