@@ -53,9 +53,10 @@ func openStore(ctx context.Context, sys *System, g *globalOptions, write bool) (
 	return st, nil
 }
 
-// openRun opens the database and reads one run (RUN: an id, a unique prefix of one, or "last") with
-// its steps and attempts, for writing or not (see openStore). On success the caller closes the store; on failure it is closed, and the
-// error already carries its exit status (2 for a run that is not there, 3 for the database).
+// openRun opens the database, for writing or not (see openStore), and reads one run (RUN: an id, a
+// unique prefix of one, or "last") with its steps and attempts. On success the caller closes the
+// store; on failure it is closed, and the error already carries its exit status (2 for a run that is
+// not there, 3 for the database).
 func openRun(ctx context.Context, sys *System, g *globalOptions, ref string, write bool) (*store.Store, *store.RunDetail, error) {
 	st, err := openStore(ctx, sys, g, write)
 	if err != nil {
