@@ -347,6 +347,17 @@ func TestKilledAtRandomMoments(t *testing.T) {
 		syscall.Kill(p.cmd.Process.Pid, syscall.SIGKILL)
 		p.wait(10 * time.Second)
 
+		if _, err := os.Stat(db); errors.Is(err, os.ErrNotExist) {
+			// Killed before it created the database: a command that only reads creates nothing.
+			r := pbRun(t, dir, db, pbOpts{}, "runs", "--json", "--limit", "0")
+			if _, err := os.Stat(db); r.code != 3 || !strings.Contains(r.out, "no database at") || err == nil {
+				t.Fatalf("kill %d (%s), before the database existed: runs exit %d, want 3 and nothing created:\n%s", i, when, r.code, r.out)
+			}
+			waitNoTagged(t, tag)
+			unrecorded++
+			t.Logf("kill %d %s: before the database was created", i, when)
+			continue
+		}
 		r := pbRun(t, dir, db, pbOpts{}, "runs", "--json", "--limit", "0")
 		if r.code != 0 {
 			t.Fatalf("kill %d (%s): the next command failed with %d:\n%s", i, when, r.code, r.out)
