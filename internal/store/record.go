@@ -23,9 +23,8 @@ var _ scheduler.Recorder = (*Store)(nil)
 // time order and sqlite3's date functions read it.
 const TimeFormat = "2006-01-02T15:04:05.000Z"
 
-// recordTimeout bounds one batch of recording writes. It is longer than BusyTimeout so that a write
-// waiting for another process's lock fails with SQLite's own clear "database is locked", not with a
-// context error.
+// recordTimeout bounds the writer's checkpoints; each batch has its own bound (batchTimeout), which
+// covers the wait for the write lock.
 const recordTimeout = BusyTimeout + 10*time.Second
 
 // cloneData copies output bytes: the write happens after the call returns, and the caller may reuse

@@ -330,13 +330,13 @@ func (s *Store) runBatch(batch []writeOp) (kept bool) {
 	var err error
 	if n > 0 {
 		err = s.writeTx(ctx, func(tx *sql.Tx) error {
-			for _, op := range batch {
+			for i, op := range batch {
 				if op.fn == nil {
 					continue
 				}
 				if err := op.fn(ctx, tx); err != nil {
 					if n == 1 {
-						return err
+						errs[i] = err // its own failure, not the transaction's: nothing to replay
 					}
 					return errIsolate
 				}
@@ -344,7 +344,9 @@ func (s *Store) runBatch(batch []writeOp) (kept bool) {
 			return nil
 		})
 	}
-	if errors.Is(err, errIsolate) {
+	if errors.Is(err, errIsolate) && n == 1 {
+		err = nil
+	} else if errors.Is(err, errIsolate) {
 		err = s.writeTx(ctx, func(tx *sql.Tx) error {
 			for i, op := range batch {
 				if op.fn == nil {
