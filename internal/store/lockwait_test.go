@@ -88,3 +88,40 @@ func TestLockedBatchIsWrittenLater(t *testing.T) {
 		t.Errorf("Waiting called %d times, want once", told.Load())
 	}
 }
+
+// The run's end cannot be written (the lock stays held): RunFinished fails, naming what is missing,
+// and leaves a note in the run's lock file; the next Open's crash recovery marks the run interrupted
+// and says its runner exited with status 3 before it could record the end, not that it died.
+func TestRecoveryOfARunnerThatCouldNotRecordItsEnd(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pb.db")
+	s, err := OpenWith(context.Background(), path, Options{LockWait: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r := fixtureRun("r1", "a")
+	if err := s.RunStarted(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	release := holdLock(t, path)
+	r.Status, r.ExitCode, r.FinishedAt = scheduler.StatusSucceeded, 0, t0.Add(time.Second)
+	err = s.RunFinished(context.Background(), r)
+	var lerr *LockError
+	if !errors.As(err, &lerr) || !strings.Contains(err.Error(), "record end of run r1") {
+		t.Fatalf("RunFinished = %v, want a *LockError naming the run's end", err)
+	}
+	release()
+
+	s2 := openAt(t, path)
+	got := s2.Recovered()
+	if len(got) != 1 || got[0].ID != "r1" || !strings.Contains(got[0].Exited, "stayed locked") {
+		t.Fatalf("Recovered = %+v, want r1 with the runner's note", got)
+	}
+	msg := queryString(t, s2.w, `SELECT error FROM runs WHERE id = 'r1'`)
+	if strings.Contains(msg, "died") || !strings.Contains(msg, "exited (status 3) before it could record the end of the run") {
+		t.Errorf("run error %q", msg)
+	}
+	if st := queryString(t, s2.w, `SELECT error FROM steps WHERE run_id = 'r1'`); strings.Contains(st, "died") {
+		t.Errorf("step error %q", st)
+	}
+}
