@@ -271,7 +271,11 @@ func (p *textProgress) Observe(e scheduler.Event) {
 	case scheduler.EventRunCancelling:
 		p.w.Flush() // what happened before the stop shows before the stop's message
 		fmt.Fprintf(p.errOut, "Stopping the run: %s.\n", e.Reason)
-		if !strings.HasPrefix(e.Reason, "killed") {
+		switch {
+		case strings.HasPrefix(e.Reason, "recording failed"):
+			// Not a signal: nothing is stopped, the run only starts nothing new.
+			fmt.Fprintln(p.errOut, "No other step starts but always() and cancelled() ones; running steps finish and are recorded if the database allows.")
+		case !strings.HasPrefix(e.Reason, "killed"):
 			fmt.Fprintln(p.errOut, "Running steps get their stop signal, then SIGKILL after their grace; always() and cancelled() steps still run. Press Ctrl-C again to kill every step now.")
 		}
 	case scheduler.EventRunFinished:

@@ -28,18 +28,34 @@ func openStore(ctx context.Context, sys *System, g *globalOptions, write bool) (
 		}
 		path = p
 	}
+	o := store.Options{LockWait: store.LockWait}
+	if v := sys.getenv("PLAYBOOK_LOCK_WAIT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, storeError(fmt.Errorf("PLAYBOOK_LOCK_WAIT=%q: want a positive duration such as 30s or 5m", v))
+		}
+		o.LockWait = d
+	}
+	o.Waiting = func(path string) {
+		// Once per command, from whichever goroutine waits: one write of one line.
+		fmt.Fprintf(sys.ErrOut, "playbook: waiting for the write lock of database %s, which another process holds (giving up after %s)\n",
+			path, o.LockWait)
+	}
 	open := store.OpenForReading
 	if write {
-		open = store.Open
+		open = store.OpenWith
 	}
-	st, err := open(ctx, path)
+	st, err := open(ctx, path, o)
 	if err != nil {
 		return nil, storeError(err)
 	}
 	for _, r := range st.Recovered() {
 		what := fmt.Sprintf("its runner (pid %d) died", r.OwnerPID)
-		if r.Rebooted {
+		switch {
+		case r.Rebooted:
 			what = "the machine restarted"
+		case r.Exited != "":
+			what = fmt.Sprintf("its runner (pid %d) exited (status 3) before it could record the end of the run (%s)", r.OwnerPID, r.Exited)
 		}
 		fmt.Fprintf(sys.ErrOut, "playbook: run %s (%s) marked interrupted: %s", idPrefix(r.ID), r.Playbook, what)
 		if r.Killed > 0 {

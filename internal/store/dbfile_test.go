@@ -18,7 +18,7 @@ import (
 func init() {
 	// read: OpenForReading and list the runs, printing "ok readonly=B runs=N statuses=S".
 	helpers["read"] = func(path string) error {
-		s, err := OpenForReading(context.Background(), path)
+		s, err := OpenForReading(context.Background(), path, Options{})
 		if err != nil {
 			fmt.Println("error:", err)
 			return nil
@@ -101,7 +101,7 @@ func TestOpenRefusesForeignDatabase(t *testing.T) {
 			for _, open := range []struct {
 				name string
 				fn   func(context.Context, string) (*Store, error)
-			}{{"Open", Open}, {"OpenForReading", OpenForReading}} {
+			}{{"Open", Open}, {"OpenForReading", openForReadingDefault}} {
 				s, err := open.fn(context.Background(), path)
 				if err == nil {
 					s.Close()
@@ -247,7 +247,7 @@ func TestOpenRefusesUnsafeFiles(t *testing.T) {
 			before, _ := os.ReadFile(db)
 			opens := []func(context.Context, string) (*Store, error){Open}
 			if c.existing {
-				opens = append(opens, OpenForReading)
+				opens = append(opens, openForReadingDefault)
 			}
 			for i, open := range opens {
 				s, err := open(context.Background(), db)
@@ -279,7 +279,7 @@ func TestOpenRefusesUnsafeFiles(t *testing.T) {
 func TestOpenForReadingCreatesNothing(t *testing.T) {
 	base := t.TempDir()
 	for _, p := range []string{filepath.Join(base, "missing", "state", "playbook.db"), filepath.Join(base, "playbook.db")} {
-		s, err := OpenForReading(context.Background(), p)
+		s, err := OpenForReading(context.Background(), p, Options{})
 		if err == nil {
 			s.Close()
 			t.Fatalf("OpenForReading(%s) succeeded", p)
@@ -358,7 +358,7 @@ func TestOpenForReadingUnwritable(t *testing.T) {
 
 func runInProcess(t *testing.T, db string) string {
 	t.Helper()
-	s, err := OpenForReading(context.Background(), db)
+	s, err := OpenForReading(context.Background(), db, Options{})
 	if err != nil {
 		return "error: " + err.Error()
 	}
@@ -373,4 +373,9 @@ func runInProcess(t *testing.T, db string) string {
 	}
 	slices.Sort(st)
 	return fmt.Sprintf("ok readonly=%v runs=%d statuses=%s", s.ReadOnly(), len(runs), strings.Join(st, ","))
+}
+
+// openForReadingDefault is OpenForReading with the default options, in the shape of Open.
+func openForReadingDefault(ctx context.Context, path string) (*Store, error) {
+	return OpenForReading(ctx, path, Options{})
 }

@@ -8,14 +8,15 @@
 //
 // Concurrency: several playbook processes may use one database at once. It runs in WAL mode (readers
 // never block the writer), every per-connection setting is in the DSN so that every pooled connection
-// has it, write transactions are BEGIN IMMEDIATE (they take the write lock up front and wait for it in
-// the busy handler instead of failing with "database is locked" half-way), and no transaction does
-// process or network I/O.
+// has it, write transactions are BEGIN IMMEDIATE (they take the write lock up front instead of failing
+// with "database is locked" half-way, waiting for it up to LockWait and saying so through
+// Options.Waiting after a second), and no transaction does process or network I/O.
 //
 // *Store implements scheduler.Recorder. Its calls queue their writes for one background writer that
 // commits them in order, several per transaction (writer.go says why and what it costs); RunStarted,
-// RunFinished, Flush and Close wait for the writes, and a write that fails is reported by the next
-// call. A run being recorded holds an advisory lock file
+// RunFinished, Flush and Close wait for the writes, and a write that fails is reported by Failed and
+// the next call, kept to be tried again if its whole transaction failed, and named by RunFinished if
+// it never could be made. A run being recorded holds an advisory lock file
 // (<database folder>/locks/<run id>.lock) for its whole life. Open runs crash recovery: a run still
 // marked running whose lock can be taken has lost its runner (kill -9, power loss), so it and its
 // unfinished steps become interrupted and the process groups its running attempts left behind are

@@ -107,7 +107,7 @@ func finishRun(t testing.TB, s *Store, r *scheduler.RunRecord, status scheduler.
 // rawDB opens a plain connection to the database file, for checks that bypass the Store.
 func rawDB(t testing.TB, path string) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("sqlite3", dsn(path, false))
+	db, err := sql.Open("sqlite3", dsn(path, false, LockWait))
 	if err != nil {
 		t.Fatal(err)
 	}

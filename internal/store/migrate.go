@@ -71,7 +71,9 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 // database header, so it commits or rolls back with the rest): a failure leaves the database at the
 // previous version with nothing half-applied. The version is read again inside each transaction
 // because another process may be migrating the same file at the same moment.
-func migrate(ctx context.Context, db *sql.DB, dbPath string, migs []migration) (int, error) {
+// begin starts each migration's write transaction (Store.beginWrite: it waits for the write lock).
+func migrate(ctx context.Context, db *sql.DB, dbPath string, migs []migration,
+	begin func(context.Context, *sql.DB) (*sql.Tx, error)) (int, error) {
 	known := len(migs)
 	var current int
 	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&current); err != nil {
@@ -86,7 +88,7 @@ func migrate(ctx context.Context, db *sql.DB, dbPath string, migs []migration) (
 			continue
 		}
 		err := func() error {
-			tx, err := db.BeginTx(ctx, nil)
+			tx, err := begin(ctx, db)
 			if err != nil {
 				return err
 			}

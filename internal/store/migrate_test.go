@@ -41,7 +41,7 @@ func TestFailingMigrationLeavesNothing(t *testing.T) {
 	openAt(t, path).Close()
 	bad := append(append([]migration(nil), migs...), migration{Version: len(migs) + 1, Name: "9999_broken.sql",
 		SQL: "CREATE TABLE half_applied (x INTEGER);\nCREATE TABEL oops (y);"})
-	_, err = open(context.Background(), path, bad)
+	_, err = open(context.Background(), path, bad, Options{})
 	if err == nil || !strings.Contains(err.Error(), "9999_broken.sql") {
 		t.Fatalf("open with a broken migration: %v", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -22,9 +23,8 @@ var _ scheduler.Recorder = (*Store)(nil)
 // time order and sqlite3's date functions read it.
 const TimeFormat = "2006-01-02T15:04:05.000Z"
 
-// recordTimeout bounds one batch of recording writes. It is longer than BusyTimeout so that a write
-// waiting for another process's lock fails with SQLite's own clear "database is locked", not with a
-// context error.
+// recordTimeout bounds the writer's checkpoints; each batch has its own bound (batchTimeout), which
+// covers the wait for the write lock.
 const recordTimeout = BusyTimeout + 10*time.Second
 
 // cloneData copies output bytes: the write happens after the call returns, and the caller may reuse
@@ -397,8 +397,13 @@ func (s *Store) StepFinished(_ context.Context, in *scheduler.StepRecord) error 
 // that is still running (compare-and-set): a run that crash recovery already marked interrupted is not
 // overwritten, and that is reported as an error. Steps the scheduler left pending or running (it
 // should not) become interrupted, so that no finished run keeps running steps. It waits until this
-// and every earlier write is committed, and also returns the error of an earlier queued write that
-// failed (the final state is written all the same). ctx's cancellation is ignored.
+// and every earlier write is committed. ctx's cancellation is ignored.
+//
+// When an earlier queued write failed, the final state is written all the same, but a run given as
+// succeeded is stored failed with exit code 3 (its record is incomplete), and the error returned says
+// so and names the writes that were not made. When the final write itself fails, the run stays
+// running, and its lock file keeps a note that its runner ended on its own (exit status 3, the
+// contract of a failed RunFinished), so that crash recovery does not say it died.
 func (s *Store) RunFinished(ctx context.Context, r *scheduler.RunRecord) error {
 	if r.Status == scheduler.StatusRunning || r.Status == scheduler.StatusPending || r.Status == "" {
 		return fmt.Errorf("record end of run %s: status %q is not a final status", r.ID, r.Status)
@@ -407,15 +412,25 @@ func (s *Store) RunFinished(ctx context.Context, r *scheduler.RunRecord) error {
 	if finished.IsZero() {
 		finished = time.Now()
 	}
+	// Every earlier write first: whether one failed decides what is written now.
+	_ = s.Flush(ctx)
+	earlier := s.failed()
+	status, exitCode, errText := r.Status, r.ExitCode, r.Error
+	if earlier != nil {
+		exitCode = exitRecord
+		if status == scheduler.StatusSucceeded {
+			status = scheduler.StatusFailed
+			errText = "the run could not be recorded: " + earlier.Error()
+		}
+	}
 	// The final state is written even after an earlier write failed: the run then ends with exit
 	// status 3, and its row should say it is over.
-	earlier := s.failed()
-	err := s.writeAlways("record end of run "+r.ID, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.write("record end of run "+r.ID, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE runs SET status = ?, exit_code = ?, finished_at = ?,
 				duration_ms = ?, error = ?
 			WHERE id = ? AND status = 'running'`,
-			string(r.Status), r.ExitCode, formatTime(finished), durationMS(r.StartedAt, finished),
-			nullString(r.Error), r.ID)
+			string(status), exitCode, formatTime(finished), durationMS(r.StartedAt, finished),
+			nullString(errText), r.ID)
 		if err != nil {
 			return err
 		}
@@ -442,16 +457,41 @@ func (s *Store) RunFinished(ctx context.Context, r *scheduler.RunRecord) error {
 			WHERE run_id = ? AND status IN ('pending', 'running')`, fin, r.ID)
 		return err
 	})
-	// The lock goes whatever happened: the run is over for this process either way.
+	// The lock goes whatever happened: the run is over for this process either way. Its file stays
+	// when the run is still recorded running, with the note for crash recovery.
 	s.mu.Lock()
 	lock := s.locks[r.ID]
 	delete(s.locks, r.ID)
 	s.mu.Unlock()
-	if relErr := lock.Release(true); relErr != nil {
+	if err != nil && lock != nil {
+		_ = lock.Append([]byte(exitedNote + oneLine(err.Error()) + "\n"))
+	}
+	if relErr := lock.Release(err == nil); relErr != nil {
 		err = errors.Join(err, fmt.Errorf("record end of run %s: %w", r.ID, relErr))
+	}
+	if earlier != nil || err != nil {
+		if names, n := s.unwritten(); n > 0 {
+			list := strings.Join(names, "; ")
+			if n > len(names) {
+				list += fmt.Sprintf("; and %d more", n-len(names))
+			}
+			err = errors.Join(fmt.Errorf("not recorded (%d writes): %s", n, strings.ReplaceAll(list, " of run "+r.ID, "")), err)
+		} else if earlier != nil {
+			err = errors.Join(errors.New("every write that failed was made on a later try, but the run stopped starting steps when the first failed"), err)
+		}
 	}
 	if earlier != nil {
 		err = errors.Join(fmt.Errorf("an earlier write failed: %w", earlier), err)
 	}
 	return err
 }
+
+// exitRecord is the exit status of a runner whose record is incomplete (scheduler's, and the CLI's).
+const exitRecord = 3
+
+// exitedNote starts the line RunFinished appends to a run's lock file when it could not record the
+// run's end: the runner then exits on its own with status 3, and crash recovery says so.
+const exitedNote = "exited 3 "
+
+// oneLine keeps a message on one line of the lock file.
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }

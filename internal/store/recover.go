@@ -25,6 +25,9 @@ type RecoveredRun struct {
 	// Killed counts the leftover process groups that got SIGKILL; Spared counts recorded groups left
 	// alone because their number now belongs to another process.
 	Killed, Spared int
+	// Exited, when not "", is why the runner could not record the end of the run before it exited on
+	// its own with status 3 (the note RunFinished left in the run's lock file): it did not die.
+	Exited string
 }
 
 // Recovered returns the runs that the Open of this Store (and later Recover calls) marked
@@ -99,7 +102,8 @@ func (s *Store) Recover(ctx context.Context) ([]RecoveredRun, error) {
 				continue
 			}
 		}
-		rec, groups, err := s.markInterrupted(ctx, c.id, int(c.pid.Int64), rebooted)
+		exited := exitedReason(lock)
+		rec, groups, err := s.markInterrupted(ctx, c.id, int(c.pid.Int64), rebooted, exited)
 		if err != nil {
 			// The database cannot be written (a full disk, say): the run stays marked running, and its
 			// groups alive, until a later recovery can record it. The other runs are still tried.
@@ -109,7 +113,7 @@ func (s *Store) Recover(ctx context.Context) ([]RecoveredRun, error) {
 		}
 		if rec {
 			groups = mergeGroups(groups, lockedGroups(lock))
-			r := RecoveredRun{ID: c.id, Playbook: c.playbook, OwnerPID: int(c.pid.Int64), Rebooted: rebooted}
+			r := RecoveredRun{ID: c.id, Playbook: c.playbook, OwnerPID: int(c.pid.Int64), Rebooted: rebooted, Exited: exited}
 			if !rebooted {
 				for _, g := range groups {
 					if !g.start.Valid {
@@ -249,6 +253,24 @@ func lockedGroups(lock *proc.FileLock) []staleGroup {
 	return groups
 }
 
+// exitedReason returns the note RunFinished left in a lock file when it could not record the run's
+// end, or "".
+func exitedReason(lock *proc.FileLock) string {
+	if lock == nil {
+		return ""
+	}
+	data, err := lock.Contents()
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if why, ok := strings.CutPrefix(line, exitedNote); ok {
+			return why
+		}
+	}
+	return ""
+}
+
 // mergeGroups adds to db the groups of extra it lacks. Groups of attempts that finished are in the
 // lock file too; killing them is guarded by their leader's start time like any other.
 func mergeGroups(db, extra []staleGroup) []staleGroup {
@@ -267,11 +289,23 @@ func mergeGroups(db, extra []staleGroup) []staleGroup {
 
 // markInterrupted marks the run interrupted if it is still running and returns whether it did, with
 // the process groups of its running attempts.
-func (s *Store) markInterrupted(ctx context.Context, runID string, ownerPID int, rebooted bool) (bool, []staleGroup, error) {
+// exited is the runner's note (exitedReason): it ended on its own, and the messages say so.
+func (s *Store) markInterrupted(ctx context.Context, runID string, ownerPID int, rebooted bool, exited string) (bool, []staleGroup, error) {
 	var groups []staleGroup
 	changed := false
+	runMsg := fmt.Sprintf("the runner (pid %d) died before the run finished; marked by crash recovery", ownerPID)
+	attemptMsg, stepMsg := "the runner died during this attempt", "the runner died while this step was running"
+	switch {
+	case rebooted:
+		runMsg = "the machine restarted before the run finished; marked by crash recovery"
+	case exited != "":
+		runMsg = fmt.Sprintf("the runner (pid %d) exited (status 3) before it could record the end of the run: %s; marked by crash recovery", ownerPID, exited)
+		attemptMsg = "the runner exited (status 3) before it could record the end of this attempt"
+		stepMsg = "the runner exited (status 3) before it could record the end of this step"
+	}
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		groups = groups[:0]
+		changed = false
 		rows, err := tx.QueryContext(ctx, `SELECT pid, pid_start FROM attempts
 			WHERE run_id = ? AND status = 'running' AND pid IS NOT NULL`, runID)
 		if err != nil {
@@ -303,14 +337,10 @@ func (s *Store) markInterrupted(ctx context.Context, runID string, ownerPID int,
 		if !last.Valid {
 			end = time.Now().UTC().Format(TimeFormat)
 		}
-		msg := fmt.Sprintf("the runner (pid %d) died before the run finished; marked by crash recovery", ownerPID)
-		if rebooted {
-			msg = "the machine restarted before the run finished; marked by crash recovery"
-		}
 		res, err := tx.ExecContext(ctx, `UPDATE runs SET status = 'interrupted', exit_code = NULL,
 				finished_at = ?1, error = ?2,
 				duration_ms = max(0, CAST(round((julianday(?1) - julianday(started_at)) * 86400000) AS INTEGER))
-			WHERE id = ?3 AND status = 'running'`, end, msg, runID)
+			WHERE id = ?3 AND status = 'running'`, end, runMsg, runID)
 		if err != nil {
 			return err
 		}
@@ -322,7 +352,7 @@ func (s *Store) markInterrupted(ctx context.Context, runID string, ownerPID int,
 		_, err = tx.ExecContext(ctx, `UPDATE attempts SET status = 'interrupted', finished_at = ?1,
 				duration_ms = max(0, CAST(round((julianday(?1) - julianday(started_at)) * 86400000) AS INTEGER)),
 				error = coalesce(error, ?2)
-			WHERE run_id = ?3 AND status = 'running'`, end, "the runner died during this attempt", runID)
+			WHERE run_id = ?3 AND status = 'running'`, end, attemptMsg, runID)
 		if err != nil {
 			return err
 		}
@@ -331,7 +361,7 @@ func (s *Store) markInterrupted(ctx context.Context, runID string, ownerPID int,
 				duration_ms = CASE WHEN started_at IS NULL THEN NULL ELSE
 					max(0, CAST(round((julianday(?1) - julianday(started_at)) * 86400000) AS INTEGER)) END,
 				error = coalesce(error, CASE WHEN status = 'running' THEN ?2 ELSE NULL END)
-			WHERE run_id = ?3 AND status IN ('pending', 'running')`, end, "the runner died while this step was running", runID)
+			WHERE run_id = ?3 AND status IN ('pending', 'running')`, end, stepMsg, runID)
 		return err
 	})
 	return changed, groups, err

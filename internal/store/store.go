@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // the database/sql driver "sqlite3" (cgo)
@@ -18,10 +19,46 @@ import (
 	"github.com/playbookhq/playbook/internal/proc"
 )
 
-// BusyTimeout is how long a connection waits for another one's write lock before failing with
-// "database is locked". Write transactions are short (no process I/O inside), so reaching it means
-// something is badly wrong, not that the database is busy.
-const BusyTimeout = 5 * time.Second
+// BusyTimeout is how long one attempt to take the database's write lock waits in SQLite's busy
+// handler. A write that did not get the lock by then tells Options.Waiting that it waits (once per
+// Store) and tries again, until LockWait.
+const BusyTimeout = time.Second
+
+// LockWait is how long, unless Options.LockWait says otherwise, a write waits for the database's write
+// lock while other connections (other playbook processes) hold it, before it fails with a *LockError.
+// Each of their transactions is short, so waiting that long means something is wrong (a process stuck
+// holding the lock, a sqlite3 shell left in a transaction), not that the database is busy: sixteen
+// runners recording short steps at once on a loaded machine wait for seconds at most.
+const LockWait = 3 * time.Minute
+
+// Options are the less common settings of OpenWith. The zero value is Open's behaviour.
+type Options struct {
+	// LockWait bounds how long a write waits for the write lock another connection holds; 0 means
+	// the package's LockWait. Once a write has given up, later writes of the Store try for one
+	// BusyTimeout only, so that a run whose database stays locked ends instead of waiting again for
+	// every write; a write that succeeds restores the full wait.
+	LockWait time.Duration
+	// Waiting, when set, is called once per Store, the first time a write has waited about a second
+	// (BusyTimeout) for the lock, with the database's path: a runner tells its user why it seems
+	// stuck. It is called from the goroutine that waits (the Store's writer, or Open's).
+	Waiting func(path string)
+}
+
+// LockError is the error of a write that gave up waiting for the database's write lock.
+type LockError struct {
+	Path   string
+	Waited time.Duration
+	Err    error // SQLite's "database is locked"
+}
+
+// Error says which database stayed locked for how long and what to do.
+func (e *LockError) Error() string {
+	return fmt.Sprintf("database %s stayed locked by another connection for %s (%v): another playbook process, or a sqlite3 shell left in a transaction, holds its write lock; find it with fuser or lsof on the file",
+		e.Path, e.Waited.Round(time.Millisecond), e.Err)
+}
+
+// Unwrap returns SQLite's error.
+func (e *LockError) Unwrap() error { return e.Err }
 
 // ErrCgoDisabled is returned by Open when the binary was built with CGO_ENABLED=0: go-sqlite3 then
 // compiles to a stub that fails at run time.
@@ -58,6 +95,11 @@ type Store struct {
 	migrated int  // migrations applied by this Open, for tests
 	readOnly bool // opened by OpenForReading without write access: w is nil
 
+	lockWait   time.Duration // Options.LockWait, defaulted
+	waiting    func(path string)
+	waitTold   atomic.Bool // waiting has been called
+	lockGaveUp atomic.Bool // the last write that waited for the lock gave up (beginWrite)
+
 	mu         sync.Mutex
 	locks      map[string]*proc.FileLock // run id → its lock, while this Store records the run
 	recovered  []RecoveredRun
@@ -71,7 +113,10 @@ type Store struct {
 	checkpointEvery time.Duration
 	checkpointed    func()
 	errMu           sync.Mutex
-	writeErr        error // the first write that failed
+	writeErr        error       // the first write that failed
+	hasFailed       atomic.Bool // writeErr is set
+	lost            []string    // what the writes that will not be made were, the first maxLostNames
+	lostCount       int
 }
 
 // DefaultPath returns where the database lives when --db is not given: $PLAYBOOK_DB, else
@@ -95,10 +140,16 @@ func DefaultPath(getenv func(string) string) (string, error) {
 // after opening: database/sql opens connections as it needs them and each must have them all.
 // The path goes in a file: URI, escaped, so that a '?' or '#' in a folder name cannot be read as the
 // start of the parameters.
-func dsn(path string, readOnly bool) string {
+// The reader waits in SQLite's busy handler for as long as lockWait: readers only wait in the rare
+// moments a WAL is being reset or recovered, and those end.
+func dsn(path string, readOnly bool, lockWait time.Duration) string {
 	u := "file:" + (&url.URL{Path: path}).EscapedPath()
 	q := url.Values{}
-	q.Set("_busy_timeout", fmt.Sprint(busyTimeout.Milliseconds()))
+	busy := busyTimeout
+	if readOnly {
+		busy = max(busy, lockWait)
+	}
+	q.Set("_busy_timeout", fmt.Sprint(busy.Milliseconds()))
 	q.Set("_foreign_keys", "1")
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", "NORMAL") // safe against application crashes in WAL mode; see README
@@ -125,11 +176,17 @@ func dsn(path string, readOnly bool) string {
 // a binary built without cgo, and otherwise an error naming path and what failed (folder not
 // writable, file read-only, not a database, ...).
 func Open(ctx context.Context, path string) (*Store, error) {
-	return open(ctx, path, nil)
+	return open(ctx, path, nil, Options{})
 }
 
-// open is Open with the migrations given (nil = the embedded ones), for tests.
-func open(ctx context.Context, path string, migs []migration) (_ *Store, err error) {
+// OpenWith is Open with options. Open waits for the write lock (to migrate, to recover) as every
+// write does: up to o.LockWait, calling o.Waiting after a second.
+func OpenWith(ctx context.Context, path string, o Options) (*Store, error) {
+	return open(ctx, path, nil, o)
+}
+
+// open is OpenWith with the migrations given (nil = the embedded ones), for tests.
+func open(ctx context.Context, path string, migs []migration, o Options) (_ *Store, err error) {
 	if path == "" {
 		return nil, errors.New("open store: empty database path")
 	}
@@ -163,7 +220,10 @@ func open(ctx context.Context, path string, migs []migration) (_ *Store, err err
 			return nil, wrapOpenError(abs, err)
 		}
 	}
-	writer := dsn(abs, false)
+	if o.LockWait <= 0 {
+		o.LockWait = LockWait
+	}
+	writer := dsn(abs, false, o.LockWait)
 	if size == 0 {
 		// A new, empty database: incremental auto_vacuum lets prune give pages back to the file
 		// system without rewriting the whole database (VACUUM). It must be set before the first
@@ -172,7 +232,7 @@ func open(ctx context.Context, path string, migs []migration) (_ *Store, err err
 		writer += "&_auto_vacuum=incremental"
 	}
 
-	s := &Store{path: abs, locks: map[string]*proc.FileLock{}, pid: os.Getpid()}
+	s := &Store{path: abs, locks: map[string]*proc.FileLock{}, pid: os.Getpid(), lockWait: o.LockWait, waiting: o.Waiting}
 	defer func() {
 		if err != nil {
 			s.closeDBs()
@@ -184,13 +244,13 @@ func open(ctx context.Context, path string, migs []migration) (_ *Store, err err
 	// One writer connection: this process's writes queue in database/sql instead of spinning in
 	// SQLite's busy handler against each other. Other processes still wait in the busy handler.
 	s.w.SetMaxOpenConns(1)
-	if err := connect(ctx, s.w); err != nil {
+	if err := s.connect(ctx, s.w); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", abs, wrapDriverError(err))
 	}
-	if s.migrated, err = migrate(ctx, s.w, abs, migs); err != nil {
+	if s.migrated, err = migrate(ctx, s.w, abs, migs, s.beginWrite); err != nil {
 		return nil, err
 	}
-	if s.r, err = sql.Open("sqlite3", dsn(abs, true)); err != nil {
+	if s.r, err = sql.Open("sqlite3", dsn(abs, true, o.LockWait)); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", abs, wrapDriverError(err))
 	}
 	s.r.SetMaxOpenConns(8)
@@ -227,7 +287,7 @@ func wrapOpenError(abs string, err error) error {
 // schema is brought up to date and crash recovery runs). Otherwise the database is opened read-only:
 // no recovery, no lock files, nothing written; ReadOnly then reports true. A read-only database whose
 // schema is older than this binary's cannot be brought up to date and is an error.
-func OpenForReading(ctx context.Context, path string) (_ *Store, err error) {
+func OpenForReading(ctx context.Context, path string, o Options) (_ *Store, err error) {
 	if path == "" {
 		return nil, errors.New("open store: empty database path")
 	}
@@ -249,7 +309,7 @@ func OpenForReading(ctx context.Context, path string) (_ *Store, err error) {
 		return nil, wrapOpenError(abs, err)
 	}
 	if writable(abs) {
-		return Open(ctx, abs)
+		return OpenWith(ctx, abs, o)
 	}
 	if fi.Size() == 0 {
 		return nil, &NoDatabaseError{Path: abs}
@@ -301,33 +361,67 @@ var busyTimeout = BusyTimeout
 // connectRetried, when set (tests), is called each time connect retries.
 var connectRetried func()
 
-// openWait bounds how long Open keeps trying to set up its first connection.
-const openWait = 30 * time.Second
-
 // connect opens the writer's connection, which sets the DSN's pragmas. While several processes create
 // the database at the same moment, setting journal_mode=WAL waits for the file's lock, and on a loaded
 // machine the process creating the schema can hold it longer than the busy timeout (seen with eight
 // runners starting together under the race detector); SQLite also gives up at once where waiting could
-// deadlock. "Database is locked" is therefore retried here for up to openWait: a database that is being
-// created is worth waiting for, and every later statement gets the usual busy timeout.
-func connect(ctx context.Context, db *sql.DB) error {
-	deadline := time.Now().Add(openWait)
-	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+// deadlock. "Database is locked" is therefore retried here as every write is (waitLock).
+func (s *Store) connect(ctx context.Context, db *sql.DB) error {
+	return s.waitLock(ctx, func() error {
 		err := db.PingContext(ctx)
-		if err == nil || !isBusy(err) || time.Now().After(deadline) {
-			return err
-		}
-		if connectRetried != nil {
+		if err != nil && isBusy(err) && connectRetried != nil {
 			connectRetried()
 		}
-		t := time.NewTimer(wait)
+		return err
+	})
+}
+
+// waitLock runs try until it does not fail with "database is locked", for up to s.lockWait (one try
+// only after a write gave up, see Options.LockWait). try must be safe to repeat: a failed BEGIN, say.
+// After about a second of waiting it tells s.waiting, once per Store. Giving up returns a *LockError.
+func (s *Store) waitLock(ctx context.Context, try func() error) error {
+	start := time.Now()
+	bound := s.lockWait
+	if s.lockGaveUp.Load() {
+		bound = 0
+	}
+	for pause := 5 * time.Millisecond; ; pause = min(2*pause, 100*time.Millisecond) {
+		err := try()
+		if err == nil || !isBusy(err) {
+			if err == nil {
+				s.lockGaveUp.Store(false)
+			}
+			return err
+		}
+		waited := time.Since(start)
+		if waited >= noticeAfter && s.waiting != nil && s.waitTold.CompareAndSwap(false, true) {
+			s.waiting(s.path)
+		}
+		if waited >= bound || ctx.Err() != nil {
+			s.lockGaveUp.Store(true)
+			return &LockError{Path: s.path, Waited: waited, Err: err}
+		}
+		// SQLite gives up at once where waiting could deadlock, without its busy handler's sleeps.
+		t := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
-			t.Stop()
-			return err
 		case <-t.C:
 		}
+		t.Stop()
 	}
+}
+
+// noticeAfter is how long a write waits for the lock before the Store says so (Options.Waiting).
+const noticeAfter = 900 * time.Millisecond
+
+// beginWrite starts a write transaction (BEGIN IMMEDIATE), waiting for the write lock (waitLock).
+func (s *Store) beginWrite(ctx context.Context, db *sql.DB) (*sql.Tx, error) {
+	var tx *sql.Tx
+	err := s.waitLock(ctx, func() (err error) {
+		tx, err = db.BeginTx(ctx, nil)
+		return err
+	})
+	return tx, err
 }
 
 // wrapDriverError recognises go-sqlite3's CGO_ENABLED=0 stub.
@@ -393,7 +487,7 @@ func (s *Store) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if s.w == nil {
 		return fmt.Errorf("database %s was opened read-only", s.path)
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
+	tx, err := s.beginWrite(ctx, s.w)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,9 +104,11 @@ func TestPragmasOnEveryConn(t *testing.T) {
 		t.Fatalf("got %d connections, want 6", len(conns))
 	}
 	for i, c := range conns {
-		want := map[string]string{"foreign_keys": "1", "busy_timeout": "5000", "journal_mode": "wal", "synchronous": "1", "query_only": "0"}
+		// The writer waits one BusyTimeout in SQLite, then in waitLock; readers wait in SQLite.
+		want := map[string]string{"foreign_keys": "1", "busy_timeout": fmt.Sprint(BusyTimeout.Milliseconds()), "journal_mode": "wal", "synchronous": "1", "query_only": "0"}
 		if c.reader {
 			want["query_only"] = "1"
+			want["busy_timeout"] = fmt.Sprint(LockWait.Milliseconds())
 		}
 		for pragma, w := range want {
 			var got string

@@ -28,7 +28,11 @@ import (
 // The price: a state change is on disk a moment (one transaction) after the call returned, so a
 // runner killed in that moment loses it; crash recovery then marks the step interrupted, as it
 // would if the kill had come just before the call. A write that fails is never dropped silently: its
-// error is returned by the next Recorder call, by RunFinished, Flush and Close.
+// error is returned by the next Recorder call, by Failed, RunFinished, Flush and Close, and RunFinished
+// names every write that was not made. A batch whose transaction failed as a whole (the lock could not
+// be had within LockWait, the disk is full) is not dropped: its writes stay first in the queue and are
+// tried again with the next batch, so that the steps a stopping run still finishes are recorded
+// whole once the database takes writes again.
 
 // batchWindow is how long the writer gathers writes before it commits them, when nobody waits: the
 // delay with which a state change reaches the disk, traded for far fewer transactions. Longer is not
@@ -48,6 +52,7 @@ type writeOp struct {
 	what   func() string                               // for errors: "record step build of run 3f2a"
 	fn     func(ctx context.Context, tx *sql.Tx) error // nil for a barrier
 	result chan error                                  // buffered; nil when nobody waits
+	kept   bool                                        // its batch failed: it is being tried again
 
 	// At most one of these, for coalesce.
 	start    *attemptStart  // AttemptStarted's write
@@ -181,14 +186,8 @@ func signal(c chan struct{}) {
 	}
 }
 
-// push queues op. Unless force, it refuses when an earlier write failed. It waits while the queue is
-// full.
-func (s *Store) push(op writeOp, force bool) error {
-	if !force {
-		if err := s.failed(); err != nil {
-			return fmt.Errorf("an earlier write failed: %w", err)
-		}
-	}
+// push queues op, waiting while the queue is full. It fails only after Close.
+func (s *Store) push(op writeOp) error {
 	q := &s.queue
 	q.mu.Lock()
 	for len(q.ops) >= queueSize && !q.closed {
@@ -251,10 +250,24 @@ func (s *Store) writeLoop() {
 		}
 		q.space.Broadcast()
 		q.mu.Unlock()
-		s.runBatch(batch)
+		if s.runBatch(batch) {
+			// The batch is back in the queue: try again after a pause (a full disk fails at once), or
+			// at once when somebody waits or the Store closes.
+			t := time.NewTimer(retryPause)
+			select {
+			case <-t.C:
+			case <-q.urgent:
+			}
+			t.Stop()
+			continue
+		}
 		s.checkpointWhenIdle()
 	}
 }
+
+// retryPause is how long the writer waits before it tries a failed batch again, unless a write is
+// waited for.
+const retryPause = 250 * time.Millisecond
 
 // checkpointEvery is how often, at most, the writer copies the WAL back into the database while a run
 // goes on. A Store reads it when it opens (tests change it).
@@ -300,9 +313,12 @@ var errIsolate = errors.New("a write of the batch failed")
 // through a bug (an unknown step, say), so the batch first runs as one plain transaction; if a write
 // fails, it is rolled back and replayed with a savepoint around each write, so that only the failing
 // writes are lost. (Savepoints on every batch would cost two statements per write.)
-func (s *Store) runBatch(batch []writeOp) {
+//
+// It returns whether the batch's transaction failed as a whole and its writes that nobody waits for
+// were put back at the head of the queue, to be tried again (never once the Store is closing).
+func (s *Store) runBatch(batch []writeOp) (kept bool) {
 	coalesce(batch)
-	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.batchTimeout())
 	defer cancel()
 	errs := make([]error, len(batch))
 	n := 0
@@ -314,13 +330,13 @@ func (s *Store) runBatch(batch []writeOp) {
 	var err error
 	if n > 0 {
 		err = s.writeTx(ctx, func(tx *sql.Tx) error {
-			for _, op := range batch {
+			for i, op := range batch {
 				if op.fn == nil {
 					continue
 				}
 				if err := op.fn(ctx, tx); err != nil {
 					if n == 1 {
-						return err
+						errs[i] = err // its own failure, not the transaction's: nothing to replay
 					}
 					return errIsolate
 				}
@@ -328,7 +344,9 @@ func (s *Store) runBatch(batch []writeOp) {
 			return nil
 		})
 	}
-	if errors.Is(err, errIsolate) {
+	if errors.Is(err, errIsolate) && n == 1 {
+		err = nil
+	} else if errors.Is(err, errIsolate) {
 		err = s.writeTx(ctx, func(tx *sql.Tx) error {
 			for i, op := range batch {
 				if op.fn == nil {
@@ -349,21 +367,78 @@ func (s *Store) runBatch(batch []writeOp) {
 			return nil
 		})
 	}
+	q := &s.queue
+	q.mu.Lock()
+	closing := q.closed
+	q.mu.Unlock()
+	var again []writeOp
 	for i, op := range batch {
 		e := errs[i]
-		if err != nil && op.fn != nil {
+		whole := err != nil && op.fn != nil
+		if whole {
 			e = err // the transaction failed: nothing of the batch was written
 		}
 		if e != nil {
 			e = fmt.Errorf("%s: %w", op.what(), e)
-			if op.result == nil {
-				s.fail(e) // nobody waits for this write: report it with the next call
-			}
 		}
 		if op.result != nil {
 			op.result <- e
+			continue
+		}
+		if e == nil {
+			continue
+		}
+		s.fail(e) // nobody waits for this write: report it with the next call
+		if whole && !closing {
+			op.kept = true
+			again = append(again, op)
+			continue
+		}
+		s.lose(op.what())
+	}
+	if len(again) == 0 {
+		return false
+	}
+	q.mu.Lock()
+	q.ops = append(again, q.ops...)
+	q.mu.Unlock()
+	return true
+}
+
+// batchTimeout bounds one batch: the wait for the lock, and a margin for the writes themselves.
+func (s *Store) batchTimeout() time.Duration { return s.lockWait + 30*time.Second }
+
+// maxLostNames is how many of the writes that were not made RunFinished's error names one by one.
+const maxLostNames = 20
+
+// lose counts a write that will not be made.
+func (s *Store) lose(what string) {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	s.lostCount++
+	if len(s.lost) < maxLostNames {
+		s.lost = append(s.lost, what)
+	}
+}
+
+// unwritten lists the writes that were not made: lost ones, then those still waiting to be tried
+// again, at most maxLostNames of them, and how many there are in all.
+func (s *Store) unwritten() ([]string, int) {
+	s.errMu.Lock()
+	names, n := append([]string(nil), s.lost...), s.lostCount
+	s.errMu.Unlock()
+	q := &s.queue
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, op := range q.ops {
+		if op.kept {
+			n++
+			if len(names) < maxLostNames {
+				names = append(names, op.what())
+			}
 		}
 	}
+	return names, n
 }
 
 // fail keeps the first write error, for the calls that come after it.
@@ -372,33 +447,42 @@ func (s *Store) fail(err error) {
 	defer s.errMu.Unlock()
 	if s.writeErr == nil {
 		s.writeErr = err
+		s.hasFailed.Store(true)
 	}
 }
 
 // failed returns the first write error, or nil.
 func (s *Store) failed() error {
+	if !s.hasFailed.Load() {
+		return nil // the common case, without the mutex: the scheduler asks before every step
+	}
 	s.errMu.Lock()
 	defer s.errMu.Unlock()
 	return s.writeErr
 }
 
-// enqueue queues op for the writer and returns at once. It returns the first error of an earlier
-// write, if any (op is not queued then: the run is being aborted anyway), or errClosed after Close.
-func (s *Store) enqueue(op writeOp) error { return s.push(op, false) }
+// Failed returns the first queued write that failed, or nil. The scheduler asks before it starts a
+// step (scheduler.FailureReporter), so that no step starts once the run cannot be recorded; a write
+// that failed is reported here as soon as its batch did, before any later Recorder call returns it.
+func (s *Store) Failed() error { return s.failed() }
+
+// enqueue queues op for the writer and returns at once. It returns the error of an earlier write
+// that failed, if any: op is queued all the same, since a stopping run still records what it does. It
+// returns errClosed after Close.
+func (s *Store) enqueue(op writeOp) error {
+	if err := s.push(op); err != nil {
+		return err
+	}
+	if err := s.failed(); err != nil {
+		return fmt.Errorf("an earlier write failed: %w", err)
+	}
+	return nil
+}
 
 // write queues op and waits until it is committed, returning its own error.
 func (s *Store) write(what string, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	op := writeOp{what: func() string { return what }, fn: fn, result: make(chan error, 1)}
-	if err := s.push(op, false); err != nil {
-		return err
-	}
-	return <-op.result
-}
-
-// writeAlways is write, even after an earlier write failed (for the final state of a run).
-func (s *Store) writeAlways(what string, fn func(ctx context.Context, tx *sql.Tx) error) error {
-	op := writeOp{what: func() string { return what }, fn: fn, result: make(chan error, 1)}
-	if err := s.push(op, true); err != nil {
+	if err := s.push(op); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return <-op.result
@@ -412,7 +496,7 @@ func (s *Store) Flush(ctx context.Context) error {
 		return nil // still opening: nothing queued
 	}
 	op := writeOp{result: make(chan error, 1)}
-	if err := s.push(op, true); err == nil {
+	if err := s.push(op); err == nil {
 		<-op.result
 	}
 	return s.failed()

@@ -44,6 +44,15 @@ type Recorder interface {
 	RunFinished(ctx context.Context, r *RunRecord) error
 }
 
+// FailureReporter is implemented by a Recorder whose writes are made after its calls return (the
+// store queues them for a background writer). Failed returns the first write that failed, or nil; the
+// scheduler asks before it starts each step, so that once recording has failed no step starts but
+// always()/cancelled() ones, even when no Recorder call has returned the error yet. It must be cheap.
+// RunFinished's error should report every earlier failure, and name what was not written.
+type FailureReporter interface {
+	Failed() error
+}
+
 // RunRecord describes a run. RunStarted gets it with Status running and no FinishedAt; RunFinished gets
 // it again complete.
 type RunRecord struct {

@@ -195,6 +195,7 @@ type runner struct {
 
 	rec       RunRecord
 	recordErr error
+	failer    FailureReporter // the Recorder, when it reports queued failures
 	// The context of the Recorder's writes and when to replace it (recordContext).
 	recCtx    context.Context
 	recCancel context.CancelFunc
@@ -204,8 +205,9 @@ type runner struct {
 	cancelled bool
 	timedOut  bool
 	killed    bool
-	failFast  bool // a step failed and fail_fast holds
-	stopping  bool // recording failed: behave as if cancelled, but let running steps finish
+	failFast  bool   // a step failed and fail_fast holds
+	stopping  bool   // recording failed: behave as if cancelled, but let running steps finish
+	stopNote  string // the run_cancelling reason of a stopping run, until noteStop reports it
 	cause     error
 
 	events  chan engine.Event
@@ -221,6 +223,7 @@ type runner struct {
 
 func newRunner(pb *playbook.Playbook, opts Options) (*runner, error) {
 	r := &runner{pb: pb, opts: opts, now: opts.Now}
+	r.failer, _ = opts.Recorder.(FailureReporter)
 	if r.now == nil {
 		r.now = time.Now
 	}
@@ -537,8 +540,17 @@ func (r *runner) makeReady(s *stepRun) {
 
 // launch starts or skips ready steps while slots are free. Skipping a step can make others ready, so
 // it loops until nothing more can happen without an event.
+//
+// Before each step it asks the Recorder whether a queued write failed: a step must not start once the
+// run is stopping, even when the failure has not come back through a Recorder call yet (the records of
+// the step that just finished are made after the steps it released are launched).
 func (r *runner) launch() {
 	for r.ready.Len() > 0 {
+		if r.failer != nil && r.recordErr == nil {
+			if err := r.failer.Failed(); err != nil {
+				r.recordFailed(err)
+			}
+		}
 		s := r.ready[0]
 		if s.attempt > 0 {
 			// A retry: its decision was made at the first attempt.
@@ -546,7 +558,7 @@ func (r *runner) launch() {
 				return
 			}
 			heap.Pop(&r.ready)
-			if r.cancelled || r.timedOut || r.killed {
+			if r.cancelled || r.timedOut || r.killed || r.stopping {
 				r.finishStep(s, s.last.Status, "", s.last.Error)
 				continue
 			}
@@ -816,6 +828,9 @@ func (r *runner) renderAll(ts []*playbook.Template, what string) ([]string, erro
 
 // handle processes one engine event.
 func (r *runner) handle(ev engine.Event) {
+	if r.stopNote != "" {
+		defer r.noteStop()
+	}
 	s := r.byExec[ev.ExecutionID]
 	if s == nil {
 		return
@@ -1121,7 +1136,22 @@ func (r *runner) finish() (*Summary, error) {
 		}
 	}
 	r.rec.Error = r.masker.String(r.rec.Error)
-	r.record(func(c context.Context) error { return r.opts.Recorder.RunFinished(c, &r.rec) })
+	r.noteStop()
+	if f, ok := r.opts.Observer.(Flusher); ok && r.unflushed {
+		// RunFinished waits for the database, which may be locked or full: what happened shows first.
+		f.Flush()
+		r.unflushed = false
+	}
+	finErr := r.record(func(c context.Context) error { return r.opts.Recorder.RunFinished(c, &r.rec) })
+	if finErr != nil {
+		// RunFinished reports every earlier failure too, and what was not written: its error is the
+		// one to show. A run whose record is incomplete has not succeeded, whatever its steps did.
+		r.recordErr = finErr
+		if r.rec.Status == StatusSucceeded {
+			r.rec.Status = StatusFailed
+			r.rec.Error = r.masker.String("the run could not be recorded: " + finErr.Error())
+		}
+	}
 	if r.recordErr != nil {
 		r.rec.ExitCode = exitRecord
 	}
@@ -1154,15 +1184,40 @@ func (r *runner) record(write func(context.Context) error) error {
 	}
 	err := write(r.recordContext())
 	if err != nil && r.recordErr == nil {
-		r.recordErr = err
-		if !r.stopping && !r.cancelled && !r.timedOut {
-			r.stopping = true
-			if r.rec.StartedAt.IsZero() || r.done < len(r.steps) {
-				r.observe(Event{Type: EventRunCancelling, Reason: "recording failed: " + r.masker.String(err.Error())})
-			}
-		}
+		r.recordFailed(err)
 	}
 	return err
+}
+
+// recordFailed stops the run after the first recording failure: nothing new starts but always()
+// steps, steps waiting to retry give up, running steps finish (and are recorded if the Recorder can).
+func (r *runner) recordFailed(err error) {
+	r.recordErr = err
+	if r.stopping || r.cancelled || r.timedOut {
+		return
+	}
+	r.stopping = true
+	if r.rec.StartedAt.IsZero() || r.done < len(r.steps) {
+		r.stopNote = "recording failed: " + r.masker.String(err.Error())
+		r.noteStop()
+	}
+	r.abandonBackoff()
+}
+
+// noteStop reports the stop that recordFailed began, once no step handed to the engine before it
+// is still to report its start: the events then never show a step starting after run_cancelling,
+// and every step that starts after the stop was launched before it.
+func (r *runner) noteStop() {
+	if r.stopNote == "" {
+		return
+	}
+	for _, s := range r.steps {
+		if s.state == stateRunning && s.execID != "" && s.pid == 0 {
+			return // its started (or refused) event is on the way
+		}
+	}
+	r.observe(Event{Type: EventRunCancelling, Reason: r.stopNote})
+	r.stopNote = ""
 }
 
 // recordContext is the context of one Recorder write: it expires recordTimeout after it was made, and

@@ -492,3 +492,113 @@ steps:
 		t.Errorf("recorded command %q: the secret number must be masked", cmd)
 	}
 }
+
+// queuedFailRecorder is a Recorder whose writes are made after its calls return, like the store's:
+// the write of the call named failAfter fails once its call has returned, so that only Failed tells.
+type queuedFailRecorder struct {
+	fakeRecorder
+	failAfter string
+	failed    error
+}
+
+func (q *queuedFailRecorder) AttemptStarted(ctx context.Context, a *AttemptStart) error {
+	err := q.fakeRecorder.AttemptStarted(ctx, a)
+	q.mu.Lock()
+	if q.failed == nil && "AttemptStarted "+a.StepID == q.failAfter {
+		q.failed = errors.New("record start of step " + a.StepID + ": database is locked")
+	}
+	q.mu.Unlock()
+	return err
+}
+
+func (q *queuedFailRecorder) Failed() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.failed
+}
+
+// TestNothingStartsAfterAQueuedWriteFailed: the write of a's start fails after AttemptStarted returned
+// (a queued write) while a runs. The next step must not start, even though no Recorder call has
+// returned the error: the scheduler asks Failed before each start. b and c are skipped for
+// record_error; a is still recorded whole; the run exits 3. Before, every step of the chain started.
+func TestNothingStartsAfterAQueuedWriteFailed(t *testing.T) {
+	pb := load(t, `version: 1
+name: chain
+steps:
+  - id: a
+    run: "true"
+  - id: b
+    needs: [a]
+    run: "true"
+  - id: c
+    needs: [b]
+    run: "true"
+`)
+	rec := &queuedFailRecorder{failAfter: "AttemptStarted a"}
+	var obs eventLog
+	sum, err := Run(context.Background(), pb, Options{Recorder: rec, Observer: &obs})
+	if !errors.Is(err, ErrRecord) {
+		t.Fatalf("Run error %v, want ErrRecord", err)
+	}
+	for _, c := range rec.calls {
+		if strings.HasPrefix(c, "AttemptStarted b") || strings.HasPrefix(c, "AttemptStarted c") {
+			t.Errorf("%s: a step started after a write had failed (calls: %q)", c, rec.calls)
+		}
+	}
+	if !strings.Contains(strings.Join(rec.calls, "\n"), "StepFinished a succeeded") {
+		t.Errorf("a's end was not recorded: %q", rec.calls)
+	}
+	for _, s := range sum.Steps[1:] {
+		if s.Status != StatusSkipped || s.Reason != ReasonRecordError {
+			t.Errorf("step %s: %s %s, want skipped record_error", s.StepID, s.Status, s.Reason)
+		}
+	}
+	if sum.Run.ExitCode != 3 || sum.Run.Status == StatusSucceeded {
+		t.Errorf("run %s exit %d, want not succeeded, exit 3", sum.Run.Status, sum.Run.ExitCode)
+	}
+	if !obs.has(EventRunCancelling) {
+		t.Error("no run_cancelling event")
+	}
+}
+
+// TestFailedRunFinishedIsNotSuccess: every step succeeded but the run's end could not be recorded:
+// exit status 3, and the summary (what the CLI prints) must not say succeeded.
+func TestFailedRunFinishedIsNotSuccess(t *testing.T) {
+	pb := load(t, `version: 1
+name: one
+steps:
+  - id: a
+    run: "true"
+`)
+	rec := &fakeRecorder{failOn: "RunFinished succeeded 0"}
+	sum, err := Run(context.Background(), pb, Options{Recorder: rec})
+	if !errors.Is(err, ErrRecord) {
+		t.Fatalf("Run error %v, want ErrRecord", err)
+	}
+	if sum.Run.ExitCode != 3 || sum.Run.Status == StatusSucceeded || !strings.Contains(sum.Run.Error, "could not be recorded") {
+		t.Errorf("summary: %s exit %d (%s), want not succeeded, exit 3, and why", sum.Run.Status, sum.Run.ExitCode, sum.Run.Error)
+	}
+}
+
+// eventLog is an Observer that keeps the event types.
+type eventLog struct {
+	mu    sync.Mutex
+	types []EventType
+}
+
+func (l *eventLog) Observe(e Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.types = append(l.types, e.Type)
+}
+
+func (l *eventLog) has(t EventType) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, x := range l.types {
+		if x == t {
+			return true
+		}
+	}
+	return false
+}
