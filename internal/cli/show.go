@@ -241,6 +241,8 @@ func retryNote(s *scheduler.StepRecord, retryOf string, steps []*scheduler.StepR
 		return fmt.Sprintf("ran again: needs %s, which %s", s.RetryDetail, what)
 	case scheduler.RetryUndone:
 		return fmt.Sprintf("ran again: its dependent %s ran in %s and may have undone it", s.RetryDetail, prev)
+	case scheduler.RetryOutputsMasked:
+		return "ran again: its outputs were recorded with a secret masked, so later steps could not read them"
 	case scheduler.RetryNoFingerprint:
 		return fmt.Sprintf("ran again: %s recorded no fingerprint (recorded by an older playbook)", prev)
 	case scheduler.RetryChanged:

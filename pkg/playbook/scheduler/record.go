@@ -135,6 +135,7 @@ const (
 	RetryNewStep       = "new_step"        // the retried run has no such step
 	RetryNeedNotReused = "need_not_reused" // a step it needs ran again (RetryDetail: that step)
 	RetryUndone        = "undone"          // a dependent that may undo it ran (RetryDetail: that step)
+	RetryOutputsMasked = "outputs_masked"  // its recorded outputs hold "***" where a secret was
 	RetryNoFingerprint = "no_fingerprint"  // the retried run recorded no fingerprint for it
 	RetryChanged       = "inputs_changed"  // its fingerprint differs: what it would run changed
 )

@@ -328,3 +328,32 @@ func TestFingerprint(t *testing.T) {
 		t.Errorf("exec [ab c] and [a bc] have the same fingerprint")
 	}
 }
+
+// TestRetryMaskedOutputsRunAgain: a step whose output held a secret is recorded with "***" in its
+// place; reusing it would hand "***" to the steps after it, so it runs again.
+func TestRetryMaskedOutputsRunAgain(t *testing.T) {
+	dir := t.TempDir()
+	pb := loadIn(t, dir, `version: 1
+name: masked
+params:
+  token: {secret: true}
+steps:
+  - id: login
+    run: echo "header=Bearer $PLAYBOOK_PARAM_TOKEN" >> "$PLAYBOOK_OUTPUT"
+  - id: call
+    needs: [login]
+    env: {H: "${{ steps.login.outputs.header }}"}
+    run: echo "$H" > sent && test ! -f broken
+`)
+	os.WriteFile(filepath.Join(dir, "broken"), nil, 0o600)
+	first := runOnce(t, pb, nil, "token=hunter2")
+	if got := first["login"].Outputs["header"]; got != "Bearer ***" {
+		t.Fatalf("recorded output %q, want it masked", got)
+	}
+	os.Remove(filepath.Join(dir, "broken"))
+	second := runOnce(t, pb, first, "token=hunter2")
+	checkVerdicts(t, second, "login succeeded /outputs_masked\ncall succeeded /not_succeeded:failed\n", "login", "call")
+	if b, _ := os.ReadFile(filepath.Join(dir, "sent")); string(b) != "Bearer hunter2\n" {
+		t.Errorf("call sent %q, want the real header", b)
+	}
+}

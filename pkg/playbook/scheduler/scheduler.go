@@ -633,6 +633,16 @@ func (r *runner) findUndone() {
 	}
 }
 
+// outputsMasked reports whether recorded outputs had a secret masked out of them (finishStepWith).
+func outputsMasked(outputs map[string]string) bool {
+	for k, v := range outputs {
+		if k == mask.Replacement || strings.Contains(v, mask.Replacement) {
+			return true
+		}
+	}
+	return false
+}
+
 // retryVerdict decides, in a retry, whether a step that is to run is taken over from the retried run
 // instead: it returns that run's record when so, and notes why either way.
 func (r *runner) retryVerdict(s *stepRun, p prepared) *StepRecord {
@@ -645,6 +655,9 @@ func (r *runner) retryVerdict(s *stepRun, p prepared) *StepRecord {
 		s.retryReason, s.retryDetail = RetryNotSucceeded, string(prev.Status)
 	case s.undoneBy != "":
 		s.retryReason, s.retryDetail = RetryUndone, s.undoneBy
+	case outputsMasked(prev.Outputs):
+		// The record keeps "***" where a secret was: reused, the step would hand that to later steps.
+		s.retryReason = RetryOutputsMasked
 	default:
 		for _, n := range s.needs {
 			if n.record == nil || n.record.Reason != ReasonReused {
