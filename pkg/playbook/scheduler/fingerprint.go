@@ -17,6 +17,20 @@ import (
 // the fingerprint, or no step would ever be reused.
 var perRunEnv = map[string]bool{"PLAYBOOK_RUN_ID": true, "PLAYBOOK_OUTPUT": true}
 
+// fingerprinter computes steps' fingerprints. It keeps its hash and buffer from step to step: a
+// fresh HMAC and a write per field cost several times the hashing itself, once per step started.
+// Not safe for concurrent use (the run loop is its one user).
+type fingerprinter struct {
+	h    hash.Hash
+	buf  []byte
+	keys []string
+	sum  [sha256.Size]byte
+}
+
+func newFingerprinter(key []byte) *fingerprinter {
+	return &fingerprinter{h: hmac.New(sha256.New, key)}
+}
+
 // fingerprint is the keyed SHA-256 (HMAC-SHA256, hex) of what an attempt runs: the command as
 // rendered (shell and command, argv, script path, interpreter and the script file's content, or
 // the aws call), the environment playbook gives it (params, playbook and step env, rendered; the
@@ -24,9 +38,8 @@ var perRunEnv = map[string]bool{"PLAYBOOK_RUN_ID": true, "PLAYBOOK_OUTPUT": true
 // stop settings are left out: they decide how long and how often the same thing runs, not what runs.
 //
 // Every field is written with its length first, so that no two different inputs give the same bytes.
-func fingerprint(key []byte, req engine.Request) string {
-	h := hmac.New(sha256.New, key)
-	f := fields{h: h}
+func (f *fingerprinter) fingerprint(req engine.Request) string {
+	f.buf = f.buf[:0]
 	f.str("playbook-step-fingerprint-v1")
 	switch c := req.Command.(type) {
 	case engine.Shell:
@@ -43,57 +56,51 @@ func fingerprint(key []byte, req engine.Request) string {
 	default:
 		f.str("unknown")
 	}
-	keys := make([]string, 0, len(req.Env))
+	f.keys = f.keys[:0]
 	for k := range req.Env {
 		if !perRunEnv[k] {
-			keys = append(keys, k)
+			f.keys = append(f.keys, k)
 		}
 	}
-	slices.Sort(keys)
-	f.num(uint64(len(keys)))
-	for _, k := range keys {
+	slices.Sort(f.keys)
+	f.num(uint64(len(f.keys)))
+	for _, k := range f.keys {
 		f.str(k, req.Env[k])
 	}
 	f.str("dir", req.Dir)
-	return hex.EncodeToString(h.Sum(nil))
+	f.h.Reset()
+	f.h.Write(f.buf)
+	return hex.EncodeToString(f.h.Sum(f.sum[:0]))
 }
 
-// fields writes length-prefixed values into a hash.
-type fields struct {
-	h   hash.Hash
-	buf [binary.MaxVarintLen64]byte
-}
+func (f *fingerprinter) num(n uint64) { f.buf = binary.AppendUvarint(f.buf, n) }
 
-func (f *fields) num(n uint64) {
-	f.h.Write(f.buf[:binary.PutUvarint(f.buf[:], n)])
-}
-
-func (f *fields) str(values ...string) {
+func (f *fingerprinter) str(values ...string) {
 	for _, v := range values {
 		f.num(uint64(len(v)))
-		io.WriteString(f.h, v)
+		f.buf = append(f.buf, v...)
 	}
 }
 
-func (f *fields) list(values []string) {
+func (f *fingerprinter) list(values []string) {
 	f.num(uint64(len(values)))
 	f.str(values...)
 }
 
-// file hashes a file's content. A file that cannot be read hashes as the error: the step will fail to
-// start anyway, and a failed step is never reused.
-func (f *fields) file(path string) {
+// file adds a file's content (its SHA-256, of fixed length). A file that cannot be read adds the
+// error: the step will fail to start anyway, and a failed step is never reused.
+func (f *fingerprinter) file(path string) {
 	fh, err := os.Open(path)
 	if err != nil {
 		f.str("unreadable", err.Error())
 		return
 	}
 	defer fh.Close()
-	// The content's length is not known up front; hashing it apart gives the field a fixed length.
 	c := sha256.New()
 	if _, err := io.Copy(c, fh); err != nil {
 		f.str("unreadable", err.Error())
 		return
 	}
-	f.str("content", string(c.Sum(nil)))
+	f.str("content")
+	f.buf = c.Sum(f.buf)
 }

@@ -288,13 +288,13 @@ func TestFingerprint(t *testing.T) {
 			Dir:     dir,
 		}
 	}
-	want := fingerprint(testKey, base())
+	want := newFingerprinter(testKey).fingerprint(base())
 	if len(want) != 64 {
 		t.Fatalf("fingerprint %q is not 64 hex digits", want)
 	}
 	perRun := base()
 	perRun.Env["PLAYBOOK_RUN_ID"], perRun.Env["PLAYBOOK_OUTPUT"] = "r2", "/tmp/y/a.1.out"
-	if got := fingerprint(testKey, perRun); got != want {
+	if got := newFingerprinter(testKey).fingerprint(perRun); got != want {
 		t.Errorf("the run id or outputs file changed the fingerprint")
 	}
 	differs := map[string]func(*engine.Request){
@@ -309,21 +309,27 @@ func TestFingerprint(t *testing.T) {
 	for name, change := range differs {
 		req := base()
 		change(&req)
-		if fingerprint(testKey, req) == want {
+		if newFingerprinter(testKey).fingerprint(req) == want {
 			t.Errorf("%s: the fingerprint did not change", name)
 		}
 	}
-	if fingerprint([]byte("another key"), base()) == want {
+	// One fingerprinter serves a whole run: what it hashed before does not leak into the next.
+	f := newFingerprinter(testKey)
+	f.fingerprint(engine.Request{Command: engine.Script{Path: script}, Env: map[string]string{"A": "1", "B": "2", "C": "3"}})
+	if got := f.fingerprint(base()); got != want {
+		t.Errorf("a reused fingerprinter gives %s, want %s", got, want)
+	}
+	if newFingerprinter([]byte("another key")).fingerprint(base()) == want {
 		t.Errorf("another key gives the same fingerprint")
 	}
-	a := fingerprint(testKey, engine.Request{Command: engine.Script{Path: script}})
+	a := newFingerprinter(testKey).fingerprint(engine.Request{Command: engine.Script{Path: script}})
 	os.WriteFile(script, []byte("echo 2\n"), 0o700)
-	if fingerprint(testKey, engine.Request{Command: engine.Script{Path: script}}) == a {
+	if newFingerprinter(testKey).fingerprint(engine.Request{Command: engine.Script{Path: script}}) == a {
 		t.Errorf("the script's content is not in the fingerprint")
 	}
 	// Length prefixes: moving a character from one field to the next changes the fingerprint.
-	x := fingerprint(testKey, engine.Request{Command: engine.Exec{Program: "ab", Args: []string{"c"}}})
-	y := fingerprint(testKey, engine.Request{Command: engine.Exec{Program: "a", Args: []string{"bc"}}})
+	x := newFingerprinter(testKey).fingerprint(engine.Request{Command: engine.Exec{Program: "ab", Args: []string{"c"}}})
+	y := newFingerprinter(testKey).fingerprint(engine.Request{Command: engine.Exec{Program: "a", Args: []string{"bc"}}})
 	if x == y {
 		t.Errorf("exec [ab c] and [a bc] have the same fingerprint")
 	}

@@ -207,6 +207,8 @@ type runner struct {
 	tmpDir  string
 	logDir  string
 
+	fp *fingerprinter
+
 	rec       RunRecord
 	recordErr error
 	// The context of the Recorder's writes and when to replace it (recordContext).
@@ -234,7 +236,7 @@ type runner struct {
 }
 
 func newRunner(pb *playbook.Playbook, opts Options) (*runner, error) {
-	r := &runner{pb: pb, opts: opts, now: opts.Now}
+	r := &runner{pb: pb, opts: opts, now: opts.Now, fp: newFingerprinter(opts.FingerprintKey)}
 	if r.now == nil {
 		r.now = time.Now
 	}
@@ -794,7 +796,7 @@ func (r *runner) prepare(s *stepRun) prepared {
 	s.command = ""
 	req, err := r.request(s)
 	if s.attempt == 1 && err == nil {
-		s.fingerprint = fingerprint(r.opts.FingerprintKey, req)
+		s.fingerprint = r.fp.fingerprint(req)
 	}
 	return prepared{req: req, now: now, err: err}
 }
