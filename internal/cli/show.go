@@ -25,11 +25,12 @@ func newShowCmd(sys *System, g *globalOptions) *cobra.Command {
 		Use:   "show RUN [--json]",
 		Short: "Show one run and its steps",
 		Long: `Show one run: its playbook, status, times, params and error, then every step with its status,
-exit code (or the signal that killed it), attempts, duration and why it was skipped or failed.
+exit code (or the signal that killed it), attempts, duration and why it was skipped or failed; in a
+retry run, why it was reused or ran again.
 
 RUN is a run id, a unique prefix of one, or "last". --json prints one object: the run's fields (the
 runs table's columns) and "steps", each with the steps table's columns (without the output; see
-playbook logs) and its "attempt_history".`,
+playbook logs), "retry_note" (the reuse sentence) and its "attempt_history".`,
 		Example: `  playbook show last
   playbook show 3f2a9c --json`,
 		Args: exactArgs(1, "one RUN (id, unique prefix, or last)"),
