@@ -67,12 +67,17 @@ func examplesDir(t *testing.T) string {
 }
 
 // cmdSQL runs a query against $PLAYBOOK_DB and prints the rows, one per line, columns separated by |,
-// NULL as NULL; so scripts check the audit trail with `stdout`.
+// NULL as NULL; so scripts check the audit trail with `stdout`. `sql -w QUERY` may write (to make a
+// database look as an older playbook left it).
 func cmdSQL(ts *testscript.TestScript, neg bool, args []string) {
-	if len(args) != 1 {
-		ts.Fatalf("usage: sql QUERY")
+	mode := "ro"
+	if len(args) == 2 && args[0] == "-w" {
+		mode, args = "rw", args[1:]
 	}
-	db, err := sql.Open("sqlite3", "file:"+ts.Getenv("PLAYBOOK_DB")+"?mode=ro&_busy_timeout=5000")
+	if len(args) != 1 {
+		ts.Fatalf("usage: sql [-w] QUERY")
+	}
+	db, err := sql.Open("sqlite3", "file:"+ts.Getenv("PLAYBOOK_DB")+"?mode="+mode+"&_busy_timeout=5000")
 	ts.Check(err)
 	defer db.Close()
 	rows, err := db.Query(args[0])

@@ -24,9 +24,12 @@ func newRetryCmd(sys *System, g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "retry RUN [-p name=value]...",
 		Short: "Run a recorded run again, reusing the steps that succeeded",
-		Long: `Start a new run of the same playbook file with the same params. Steps that succeeded in RUN
-are not run again: they are recorded as reused, with their outputs, and the steps that did not
-succeed (and those after them) run. The new run's retry_of names RUN.
+		Long: `Start a new run of the same playbook file with the same params. A step that succeeded in RUN
+is not run again but recorded as reused, with its outputs, when what it would run is the same (its
+fingerprint: command, script content, env, dir, params), every step it needs was reused too, and no
+step after it whose if calls failure(), always() or cancelled() ran in RUN (a rollback or a lock
+release may have undone it). Every other step runs. playbook show says why each step ran again or
+was reused. The new run's retry_of names RUN.
 
 RUN is a run id, a unique prefix of one, or "last". The file must be unchanged since RUN (same
 sha256) unless --force. Secret params are never recorded: give them again with -p (a secret with a
@@ -74,14 +77,20 @@ func runRetry(ctx context.Context, sys *System, g *globalOptions, o *retryOption
 	if err != nil {
 		return err
 	}
+	// Every step of RUN, whatever its status: the scheduler decides which to reuse, and needs the others
+	// to tell whether a step after a success ran and may have undone it.
 	reuse := map[string]*scheduler.StepRecord{}
+	succeeded := 0
 	for _, s := range detail.Steps {
-		if s.Status == scheduler.StatusSucceeded && pb.Step(s.StepID) != nil {
+		if pb.Step(s.StepID) != nil {
 			reuse[s.StepID] = s
+			if s.Status == scheduler.StatusSucceeded {
+				succeeded++
+			}
 		}
 	}
-	if len(reuse) == len(pb.Steps) {
-		fmt.Fprintf(sys.ErrOut, "Every step of run %s succeeded; the retry reuses them all.\n", idPrefix(prev.ID))
+	if succeeded == len(pb.Steps) {
+		fmt.Fprintf(sys.ErrOut, "Every step of run %s succeeded; the retry reuses those whose inputs are unchanged.\n", idPrefix(prev.ID))
 	}
 
 	ro := o.run

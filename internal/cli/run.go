@@ -129,6 +129,10 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) e
 		return err
 	}
 	defer st.Close()
+	fpKey, err := st.FingerprintKey()
+	if err != nil {
+		return storeError(err)
+	}
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -188,6 +192,9 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) e
 			Reuse:       o.reuse,
 			Kill:        kill,
 			Now:         sys.Now,
+
+			// Fingerprints are keyed so that a recorded one cannot be used to guess a secret.
+			FingerprintKey: fpKey,
 		})
 		done <- result{sum, err}
 	}()
@@ -319,6 +326,8 @@ func printSummary(out io.Writer, sum *scheduler.Summary, logDir string) {
 			note = "reused from " + idPrefix(s.ReusedFrom)
 		case s.ContinueOnError:
 			note = "continue_on_error"
+		case s.RetryReason != "" && s.Status == scheduler.StatusSucceeded:
+			note = retryNote(s, sum.Run.RetryOf, sum.Steps)
 		case s.Error != "" && s.Status != scheduler.StatusSucceeded:
 			note = firstLine(s.Error)
 		case s.Error != "":

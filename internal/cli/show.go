@@ -25,11 +25,12 @@ func newShowCmd(sys *System, g *globalOptions) *cobra.Command {
 		Use:   "show RUN [--json]",
 		Short: "Show one run and its steps",
 		Long: `Show one run: its playbook, status, times, params and error, then every step with its status,
-exit code (or the signal that killed it), attempts, duration and why it was skipped or failed.
+exit code (or the signal that killed it), attempts, duration and why it was skipped or failed; in a
+retry run, why it was reused or ran again.
 
 RUN is a run id, a unique prefix of one, or "last". --json prints one object: the run's fields (the
 runs table's columns) and "steps", each with the steps table's columns (without the output; see
-playbook logs) and its "attempt_history".`,
+playbook logs), "retry_note" (the reuse sentence) and its "attempt_history".`,
 		Example: `  playbook show last
   playbook show 3f2a9c --json`,
 		Args: exactArgs(1, "one RUN (id, unique prefix, or last)"),
@@ -63,7 +64,12 @@ type stepJSON struct {
 	Outputs         map[string]string `json:"outputs"`
 	ContinueOnError bool              `json:"continue_on_error"`
 	ReusedFrom      *string           `json:"reused_from"`
-	AttemptHistory  []attemptJSON     `json:"attempt_history"`
+	Fingerprint     *string           `json:"fingerprint"`
+	RetryReason     *string           `json:"retry_reason"`
+	RetryDetail     *string           `json:"retry_detail"`
+	// RetryNote is RetryReason and RetryDetail as show's text says them ("ran again: inputs changed").
+	RetryNote      *string       `json:"retry_note"`
+	AttemptHistory []attemptJSON `json:"attempt_history"`
 }
 
 // attemptJSON is one attempt in `show --json`: the attempts table's column names.
@@ -110,6 +116,8 @@ func printShowJSON(w io.Writer, d *store.RunDetail) error {
 			Command: jsonString(s.Command), StdoutBytes: s.Stdout.Bytes, StderrBytes: s.Stderr.Bytes,
 			StdoutTruncated: s.Stdout.Truncated, StderrTruncated: s.Stderr.Truncated, Outputs: s.Outputs,
 			ContinueOnError: s.ContinueOnError, ReusedFrom: jsonString(s.ReusedFrom),
+			Fingerprint: jsonString(s.Fingerprint), RetryReason: jsonString(s.RetryReason),
+			RetryDetail: jsonString(s.RetryDetail), RetryNote: jsonString(retryNote(s, d.Run.RetryOf, d.Steps)),
 			AttemptHistory: []attemptJSON{},
 		}
 		if sj.Outputs == nil {
@@ -165,23 +173,26 @@ func printShowText(sys *System, d *store.RunDetail) error {
 	fmt.Fprintln(tw, "STEP\tSTATUS\tEXIT\tATTEMPTS\tDURATION\tNOTE")
 	for _, s := range d.Steps {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", s.StepID, s.Status, exitText(s.ExitCode, s.Signal), s.Attempts,
-			spanText(s.StartedAt, s.FinishedAt), stepNote(s))
+			spanText(s.StartedAt, s.FinishedAt), stepNote(s, r.RetryOf, d.Steps))
 	}
 	return tw.Flush()
 }
 
-// stepNote says in a few words why a step is in its state: the skip reason, continue_on_error, the
-// run it was reused from, the first line of its error, truncated output.
-func stepNote(s *scheduler.StepRecord) string {
+// stepNote says in a few words why a step is in its state: the skip reason, continue_on_error, why a
+// retry reused it (and from which run) or ran it again, the first line of its error, truncated output.
+// retryOf and steps are the run's.
+func stepNote(s *scheduler.StepRecord, retryOf string, steps []*scheduler.StepRecord) string {
 	var parts []string
-	if s.Reason != "" {
+	if s.Reason != "" && s.RetryReason == "" {
 		parts = append(parts, s.Reason)
 	}
 	if s.ContinueOnError && s.Status != scheduler.StatusSucceeded {
 		parts = append(parts, "continue_on_error")
 	}
-	if s.ReusedFrom != "" {
-		parts = append(parts, "from run "+idPrefix(s.ReusedFrom))
+	if note := retryNote(s, retryOf, steps); note != "" {
+		parts = append(parts, note)
+	} else if s.ReusedFrom != "" {
+		parts = append(parts, "reused from "+idPrefix(s.ReusedFrom))
 	}
 	if s.Error != "" {
 		line, _, _ := strings.Cut(string(printableText([]byte(s.Error))), "\n")
@@ -194,4 +205,49 @@ func stepNote(s *scheduler.StepRecord) string {
 		parts = append(parts, "output truncated")
 	}
 	return strings.Join(parts, "; ")
+}
+
+// retryNote says why a step of a retry run was reused or ran again, from its retry_reason and
+// retry_detail: "reused from 3fa9c2d1e0b4", "ran again: inputs changed", "ran again: needs build,
+// which ran again", ... "" for a step that has neither (not a retry, or skipped). retryOf is the run
+// retried; steps are the retry run's, to say what became of a need.
+func retryNote(s *scheduler.StepRecord, retryOf string, steps []*scheduler.StepRecord) string {
+	prev := "run " + idPrefix(retryOf)
+	switch s.RetryReason {
+	case "":
+		return ""
+	case scheduler.RetryReused:
+		from := s.ReusedFrom
+		if from == "" {
+			from = retryOf
+		}
+		return "reused from " + idPrefix(from)
+	case scheduler.RetryNotSucceeded:
+		return fmt.Sprintf("ran again: %s in %s", s.RetryDetail, prev)
+	case scheduler.RetryNewStep:
+		return "ran again: not a step of " + prev
+	case scheduler.RetryNeedNotReused:
+		what := "was not reused"
+		for _, n := range steps {
+			if n.StepID != s.RetryDetail {
+				continue
+			}
+			switch {
+			case n.Attempts > 0 && n.ReusedFrom == "":
+				what = "ran again"
+			case n.Status == scheduler.StatusSkipped:
+				what = "was skipped"
+			}
+		}
+		return fmt.Sprintf("ran again: needs %s, which %s", s.RetryDetail, what)
+	case scheduler.RetryUndone:
+		return fmt.Sprintf("ran again: its dependent %s ran in %s and may have undone it", s.RetryDetail, prev)
+	case scheduler.RetryOutputsMasked:
+		return "ran again: its outputs were recorded with a secret masked, so later steps could not read them"
+	case scheduler.RetryNoFingerprint:
+		return fmt.Sprintf("ran again: %s recorded no fingerprint (recorded by an older playbook)", prev)
+	case scheduler.RetryChanged:
+		return "ran again: inputs changed"
+	}
+	return "ran again: " + s.RetryReason
 }

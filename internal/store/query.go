@@ -241,7 +241,7 @@ func (s *Store) Run(ctx context.Context, id string) (*scheduler.RunRecord, error
 
 const stepColumns = `step_id, name, status, reason, error, exit_code, signal, attempts, started_at,
 	finished_at, command, stdout_bytes, stderr_bytes, stdout_truncated, stderr_truncated, outputs,
-	continue_on_error, reused_from`
+	continue_on_error, reused_from, fingerprint, retry_reason, retry_detail`
 
 func scanStep(sc scanner, runID string, extra ...any) (*scheduler.StepRecord, error) {
 	var (
@@ -249,12 +249,13 @@ func scanStep(sc scanner, runID string, extra ...any) (*scheduler.StepRecord, er
 		status, outputs                     string
 		reason, errText, started, finished  sql.NullString
 		command, reused                     sql.NullString
+		fingerprint, retryReason, retryDet  sql.NullString
 		exit, signal                        sql.NullInt64
 		outTrunc, errTrunc, continueOnError bool
 	)
 	dest := []any{&st.StepID, &st.Name, &status, &reason, &errText, &exit, &signal, &st.Attempts, &started,
 		&finished, &command, &st.Stdout.Bytes, &st.Stderr.Bytes, &outTrunc, &errTrunc, &outputs,
-		&continueOnError, &reused}
+		&continueOnError, &reused, &fingerprint, &retryReason, &retryDet}
 	if err := sc.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
 	}
@@ -273,6 +274,7 @@ func scanStep(sc scanner, runID string, extra ...any) (*scheduler.StepRecord, er
 	st.Stdout.Truncated, st.Stderr.Truncated = outTrunc, errTrunc
 	st.ContinueOnError = continueOnError
 	st.ReusedFrom = reused.String
+	st.Fingerprint, st.RetryReason, st.RetryDetail = fingerprint.String, retryReason.String, retryDet.String
 	if outputs != "" && outputs != "{}" {
 		if err := json.Unmarshal([]byte(outputs), &st.Outputs); err != nil {
 			return nil, fmt.Errorf("step %s: outputs: %w", st.StepID, err)

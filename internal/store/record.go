@@ -354,14 +354,16 @@ func (s *Store) StepFinished(_ context.Context, in *scheduler.StepRecord) error 
 			boolInt(st.Stdout.Truncated), boolInt(st.Stderr.Truncated),
 			boolInt(utf8.Valid(st.Stdout.Data)), boolInt(utf8.Valid(st.Stderr.Data)),
 			string(outputs), boolInt(st.ContinueOnError), nullString(st.ReusedFrom),
-			boolInt(done.setPID), done.pid}
+			boolInt(done.setPID), done.pid,
+			nullString(st.Fingerprint), nullString(st.RetryReason), nullString(st.RetryDetail)}
 		// ?25/?26: the pid of the last attempt, when coalesce moved its start's step write here.
 		res, err := tx.ExecContext(ctx, `UPDATE steps SET name = ?3, status = ?4, reason = ?5, error = ?6,
 				exit_code = ?7, signal = ?8, attempts = ?9, started_at = ?10, finished_at = ?11,
 				duration_ms = ?12, command = ?13, stdout = ?14, stderr = ?15, stdout_bytes = ?16,
 				stderr_bytes = ?17, stdout_truncated = ?18, stderr_truncated = ?19, stdout_utf8 = ?20,
 				stderr_utf8 = ?21, outputs = ?22, continue_on_error = ?23, reused_from = ?24,
-				pid = CASE WHEN ?25 THEN ?26 ELSE pid END
+				pid = CASE WHEN ?25 THEN ?26 ELSE pid END,
+				fingerprint = ?27, retry_reason = ?28, retry_detail = ?29
 			WHERE run_id = ?1 AND step_id = ?2`, args...)
 		if err != nil {
 			return err
@@ -371,10 +373,10 @@ func (s *Store) StepFinished(_ context.Context, in *scheduler.StepRecord) error 
 			_, err = tx.ExecContext(ctx, `INSERT INTO steps (run_id, step_id, seq, name, status, reason, error,
 					exit_code, signal, attempts, started_at, finished_at, duration_ms, command, stdout, stderr,
 					stdout_bytes, stderr_bytes, stdout_truncated, stderr_truncated, stdout_utf8, stderr_utf8,
-					outputs, continue_on_error, reused_from)
+					outputs, continue_on_error, reused_from, fingerprint, retry_reason, retry_detail)
 				VALUES (?1, ?2, (SELECT coalesce(max(seq), 0) + 1 FROM steps WHERE run_id = ?1),
 					?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
-					?22, ?23, ?24)`, args[:24]...)
+					?22, ?23, ?24, ?27, ?28, ?29)`, args...)
 			if err != nil {
 				return err
 			}

@@ -124,4 +124,27 @@ type StepRecord struct {
 	Outputs         map[string]string // from $PLAYBOOK_OUTPUT, secrets masked
 	ContinueOnError bool              // failed, but counted as succeeded
 	ReusedFrom      string            // retry: the run the result was taken from
+	// Fingerprint is the keyed SHA-256 (hex) of what the step ran (Options.FingerprintKey): its
+	// rendered command, script content, env, dir and params. "" when it never rendered its command
+	// (skipped, or recorded before fingerprints existed). A retry reuses a step only on an equal one.
+	Fingerprint string
+	// RetryReason says, in a retry run, why a step that ran or was reused did so (a RetryReason
+	// constant); "" outside retries and for steps that were skipped. RetryDetail completes it: the
+	// step's status in the retried run (RetryNotSucceeded), the need that ran again
+	// (RetryNeedNotReused) or the dependent that ran (RetryUndone).
+	RetryReason string
+	RetryDetail string
 }
+
+// Why a step of a retry run was reused or ran again (StepRecord.RetryReason). Stable words, stored in
+// the database.
+const (
+	RetryReused        = "reused"          // succeeded in the retried run, same fingerprint, needs reused
+	RetryNotSucceeded  = "not_succeeded"   // it did not succeed in the retried run (RetryDetail: its status)
+	RetryNewStep       = "new_step"        // the retried run has no such step
+	RetryNeedNotReused = "need_not_reused" // a step it needs ran again (RetryDetail: that step)
+	RetryUndone        = "undone"          // a dependent that may undo it ran (RetryDetail: that step)
+	RetryOutputsMasked = "outputs_masked"  // its recorded outputs hold "***" where a secret was
+	RetryNoFingerprint = "no_fingerprint"  // the retried run recorded no fingerprint for it
+	RetryChanged       = "inputs_changed"  // its fingerprint differs: what it would run changed
+)

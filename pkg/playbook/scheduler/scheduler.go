@@ -46,10 +46,18 @@ type Options struct {
 	LogDir string
 	// User and Host are recorded with the run.
 	User, Host string
-	// RetryOf is the run this run retries; Reuse holds the steps of that run to take over instead of
-	// running them again (their status must be succeeded).
+	// RetryOf is the run this run retries; Reuse holds that run's steps by step id (any status). A
+	// step is taken over from it instead of running again only when it succeeded there, no step after
+	// it (direct or transitive dependent) whose if calls failure(), always() or cancelled() ran there
+	// (it may have undone the step), every step it needs was taken over too, and its fingerprint is the
+	// same. Each step that runs or is taken over records why (StepRecord.RetryReason). Nil: not a retry.
 	RetryOf string
 	Reuse   map[string]*StepRecord
+	// FingerprintKey keys the fingerprint of each step's inputs (HMAC-SHA256): without the key, a
+	// recorded fingerprint cannot be used to guess a short secret param by trying values. Fingerprints
+	// made with different keys never match, so a step is then run again rather than reused. Nil is
+	// the empty key (only fit for runs that are not recorded).
+	FingerprintKey []byte
 	// Kill, when closed, stops the run at once: every running step's process group gets SIGKILL and no
 	// other step starts, not even always() ones. It is the runner's second Ctrl-C.
 	Kill <-chan struct{}
@@ -146,6 +154,12 @@ type stepRun struct {
 
 	// failedUpstream: a direct or transitive dependency failed or timed out (failure()).
 	failedUpstream bool
+
+	fingerprint string // of the first attempt's inputs
+	// In a retry: the dependent that ran in the retried run and may have undone this step, and why
+	// this step runs again or is reused (StepRecord.RetryReason, RetryDetail).
+	undoneBy                 string
+	retryReason, retryDetail string
 }
 
 // ok reports whether a finished step counts as succeeded for its dependents.
@@ -193,6 +207,8 @@ type runner struct {
 	tmpDir  string
 	logDir  string
 
+	fp *fingerprinter
+
 	rec       RunRecord
 	recordErr error
 	failer    FailureReporter // the Recorder, when it reports queued failures
@@ -222,7 +238,7 @@ type runner struct {
 }
 
 func newRunner(pb *playbook.Playbook, opts Options) (*runner, error) {
-	r := &runner{pb: pb, opts: opts, now: opts.Now}
+	r := &runner{pb: pb, opts: opts, now: opts.Now, fp: newFingerprinter(opts.FingerprintKey)}
 	r.failer, _ = opts.Recorder.(FailureReporter)
 	if r.now == nil {
 		r.now = time.Now
@@ -300,6 +316,10 @@ func newRunner(pb *playbook.Playbook, opts Options) (*runner, error) {
 			dep.dependents = append(dep.dependents, s)
 		}
 		s.unfinished = len(s.needs)
+	}
+
+	if opts.Reuse != nil {
+		r.findUndone()
 	}
 
 	paramsJSON, err := maskedParamsJSON(pb, params)
@@ -574,12 +594,102 @@ func (r *runner) launch() {
 			r.finishStep(s, status, reason, errMsg)
 			continue
 		}
-		if prev := r.opts.Reuse[s.step.ID]; prev != nil && prev.Status == StatusSucceeded {
-			r.reuse(s, prev)
+		if r.opts.Reuse != nil {
+			p := r.prepare(s)
+			if prev := r.retryVerdict(s, p); prev != nil {
+				s.attempt, s.command = 0, ""
+				r.reuse(s, prev)
+				continue
+			}
+			r.launchPrepared(s, p)
 			continue
 		}
 		r.startAttempt(s)
 	}
+}
+
+// findUndone marks, in a retry, each step that succeeded in the retried run but may have been undone
+// there: a step after it (transitively) whose if calls failure(), always() or cancelled() ran. Such a
+// step is how a playbook releases a lock or rolls back a deploy, so the success no longer stands.
+func (r *runner) findUndone() {
+	undoer := func(d *stepRun) bool {
+		prev := r.opts.Reuse[d.step.ID]
+		if prev == nil || prev.Attempts == 0 || prev.ReusedFrom != "" {
+			return false // it did not run in that run
+		}
+		c := d.step.If
+		return c.Calls("failure") || c.Calls("always") || c.Calls("cancelled")
+	}
+	seen := make([]bool, len(r.steps))
+	var stack []*stepRun
+	for _, s := range r.steps {
+		if prev := r.opts.Reuse[s.step.ID]; prev == nil || prev.Status != StatusSucceeded {
+			continue
+		}
+		clear(seen)
+		stack = append(stack[:0], s.dependents...)
+		var first *stepRun
+		for len(stack) > 0 {
+			d := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if seen[d.index] {
+				continue
+			}
+			seen[d.index] = true
+			if undoer(d) && (first == nil || d.index < first.index) {
+				first = d
+			}
+			stack = append(stack, d.dependents...)
+		}
+		if first != nil {
+			s.undoneBy = first.step.ID
+		}
+	}
+}
+
+// outputsMasked reports whether recorded outputs had a secret masked out of them (finishStepWith).
+func outputsMasked(outputs map[string]string) bool {
+	for k, v := range outputs {
+		if k == mask.Replacement || strings.Contains(v, mask.Replacement) {
+			return true
+		}
+	}
+	return false
+}
+
+// retryVerdict decides, in a retry, whether a step that is to run is taken over from the retried run
+// instead: it returns that run's record when so, and notes why either way.
+func (r *runner) retryVerdict(s *stepRun, p prepared) *StepRecord {
+	prev := r.opts.Reuse[s.step.ID]
+	s.retryDetail = ""
+	switch {
+	case prev == nil:
+		s.retryReason = RetryNewStep
+	case prev.Status != StatusSucceeded:
+		s.retryReason, s.retryDetail = RetryNotSucceeded, string(prev.Status)
+	case s.undoneBy != "":
+		s.retryReason, s.retryDetail = RetryUndone, s.undoneBy
+	case outputsMasked(prev.Outputs):
+		// The record keeps "***" where a secret was: reused, the step would hand that to later steps.
+		s.retryReason = RetryOutputsMasked
+	default:
+		for _, n := range s.needs {
+			if n.record == nil || n.record.Reason != ReasonReused {
+				s.retryReason, s.retryDetail = RetryNeedNotReused, n.step.ID
+				return nil
+			}
+		}
+		switch {
+		case prev.Fingerprint == "":
+			s.retryReason = RetryNoFingerprint
+		case p.err != nil || s.fingerprint != prev.Fingerprint:
+			s.retryReason = RetryChanged
+		default:
+			s.retryReason = RetryReused
+			return prev
+		}
+	}
+	return nil
 }
 
 // decide applies the step's if and the run's stop rules. When the step does not run it returns the
@@ -664,6 +774,9 @@ func (r *runner) reuse(s *stepRun, prev *StepRecord) {
 		Command:    prev.Command,
 		Outputs:    prev.Outputs,
 		ReusedFrom: r.opts.RetryOf,
+
+		Fingerprint: s.fingerprint,
+		RetryReason: s.retryReason,
 	}
 	if prev.ReusedFrom != "" {
 		rec.ReusedFrom = prev.ReusedFrom
@@ -673,6 +786,18 @@ func (r *runner) reuse(s *stepRun, prev *StepRecord) {
 
 // startAttempt renders the step and hands it to the engine.
 func (r *runner) startAttempt(s *stepRun) {
+	r.launchPrepared(s, r.prepare(s))
+}
+
+// prepared is a step's next attempt, rendered but not started.
+type prepared struct {
+	req engine.Request
+	now time.Time
+	err error // rendering failed: the attempt fails at once
+}
+
+// prepare renders the step's next attempt; the first attempt's inputs give the step its fingerprint.
+func (r *runner) prepare(s *stepRun) prepared {
 	s.attempt++
 	s.state = stateRunning
 	now := r.now().UTC()
@@ -682,6 +807,15 @@ func (r *runner) startAttempt(s *stepRun) {
 	s.pid = 0
 	s.command = ""
 	req, err := r.request(s)
+	if s.attempt == 1 && err == nil {
+		s.fingerprint = r.fp.fingerprint(req)
+	}
+	return prepared{req: req, now: now, err: err}
+}
+
+// launchPrepared hands a prepared attempt to the engine, or records it failed when it cannot start.
+func (r *runner) launchPrepared(s *stepRun, p prepared) {
+	req, now, err := p.req, p.now, p.err
 	if err == nil {
 		req.ID = fmt.Sprintf("%s.%s.%d", r.rec.ID, s.step.ID, s.attempt)
 		s.execID = req.ID
@@ -1032,6 +1166,9 @@ func (r *runner) finishStepWith(s *stepRun, status Status, reason, errMsg string
 		Attempts:        s.attempt,
 		Command:         s.command,
 		ContinueOnError: s.step.ContinueOnError && (status == StatusFailed || status == StatusTimedOut),
+		Fingerprint:     s.fingerprint,
+		RetryReason:     s.retryReason,
+		RetryDetail:     s.retryDetail,
 	}
 	if s.attempt > 0 {
 		rec.StartedAt = s.startedAt
