@@ -82,8 +82,9 @@ func TestMultiLineSecretMaskedLineByLine(t *testing.T) {
 	}
 }
 
-// TestShellQuotedSecretMasked: bash's `set -x` prints a word holding a single quote as
-// 'hunter2'\''abc'; that form is the secret all the same.
+// TestShellQuotedSecretMasked: bash's `set -x` prints a word holding a single quote in single quotes,
+// each quote of the value written as quote, backslash, quote, quote; that form is the secret all the
+// same.
 func TestShellQuotedSecretMasked(t *testing.T) {
 	secret := "hunter2'abc"
 	m := New([]string{secret})
