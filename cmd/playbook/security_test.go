@@ -12,7 +12,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // Security, end to end: secrets never leave the process unmasked, files are private, params cannot
@@ -222,9 +224,8 @@ steps:
 }
 
 // TestFilesArePrivate: with umask 000, the database's folders, the database, its -wal and -shm, the
-// lock folder and files, the log folders and files, and the folder of $PLAYBOOK_OUTPUT are created for
-// their owner only: folders 0700, files 0600. (The $PLAYBOOK_OUTPUT file itself is the step's to create,
-// with the step's umask; its folder keeps everyone else out.)
+// lock folder and files, the log folders and files, the folder of $PLAYBOOK_OUTPUT and that file (made
+// by the runner before the step starts) are created for their owner only: folders 0700, files 0600.
 func TestFilesArePrivate(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "new", "state", "pb.db")
@@ -235,7 +236,7 @@ steps:
     run: |
       d=$(dirname "$PLAYBOOK_DB")
       stat -c '%a|%F|%n' "$(dirname "$d")" "$d" "$PLAYBOOK_DB" "$PLAYBOOK_DB-wal" "$PLAYBOOK_DB-shm" "$d/locks" \
-        "$d"/locks/*.lock "$(dirname "$PLAYBOOK_OUTPUT")"
+        "$d"/locks/*.lock "$(dirname "$PLAYBOOK_OUTPUT")" "$PLAYBOOK_OUTPUT"
 `)
 	r := pbRun(t, dir, db, pbOpts{bin: "/bin/sh"}, "-c", `umask 000; exec "$0" "$@"`, playbookBin(t),
 		"run", "p.yaml", "--log-dir", "logs/a/b")
@@ -244,8 +245,8 @@ steps:
 	}
 	out := queryDB(t, db, `SELECT CAST(stdout AS TEXT) FROM steps`)
 	lines := strings.Split(strings.TrimSpace(out[0]), "\n")
-	if len(lines) != 8 {
-		t.Fatalf("the step saw %d files, want 8:\n%s", len(lines), out[0])
+	if len(lines) != 9 {
+		t.Fatalf("the step saw %d files, want 9:\n%s", len(lines), out[0])
 	}
 	check := func(name string, mode os.FileMode, isDir bool) {
 		t.Helper()
@@ -364,5 +365,81 @@ steps:
 	}
 	if _, err := os.Stat(filepath.Join(dir, "ran")); err == nil {
 		t.Error("a step ran")
+	}
+}
+
+// TestOutputsFileOfKilledRunner: the $PLAYBOOK_OUTPUT file is created 0600 before the step runs, even
+// under umask 000, and when the runner is killed (kill -9) while the step runs, the next playbook
+// command's crash recovery removes the run's temporary folder with the secret the step wrote in it,
+// and leaves another run's folder and what a symlink in the folder points to alone.
+func TestOutputsFileOfKilledRunner(t *testing.T) {
+	dir := t.TempDir()
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TMPDIR", tmp)
+	db := filepath.Join(dir, "pb.db")
+	outside := filepath.Join(dir, "outside.txt")
+	writeFile(t, outside, "keep me\n")
+	writeFile(t, filepath.Join(dir, "k.yaml"), `version: 1
+name: killed
+params:
+  token: {secret: true}
+steps:
+  - id: holds
+    run: |
+      echo "token=$PLAYBOOK_PARAM_TOKEN" >> "$PLAYBOOK_OUTPUT"
+      ln -s "`+outside+`" "$(dirname "$PLAYBOOK_OUTPUT")/link"
+      echo "ready $(stat -c %a "$PLAYBOOK_OUTPUT")"
+      sleep 60
+`)
+	// Another run's folder, in the same place: recovery must not take it for the dead run's.
+	other := filepath.Join(tmp, "playbook-run-0123456789abcdef0123456789abcdef-1")
+	if err := os.Mkdir(other, 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	old := syscall.Umask(0)
+	p := startPlaybook(t, dir, db, "run", "k.yaml", "-p", "token="+secretPlain)
+	syscall.Umask(old)
+	p.waitLine(`ready \d+`)
+	if !strings.Contains(p.output(), "ready 600") {
+		t.Errorf("the step saw its $PLAYBOOK_OUTPUT with another mode than 600:\n%s", p.output())
+	}
+	files, _ := filepath.Glob(filepath.Join(tmp, "playbook-run-*", "*.out"))
+	if len(files) != 1 {
+		t.Fatalf("outputs files %v, want one", files)
+	}
+	if fi, err := os.Stat(files[0]); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("outputs file %s: %v, %v; want mode 0600", files[0], fi.Mode(), err)
+	}
+	if fi, err := os.Stat(filepath.Dir(files[0])); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("outputs folder: %v, %v; want mode 0700", fi.Mode(), err)
+	}
+	if data, _ := os.ReadFile(files[0]); !strings.Contains(string(data), secretPlain) {
+		t.Fatalf("outputs file holds %q, not the secret: the test does not test what it says", data)
+	}
+
+	syscall.Kill(p.cmd.Process.Pid, syscall.SIGKILL)
+	p.wait(10 * time.Second)
+	if _, err := os.Stat(files[0]); err != nil {
+		t.Fatalf("the outputs file is gone before any recovery (%v): nothing left to test", err)
+	}
+	if r := pbRun(t, dir, db, pbOpts{}, "runs"); r.code != 0 {
+		t.Fatalf("playbook runs: %d\n%s", r.code, r.out)
+	}
+	if got := queryDB(t, db, `SELECT status FROM runs`); len(got) != 1 || got[0] != "interrupted" {
+		t.Fatalf("runs %v, want one interrupted", got)
+	}
+	if _, err := os.Lstat(filepath.Dir(files[0])); !os.IsNotExist(err) {
+		left, _ := filepath.Glob(filepath.Join(filepath.Dir(files[0]), "*"))
+		t.Errorf("the dead run's temporary folder is still there after recovery (%v): %v", err, left)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("another run's folder was removed: %v", err)
+	}
+	if data, err := os.ReadFile(outside); err != nil || string(data) != "keep me\n" {
+		t.Errorf("the file a symlink in the folder pointed to: %q, %v", data, err)
 	}
 }
