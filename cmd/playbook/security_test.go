@@ -28,16 +28,21 @@ const (
 	secretLong   = "LONG-0123456789abcdefghijklmnopqrstuvwxyz-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-end"
 )
 
-// secretForms are the texts that must appear nowhere: each secret, its %q and JSON forms, and the
-// 16-byte head of the long one (a truncated message would keep a head).
+// secretMultiLine is a secret of several lines, like a key file: each of its lines is a secret too.
+const secretMultiLine = "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nZm9vYmFyYmF6cXV4\n-----END KEY-----"
+
+// secretForms are the texts that must appear nowhere: each secret, its %q, JSON and shell-quoted
+// (bash's set -x) forms, the 16-byte head of the long one (a truncated message would keep a head), and
+// the inner lines of the multi-line one.
 func secretForms() []string {
 	var forms []string
-	for _, s := range []string{secretPlain, secretQuoted, secretLong} {
+	for _, s := range []string{secretPlain, secretQuoted, secretLong, secretMultiLine} {
 		q := strconv.Quote(s)
 		j, _ := json.Marshal(s)
-		forms = append(forms, s, q[1:len(q)-1], string(j[1:len(j)-1]))
+		forms = append(forms, s, q[1:len(q)-1], string(j[1:len(j)-1]), strings.ReplaceAll(s, "'", `'\''`))
 	}
-	return append(forms, secretLong[:16])
+	lines := strings.Split(secretMultiLine, "\n")
+	return append(forms, secretLong[:16], lines[1], lines[2])
 }
 
 // assertNoSecret fails when data holds any form of a secret.
@@ -441,5 +446,102 @@ steps:
 	}
 	if data, err := os.ReadFile(outside); err != nil || string(data) != "keep me\n" {
 		t.Errorf("the file a symlink in the folder pointed to: %q, %v", data, err)
+	}
+}
+
+// TestSecretErrorPathsMasked goes through the paths that can carry a param's value into a message or
+// an output and checks that a secret never shows there: the dry run's plan (a condition's and the
+// playbook env's evaluation errors), the real run's, a -p without a name, a secret default refused by
+// validate, a param's type and enum errors, a template's error in --output json, a step that prints one
+// line of a multi-line secret, and bash's set -x trace of a secret holding a quote.
+func TestSecretErrorPathsMasked(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "pb.db")
+	writeFile(t, filepath.Join(dir, "cond.yaml"), `version: 1
+name: cond
+params:
+  token: {secret: true}
+steps:
+  - id: a
+    if: int(params.token) > 0
+    run: echo never
+`)
+	writeFile(t, filepath.Join(dir, "env.yaml"), `version: 1
+name: env
+params:
+  token: {secret: true}
+env:
+  E: ${{ int(params.token) }}
+steps:
+  - {id: a, run: echo never}
+`)
+	writeFile(t, filepath.Join(dir, "typed.yaml"), `version: 1
+name: typed
+params:
+  pin: {type: int, secret: true, default: 1}
+  level: {secret: true, enum: [low, high], default: low}
+steps:
+  - {id: a, run: echo}
+`)
+	writeFile(t, filepath.Join(dir, "defaults.yaml"), `version: 1
+name: defaults
+params:
+  pin: {type: int, secret: true, default: `+secretPlain+`}
+  level: {secret: true, enum: [low, high], default: `+secretPlain+`}
+steps:
+  - {id: a, run: echo}
+`)
+	writeFile(t, filepath.Join(dir, "tmpl.yaml"), `version: 1
+name: tmpl
+params:
+  long: {secret: true}
+steps:
+  - id: a
+    run: echo ${{ int(params.long) }}
+`)
+	writeFile(t, filepath.Join(dir, "print.yaml"), `version: 1
+name: print
+params:
+  key: {secret: true}
+  quoted: {secret: true}
+steps:
+  - id: line2
+    run: printf '%s\n' "$PLAYBOOK_PARAM_KEY" | sed -n 2p
+  - id: trace
+    shell: bash
+    run: |
+      set -x
+      : "$PLAYBOOK_PARAM_QUOTED"
+`)
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string // a part of the output that shows the path was taken
+	}{
+		{"dry-run condition error", []string{"run", "cond.yaml", "--dry-run", "-p", "token=" + secretPlain}, 0, "int(***)"},
+		{"dry-run env error", []string{"run", "env.yaml", "--dry-run", "-p", "token=" + secretPlain}, 2, "int(***)"},
+		{"run condition error", []string{"run", "cond.yaml", "-p", "token=" + secretPlain}, 1, "int(***)"},
+		{"run env error", []string{"run", "env.yaml", "-p", "token=" + secretPlain}, 1, "int(***)"},
+		{"run env error, json", []string{"run", "env.yaml", "-o", "json", "-p", "token=" + secretPlain}, 1, "int(***)"},
+		{"-p without a name", []string{"run", "cond.yaml", "-p", secretPlain}, 2, "want name=value"},
+		{"-p with an empty name", []string{"run", "cond.yaml", "-p", "=" + secretPlain}, 2, "want name=value"},
+		{"param type and enum", []string{"run", "typed.yaml", "-p", "pin=" + secretPlain, "-p", "level=" + secretQuoted}, 2, `param "level"`},
+		{"validate secret defaults", []string{"validate", "defaults.yaml"}, 2, `default of param "level"`},
+		{"template error, json", []string{"run", "tmpl.yaml", "-o", "json", "-p", "long=" + secretLong}, 1, "step_finished"},
+		{"one line of a multi-line secret", []string{"run", "print.yaml", "-p", "key=" + secretMultiLine, "-p", "quoted=" + secretQuoted}, 0, "+ : '***'"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := pbRun(t, dir, db, pbOpts{}, c.args...)
+			if r.code != c.code || !strings.Contains(r.out, c.want) {
+				t.Errorf("exit %d, want %d, with %q in the output:\n%s", r.code, c.code, c.want, r.out)
+			}
+			assertNoSecret(t, "the output", []byte(r.out))
+		})
+	}
+	for _, cmd := range [][]string{{"show", "last", "--json"}, {"logs", "last"}, {"logs", "last", "--stderr"}} {
+		r := pbRun(t, dir, db, pbOpts{}, cmd...)
+		assertNoSecret(t, "playbook "+strings.Join(cmd, " "), []byte(r.out))
 	}
 }

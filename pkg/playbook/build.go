@@ -95,7 +95,7 @@ func (b *builder) params(raw *rawPlaybook) []*Param {
 		}
 		envNames[ParamEnvName(e.Name)] = e.Name
 		for _, item := range rp.Enum.Items {
-			if v, ok := b.typedValue(p.Type, &item, "enum value of "+where); ok {
+			if v, ok := b.typedValue(p.Type, &item, "enum value of "+where, false); ok {
 				if slices.Contains(p.Enum, v) {
 					b.errorf(item.Val, "enum value %s of %s is listed twice", item.V, where)
 					continue
@@ -104,8 +104,12 @@ func (b *builder) params(raw *rawPlaybook) []*Param {
 			}
 		}
 		if rp.Default.set() {
-			if v, ok := b.typedValue(p.Type, &rp.Default, "default of "+where); ok {
-				if len(p.Enum) > 0 && !slices.Contains(p.Enum, v) {
+			// A secret's default is not repeated: validate's messages reach CI logs.
+			if v, ok := b.typedValue(p.Type, &rp.Default, "default of "+where, p.Secret); ok {
+				switch {
+				case len(p.Enum) > 0 && !slices.Contains(p.Enum, v) && p.Secret:
+					b.errorf(rp.Default.Val, "default of %s (secret, not shown) is not in its enum (%s)", where, enumText(p.Enum))
+				case len(p.Enum) > 0 && !slices.Contains(p.Enum, v):
 					b.errorf(rp.Default.Val, "default of %s is %s, which is not in its enum (%s)", where, rp.Default.V, enumText(p.Enum))
 				}
 				p.Default = v
@@ -117,8 +121,9 @@ func (b *builder) params(raw *rawPlaybook) []*Param {
 }
 
 // typedValue reads a default or enum value as the param's type. A string param keeps the text as
-// written; the other types need the matching YAML type (a quoted "3" is not an int).
-func (b *builder) typedValue(t ParamType, s *scalarField, what string) (any, bool) {
+// written; the other types need the matching YAML type (a quoted "3" is not an int). With secret, an
+// error does not show the value.
+func (b *builder) typedValue(t ParamType, s *scalarField, what string, secret bool) (any, bool) {
 	if !s.set() {
 		return nil, false // already reported by the decoder
 	}
@@ -137,6 +142,8 @@ func (b *builder) typedValue(t ParamType, s *scalarField, what string) (any, boo
 	v, err := parseParam(t, s.V)
 	if !ok || err != nil {
 		switch {
+		case secret:
+			b.errorf(s.Val, "%s must be %s; the value given (secret, not shown) is not", what, typeWords(t))
 		case t == ParamInt && s.Tag != "!!str" && errors.Is(err, strconv.ErrRange):
 			b.errorf(s.Val, "%s is too large for a whole number (int): it must be between %d and %d", what, int64(math.MinInt64), int64(math.MaxInt64))
 		case ok && t == ParamNumber:

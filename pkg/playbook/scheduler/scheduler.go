@@ -253,13 +253,7 @@ func newRunner(pb *playbook.Playbook, opts Options) (*runner, error) {
 			return nil, err
 		}
 	}
-	for _, p := range pb.Params {
-		if v, ok := params[p.Name]; ok && p.Secret {
-			if s := playbook.ParamText(v); s != "" {
-				r.secret = append(r.secret, s)
-			}
-		}
-	}
+	r.secret = SecretValues(pb, params)
 	r.masker = mask.New(r.secret)
 
 	r.state = playbook.State{
@@ -407,6 +401,20 @@ func createPrivate(path string, fixMode bool) error {
 		err = cerr
 	}
 	return err
+}
+
+// SecretValues returns the values of the secret params among params, as steps get them
+// (playbook.ParamText): what every message, output and record of the run masks.
+func SecretValues(pb *playbook.Playbook, params playbook.Params) []string {
+	var secrets []string
+	for _, p := range pb.Params {
+		if v, ok := params[p.Name]; ok && p.Secret {
+			if s := playbook.ParamText(v); s != "" {
+				secrets = append(secrets, s)
+			}
+		}
+	}
+	return secrets
 }
 
 func (r *runner) cleanup() {
