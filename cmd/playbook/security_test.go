@@ -12,7 +12,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // Security, end to end: secrets never leave the process unmasked, files are private, params cannot
@@ -26,16 +28,21 @@ const (
 	secretLong   = "LONG-0123456789abcdefghijklmnopqrstuvwxyz-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-end"
 )
 
-// secretForms are the texts that must appear nowhere: each secret, its %q and JSON forms, and the
-// 16-byte head of the long one (a truncated message would keep a head).
+// secretMultiLine is a secret of several lines, like a key file: each of its lines is a secret too.
+const secretMultiLine = "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nZm9vYmFyYmF6cXV4\n-----END KEY-----"
+
+// secretForms are the texts that must appear nowhere: each secret, its %q, JSON and shell-quoted
+// (bash's set -x) forms, the 16-byte head of the long one (a truncated message would keep a head), and
+// the inner lines of the multi-line one.
 func secretForms() []string {
 	var forms []string
-	for _, s := range []string{secretPlain, secretQuoted, secretLong} {
+	for _, s := range []string{secretPlain, secretQuoted, secretLong, secretMultiLine} {
 		q := strconv.Quote(s)
 		j, _ := json.Marshal(s)
-		forms = append(forms, s, q[1:len(q)-1], string(j[1:len(j)-1]))
+		forms = append(forms, s, q[1:len(q)-1], string(j[1:len(j)-1]), strings.ReplaceAll(s, "'", `'\''`))
 	}
-	return append(forms, secretLong[:16])
+	lines := strings.Split(secretMultiLine, "\n")
+	return append(forms, secretLong[:16], lines[1], lines[2])
 }
 
 // assertNoSecret fails when data holds any form of a secret.
@@ -223,9 +230,8 @@ steps:
 }
 
 // TestFilesArePrivate: with umask 000, the database's folders, the database, its -wal and -shm, the
-// lock folder and files, the log folders and files, and the folder of $PLAYBOOK_OUTPUT are created for
-// their owner only: folders 0700, files 0600. (The $PLAYBOOK_OUTPUT file itself is the step's to create,
-// with the step's umask; its folder keeps everyone else out.)
+// lock folder and files, the log folders and files, the folder of $PLAYBOOK_OUTPUT and that file (made
+// by the runner before the step starts) are created for their owner only: folders 0700, files 0600.
 func TestFilesArePrivate(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "new", "state", "pb.db")
@@ -236,7 +242,7 @@ steps:
     run: |
       d=$(dirname "$PLAYBOOK_DB")
       stat -c '%a|%F|%n' "$(dirname "$d")" "$d" "$PLAYBOOK_DB" "$PLAYBOOK_DB-wal" "$PLAYBOOK_DB-shm" "$d/locks" \
-        "$d"/locks/*.lock "$(dirname "$PLAYBOOK_OUTPUT")"
+        "$d"/locks/*.lock "$(dirname "$PLAYBOOK_OUTPUT")" "$PLAYBOOK_OUTPUT"
 `)
 	r := pbRun(t, dir, db, pbOpts{bin: "/bin/sh"}, "-c", `umask 000; exec "$0" "$@"`, playbookBin(t),
 		"run", "p.yaml", "--log-dir", "logs/a/b")
@@ -245,8 +251,8 @@ steps:
 	}
 	out := queryDB(t, db, `SELECT CAST(stdout AS TEXT) FROM steps`)
 	lines := strings.Split(strings.TrimSpace(out[0]), "\n")
-	if len(lines) != 8 {
-		t.Fatalf("the step saw %d files, want 8:\n%s", len(lines), out[0])
+	if len(lines) != 9 {
+		t.Fatalf("the step saw %d files, want 9:\n%s", len(lines), out[0])
 	}
 	check := func(name string, mode os.FileMode, isDir bool) {
 		t.Helper()
@@ -365,5 +371,178 @@ steps:
 	}
 	if _, err := os.Stat(filepath.Join(dir, "ran")); err == nil {
 		t.Error("a step ran")
+	}
+}
+
+// TestOutputsFileOfKilledRunner: the $PLAYBOOK_OUTPUT file is created 0600 before the step runs, even
+// under umask 000, and when the runner is killed (kill -9) while the step runs, the next playbook
+// command's crash recovery removes the run's temporary folder with the secret the step wrote in it,
+// and leaves another run's folder and what a symlink in the folder points to alone.
+func TestOutputsFileOfKilledRunner(t *testing.T) {
+	dir := t.TempDir()
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TMPDIR", tmp)
+	db := filepath.Join(dir, "pb.db")
+	outside := filepath.Join(dir, "outside.txt")
+	writeFile(t, outside, "keep me\n")
+	writeFile(t, filepath.Join(dir, "k.yaml"), `version: 1
+name: killed
+params:
+  token: {secret: true}
+steps:
+  - id: holds
+    run: |
+      echo "token=$PLAYBOOK_PARAM_TOKEN" >> "$PLAYBOOK_OUTPUT"
+      ln -s "`+outside+`" "$(dirname "$PLAYBOOK_OUTPUT")/link"
+      echo "ready $(stat -c %a "$PLAYBOOK_OUTPUT")"
+      sleep 60
+`)
+	// Another run's folder, in the same place: recovery must not take it for the dead run's.
+	other := filepath.Join(tmp, "playbook-run-0123456789abcdef0123456789abcdef-1")
+	if err := os.Mkdir(other, 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	old := syscall.Umask(0)
+	p := startPlaybook(t, dir, db, "run", "k.yaml", "-p", "token="+secretPlain)
+	syscall.Umask(old)
+	p.waitLine(`ready \d+`)
+	if !strings.Contains(p.output(), "ready 600") {
+		t.Errorf("the step saw its $PLAYBOOK_OUTPUT with another mode than 600:\n%s", p.output())
+	}
+	files, _ := filepath.Glob(filepath.Join(tmp, "playbook-run-*", "*.out"))
+	if len(files) != 1 {
+		t.Fatalf("outputs files %v, want one", files)
+	}
+	if fi, err := os.Stat(files[0]); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("outputs file %s: %v, %v; want mode 0600", files[0], fi.Mode(), err)
+	}
+	if fi, err := os.Stat(filepath.Dir(files[0])); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("outputs folder: %v, %v; want mode 0700", fi.Mode(), err)
+	}
+	if data, _ := os.ReadFile(files[0]); !strings.Contains(string(data), secretPlain) {
+		t.Fatalf("outputs file holds %q, not the secret: the test does not test what it says", data)
+	}
+
+	syscall.Kill(p.cmd.Process.Pid, syscall.SIGKILL)
+	p.wait(10 * time.Second)
+	if _, err := os.Stat(files[0]); err != nil {
+		t.Fatalf("the outputs file is gone before any recovery (%v): nothing left to test", err)
+	}
+	if r := pbRun(t, dir, db, pbOpts{}, "runs"); r.code != 0 {
+		t.Fatalf("playbook runs: %d\n%s", r.code, r.out)
+	}
+	if got := queryDB(t, db, `SELECT status FROM runs`); len(got) != 1 || got[0] != "interrupted" {
+		t.Fatalf("runs %v, want one interrupted", got)
+	}
+	if _, err := os.Lstat(filepath.Dir(files[0])); !os.IsNotExist(err) {
+		left, _ := filepath.Glob(filepath.Join(filepath.Dir(files[0]), "*"))
+		t.Errorf("the dead run's temporary folder is still there after recovery (%v): %v", err, left)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("another run's folder was removed: %v", err)
+	}
+	if data, err := os.ReadFile(outside); err != nil || string(data) != "keep me\n" {
+		t.Errorf("the file a symlink in the folder pointed to: %q, %v", data, err)
+	}
+}
+
+// TestSecretErrorPathsMasked goes through the paths that can carry a param's value into a message or
+// an output and checks that a secret never shows there: the dry run's plan (a condition's and the
+// playbook env's evaluation errors), the real run's, a -p without a name, a secret default refused by
+// validate, a param's type and enum errors, a template's error in --output json, a step that prints one
+// line of a multi-line secret, and bash's set -x trace of a secret holding a quote.
+func TestSecretErrorPathsMasked(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "pb.db")
+	writeFile(t, filepath.Join(dir, "cond.yaml"), `version: 1
+name: cond
+params:
+  token: {secret: true}
+steps:
+  - id: a
+    if: int(params.token) > 0
+    run: echo never
+`)
+	writeFile(t, filepath.Join(dir, "env.yaml"), `version: 1
+name: env
+params:
+  token: {secret: true}
+env:
+  E: ${{ int(params.token) }}
+steps:
+  - {id: a, run: echo never}
+`)
+	writeFile(t, filepath.Join(dir, "typed.yaml"), `version: 1
+name: typed
+params:
+  pin: {type: int, secret: true, default: 1}
+  level: {secret: true, enum: [low, high], default: low}
+steps:
+  - {id: a, run: echo}
+`)
+	writeFile(t, filepath.Join(dir, "defaults.yaml"), `version: 1
+name: defaults
+params:
+  pin: {type: int, secret: true, default: `+secretPlain+`}
+  level: {secret: true, enum: [low, high], default: `+secretPlain+`}
+steps:
+  - {id: a, run: echo}
+`)
+	writeFile(t, filepath.Join(dir, "tmpl.yaml"), `version: 1
+name: tmpl
+params:
+  long: {secret: true}
+steps:
+  - id: a
+    run: echo ${{ int(params.long) }}
+`)
+	writeFile(t, filepath.Join(dir, "print.yaml"), `version: 1
+name: print
+params:
+  key: {secret: true}
+  quoted: {secret: true}
+steps:
+  - id: line2
+    run: printf '%s\n' "$PLAYBOOK_PARAM_KEY" | sed -n 2p
+  - id: trace
+    shell: bash
+    run: |
+      set -x
+      : "$PLAYBOOK_PARAM_QUOTED"
+`)
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string // a part of the output that shows the path was taken
+	}{
+		{"dry-run condition error", []string{"run", "cond.yaml", "--dry-run", "-p", "token=" + secretPlain}, 0, "int(***)"},
+		{"dry-run env error", []string{"run", "env.yaml", "--dry-run", "-p", "token=" + secretPlain}, 2, "int(***)"},
+		{"run condition error", []string{"run", "cond.yaml", "-p", "token=" + secretPlain}, 1, "int(***)"},
+		{"run env error", []string{"run", "env.yaml", "-p", "token=" + secretPlain}, 1, "int(***)"},
+		{"run env error, json", []string{"run", "env.yaml", "-o", "json", "-p", "token=" + secretPlain}, 1, "int(***)"},
+		{"-p without a name", []string{"run", "cond.yaml", "-p", secretPlain}, 2, "want name=value"},
+		{"-p with an empty name", []string{"run", "cond.yaml", "-p", "=" + secretPlain}, 2, "want name=value"},
+		{"param type and enum", []string{"run", "typed.yaml", "-p", "pin=" + secretPlain, "-p", "level=" + secretQuoted}, 2, `param "level"`},
+		{"validate secret defaults", []string{"validate", "defaults.yaml"}, 2, `default of param "level"`},
+		{"template error, json", []string{"run", "tmpl.yaml", "-o", "json", "-p", "long=" + secretLong}, 1, "step_finished"},
+		{"one line of a multi-line secret", []string{"run", "print.yaml", "-p", "key=" + secretMultiLine, "-p", "quoted=" + secretQuoted}, 0, "+ : '***'"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := pbRun(t, dir, db, pbOpts{}, c.args...)
+			if r.code != c.code || !strings.Contains(r.out, c.want) {
+				t.Errorf("exit %d, want %d, with %q in the output:\n%s", r.code, c.code, c.want, r.out)
+			}
+			assertNoSecret(t, "the output", []byte(r.out))
+		})
+	}
+	for _, cmd := range [][]string{{"show", "last", "--json"}, {"logs", "last"}, {"logs", "last", "--stderr"}} {
+		r := pbRun(t, dir, db, pbOpts{}, cmd...)
+		assertNoSecret(t, "playbook "+strings.Join(cmd, " "), []byte(r.out))
 	}
 }

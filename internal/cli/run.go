@@ -76,7 +76,7 @@ Exit status: 0 succeeded, 1 failed, 2 invalid playbook or params (nothing ran), 
 	return cmd
 }
 
-func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) error {
+func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (err error) {
 	collectLess(sys)
 	if o.Output != "text" && o.Output != "json" {
 		return usageErrorf("--output must be text or json, not %q", o.Output)
@@ -101,6 +101,7 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) e
 	if err != nil {
 		return invalidPlaybook(sys.ErrOut, err)
 	}
+	defer func() { err = maskSecrets(err, pb, values) }()
 	for _, w := range pb.Warnings {
 		fmt.Fprintf(sys.ErrOut, "%s:%d:%d: warning: %s\n", w.File, w.Line, w.Col, w.Msg)
 	}
@@ -272,10 +273,14 @@ func invalidPlaybook(w io.Writer, err error) error {
 // parseParamFlags turns -p name=value flags into a map; a later value for the same name wins.
 func parseParamFlags(flags []string) (map[string]string, error) {
 	values := map[string]string{}
-	for _, kv := range flags {
+	for i, kv := range flags {
 		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return nil, usageErrorf("-p %q: want name=value", kv)
+		// The text is not repeated: without a name, nothing says whether it is a secret's value.
+		if !ok {
+			return nil, usageErrorf("-p value %d has no \"=\" (not shown: it may be a secret given without its name); want name=value", i+1)
+		}
+		if k == "" {
+			return nil, usageErrorf("-p value %d has no name before \"=\" (not shown: it may be a secret); want name=value", i+1)
 		}
 		values[k] = v
 	}

@@ -98,3 +98,23 @@ func TestValidateStdin(t *testing.T) {
 		t.Errorf("code %d, stdout %q", code, out.String())
 	}
 }
+
+// TestValidateWarnsOfOutputInRun: a step's output put into run with ${{ }} is warned about in the same
+// file:line:col: warning: form as a free-form param, and validation still passes.
+func TestValidateWarnsOfOutputInRun(t *testing.T) {
+	p := writePlaybook(t, "out.yaml", "version: 1\nname: o\nsteps:\n  - {id: a, run: 'echo v=1 >> \"$PLAYBOOK_OUTPUT\"'}\n"+
+		"  - {id: b, needs: [a], run: 'echo ${{ steps.a.outputs.v }}'}\n")
+	r := runCLI(t, nil, "validate", p)
+	if r.Code != ExitOK {
+		t.Fatalf("code %d: %s", r.Code, r.Stderr)
+	}
+	want := p + `:5:46: warning: output "v" of step "a" is put into the shell command of step "b" with ${{ }}: ` +
+		`the value came from a command, so it is as untrusted as a free-form param, and a value such as "; rm -rf ~" ` +
+		`would run as shell code; pass it through env (env: {V: "${{ steps.a.outputs.v }}"}) and use "$V" in the command instead` + "\n"
+	if r.Stderr != want {
+		t.Errorf("stderr:\n%s\nwant:\n%s", r.Stderr, want)
+	}
+	if r.Stdout != p+": ok (2 steps)\n" {
+		t.Errorf("stdout: %q", r.Stdout)
+	}
+}

@@ -11,6 +11,19 @@
 // for a secret holding a quote, a backslash, a control character or (JSON) <, > or &. Error messages
 // quote values ("exec: \"...\": executable file not found"), and such a form is the secret all the same.
 //
+// A secret of several lines is also masked line by line, so that a command printing only some of its
+// lines (one field of a JSON key file, one line of a PEM block) gives none of them away: each line,
+// without its surrounding white space, is masked on its own when it is at least [MinLineLen] bytes long.
+// Shorter lines ("}", "---", "-->") are common text that masking would garble everywhere, and give little
+// away. A secret whose only non-blank line is short ("abc\n") is that line, and it is masked whatever its
+// length.
+//
+// A secret holding a single quote is also masked in the form a shell gives it when it quotes it with
+// single quotes, as bash's `set -x` trace does: each quote closes the quoted text, is escaped and opens
+// it again, so that `echo "$TOKEN"` with the secret hunter2'abc is traced (after bash's "+ ") as
+//
+//	echo 'hunter2'\''abc'
+//
 // The streaming [Writer] masks a secret even when the producer splits it across two writes: it holds back
 // the trailing bytes that could still become a secret (at most the longest secret's length minus one) until
 // the next write decides, and releases them on Flush or Close.
@@ -30,6 +43,11 @@ import (
 const Replacement = "***"
 
 var replacement = []byte(Replacement)
+
+// MinLineLen is the shortest line of a multi-line secret that is masked on its own (see the package
+// documentation). Four bytes keep braces, brackets and YAML's --- out while masking any line that carries
+// a meaningful part of a key or a password.
+const MinLineLen = 4
 
 // Masker replaces secrets. Build it with New; the zero value and nil mask nothing.
 type Masker struct {
@@ -57,8 +75,15 @@ func New(secrets []string) *Masker {
 		add(s)
 	}
 	for _, s := range secrets {
-		if s != "" {
-			for _, v := range quotedForms(s) {
+		if s == "" {
+			continue
+		}
+		for _, v := range quotedForms(s) {
+			add(v)
+		}
+		for _, l := range secretLines(s) {
+			add(l)
+			for _, v := range quotedForms(l) {
 				add(v)
 			}
 		}
@@ -77,8 +102,37 @@ func New(secrets []string) *Masker {
 	return &m
 }
 
-// quotedForms returns the escaped forms of s, without their quotes, that differ from s: strconv.Quote's
-// and (for valid UTF-8, which JSON keeps exactly) encoding/json's, with and without HTML escaping.
+// secretLines returns the lines of a multi-line secret that are masked on their own: trimmed of white
+// space (a line is often printed re-indented, or with its \r dropped), non-empty, and at least MinLineLen
+// bytes long unless it is the secret's only non-blank line.
+func secretLines(s string) []string {
+	if !strings.Contains(s, "\n") {
+		return nil
+	}
+	var lines []string
+	nonBlank := 0
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l == "" {
+			continue
+		}
+		nonBlank++
+		lines = append(lines, l)
+	}
+	if nonBlank == 1 {
+		return lines
+	}
+	kept := lines[:0]
+	for _, l := range lines {
+		if len(l) >= MinLineLen {
+			kept = append(kept, l)
+		}
+	}
+	return kept
+}
+
+// quotedForms returns the escaped forms of s, without their quotes, that differ from s: strconv.Quote's,
+// (for valid UTF-8, which JSON keeps exactly) encoding/json's with and without HTML escaping, and the
+// shell's single-quoted form.
 func quotedForms(s string) []string {
 	q := strconv.Quote(s)
 	forms := []string{q[1 : len(q)-1]}
@@ -93,6 +147,9 @@ func quotedForms(s string) []string {
 			j := bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 			forms = append(forms, string(j[1:len(j)-1]))
 		}
+	}
+	if strings.Contains(s, "'") {
+		forms = append(forms, strings.ReplaceAll(s, "'", `'\''`))
 	}
 	var out []string
 	for _, f := range forms {

@@ -181,6 +181,8 @@ func FuzzWriter(f *testing.F) {
 	f.Add("aa", "aaaaaaa", 1)
 	f.Add("\xff\xfe", "\xff\xff\xfe\xfe", 2)
 	f.Add("abc", "", 5)
+	f.Add("{\n  key-line\n}", "only   key-line here", 2)
+	f.Add("it's", "'it'\\''s'", 4)
 	f.Fuzz(func(t *testing.T, secret, in string, chunk int) {
 		if chunk <= 0 || chunk > 64 {
 			chunk = 1
@@ -196,6 +198,12 @@ func FuzzWriter(f *testing.F) {
 		// Unmasked runs contain no secret, and a secret without '*' cannot span a replacement.
 		if secret != "" && !strings.Contains(secret, "*") && strings.Contains(whole, secret) {
 			t.Fatalf("secret %q survives in %q (input %q)", secret, whole, in)
+		}
+		// Nor does a line of a multi-line secret that is masked on its own.
+		for _, l := range secretLines(secret) {
+			if !strings.Contains(l, "*") && strings.Contains(whole, l) {
+				t.Fatalf("line %q of secret %q survives in %q (input %q)", l, secret, whole, in)
+			}
 		}
 	})
 }

@@ -176,10 +176,11 @@ func (s *Store) RunStarted(ctx context.Context, r *scheduler.RunRecord) error {
 	}
 	err = s.write("record start of run "+r.ID, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO runs (id, playbook, file, file_sha256, params, status,
-			started_at, user, host, retry_of, owner_pid, owner_start, owner_host, owner_boot_id)
-			VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)`,
+			started_at, user, host, retry_of, owner_pid, owner_start, owner_host, owner_boot_id, temp_dir)
+			VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.ID, r.Playbook, r.File, r.FileSHA256, params, formatTime(r.StartedAt), r.User, r.Host,
-			nullString(r.RetryOf), s.pid, nullPositive(int64(s.pidStart)), s.host, nullString(s.bootID))
+			nullString(r.RetryOf), s.pid, nullPositive(int64(s.pidStart)), s.host, nullString(s.bootID),
+			nullString(r.TempDir))
 		if err != nil {
 			return err
 		}

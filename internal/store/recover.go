@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/playbookhq/playbook/internal/proc"
+	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
 )
 
 // RecoveredRun is a run that crash recovery found without its runner and marked interrupted.
@@ -28,6 +29,9 @@ type RecoveredRun struct {
 	// Exited, when not "", is why the runner could not record the end of the run before it exited on
 	// its own with status 3 (the note RunFinished left in the run's lock file): it did not die.
 	Exited string
+	// TempDirRemoved is true when the run's temporary folder (its steps' $PLAYBOOK_OUTPUT files) was
+	// found and removed.
+	TempDirRemoved bool
 }
 
 // Recovered returns the runs that the Open of this Store (and later Recover calls) marked
@@ -130,6 +134,8 @@ func (s *Store) Recover(ctx context.Context) ([]RecoveredRun, error) {
 				}
 				r.Killed += killUnrecordedGroups(c.id, groups)
 			}
+			// After the kills: no step of the run is left to write into the folder.
+			r.TempDirRemoved = s.removeRunTempDir(ctx, c.id)
 			found = append(found, r)
 		}
 		if lock != nil {
@@ -162,6 +168,40 @@ func (s *Store) RecoveryErr() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.recoverErr
+}
+
+// removeRunTempDir removes the temporary folder a dead run left (scheduler.RunRecord.TempDir): its
+// steps' $PLAYBOOK_OUTPUT files, which may hold secrets in clear. It removes the folder only when it
+// can tell it is that run's: an absolute path whose last element is named for the run
+// (scheduler.TempDirPrefix, the run id, "-"), a real folder (a symlink there is neither followed nor
+// removed) owned by this process's user. Anything else is left alone: the path comes from a database
+// that other users may be able to write. It reports whether it removed the folder.
+func (s *Store) removeRunTempDir(ctx context.Context, runID string) bool {
+	var dir sql.NullString
+	if s.r.QueryRowContext(ctx, `SELECT temp_dir FROM runs WHERE id = ?`, runID).Scan(&dir) != nil {
+		return false
+	}
+	return removeTempDir(runID, dir.String)
+}
+
+// removeTempDir is removeRunTempDir once the folder's path is known.
+func removeTempDir(runID, dir string) bool {
+	if dir == "" || !filepath.IsAbs(dir) || filepath.Clean(dir) != dir {
+		return false
+	}
+	if !strings.HasPrefix(filepath.Base(dir), scheduler.TempDirPrefix+runID+"-") {
+		return false
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil || !fi.IsDir() { // a symlink is not a folder to Lstat
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || int(st.Uid) != os.Geteuid() {
+		return false
+	}
+	// RemoveAll does not follow symlinks found inside the folder; it removes the links themselves.
+	return os.RemoveAll(dir) == nil
 }
 
 // killUnrecordedGroups kills the process groups a dead run's steps left that neither the database nor

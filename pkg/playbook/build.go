@@ -95,7 +95,7 @@ func (b *builder) params(raw *rawPlaybook) []*Param {
 		}
 		envNames[ParamEnvName(e.Name)] = e.Name
 		for _, item := range rp.Enum.Items {
-			if v, ok := b.typedValue(p.Type, &item, "enum value of "+where); ok {
+			if v, ok := b.typedValue(p.Type, &item, "enum value of "+where, false); ok {
 				if slices.Contains(p.Enum, v) {
 					b.errorf(item.Val, "enum value %s of %s is listed twice", item.V, where)
 					continue
@@ -104,8 +104,12 @@ func (b *builder) params(raw *rawPlaybook) []*Param {
 			}
 		}
 		if rp.Default.set() {
-			if v, ok := b.typedValue(p.Type, &rp.Default, "default of "+where); ok {
-				if len(p.Enum) > 0 && !slices.Contains(p.Enum, v) {
+			// A secret's default is not repeated: validate's messages reach CI logs.
+			if v, ok := b.typedValue(p.Type, &rp.Default, "default of "+where, p.Secret); ok {
+				switch {
+				case len(p.Enum) > 0 && !slices.Contains(p.Enum, v) && p.Secret:
+					b.errorf(rp.Default.Val, "default of %s (secret, not shown) is not in its enum (%s)", where, enumText(p.Enum))
+				case len(p.Enum) > 0 && !slices.Contains(p.Enum, v):
 					b.errorf(rp.Default.Val, "default of %s is %s, which is not in its enum (%s)", where, rp.Default.V, enumText(p.Enum))
 				}
 				p.Default = v
@@ -117,8 +121,9 @@ func (b *builder) params(raw *rawPlaybook) []*Param {
 }
 
 // typedValue reads a default or enum value as the param's type. A string param keeps the text as
-// written; the other types need the matching YAML type (a quoted "3" is not an int).
-func (b *builder) typedValue(t ParamType, s *scalarField, what string) (any, bool) {
+// written; the other types need the matching YAML type (a quoted "3" is not an int). With secret, an
+// error does not show the value.
+func (b *builder) typedValue(t ParamType, s *scalarField, what string, secret bool) (any, bool) {
 	if !s.set() {
 		return nil, false // already reported by the decoder
 	}
@@ -137,6 +142,8 @@ func (b *builder) typedValue(t ParamType, s *scalarField, what string) (any, boo
 	v, err := parseParam(t, s.V)
 	if !ok || err != nil {
 		switch {
+		case secret:
+			b.errorf(s.Val, "%s must be %s; the value given (secret, not shown) is not", what, typeWords(t))
 		case t == ParamInt && s.Tag != "!!str" && errors.Is(err, strconv.ErrRange):
 			b.errorf(s.Val, "%s is too large for a whole number (int): it must be between %d and %d", what, int64(math.MinInt64), int64(math.MaxInt64))
 		case ok && t == ParamNumber:
@@ -421,8 +428,9 @@ func (b *builder) condition(n *yaml.Node, where string, stepIdx int) *Condition 
 	return &Condition{source: strings.TrimSpace(src), c: c, info: b.info}
 }
 
-// warnShell warns when a secret or a free-form string param is put into a shell command with ${{ }}:
-// its value becomes shell code (injection), and a secret also shows in the process list.
+// warnShell warns when a secret or a free-form string param, or a step's output, is put into a shell
+// command with ${{ }}: its value becomes shell code (injection), and a secret also shows in the process
+// list. An output is as untrusted as a free-form param: a command wrote it.
 func (b *builder) warnShell(stepIdx int, n *yaml.Node, t *Template, where string) {
 	spans, _ := scanTemplate(t.raw)
 	for k, p := range t.parts {
@@ -448,7 +456,49 @@ func (b *builder) warnShell(stepIdx int, n *yaml.Node, t *Template, where string
 			line, col := b.posIn(n, off+runeOffsetToByte(p.c.src, r.off))
 			b.warnings = append(b.warnings, &Error{File: b.d.file, Line: line, Col: col, Msg: msg})
 		}
+		for _, o := range p.c.outputs {
+			read := "steps" + memberText(o.step) + ".outputs"
+			if o.output != "" {
+				read += memberText(o.output)
+			}
+			key := [2]string{b.pb.Steps[stepIdx].ID, read}
+			if b.warned[key] {
+				continue
+			}
+			b.warned[key] = true
+			what, name := fmt.Sprintf("the outputs of step %q are", o.step), "VALUE"
+			if o.output != "" {
+				what, name = fmt.Sprintf("output %q of step %q is", o.output, o.step), envVarName(o.output)
+			}
+			msg := fmt.Sprintf("%s put into the shell command of %s with ${{ }}: the value came from a command, so it is "+
+				"as untrusted as a free-form param, and a value such as \"; rm -rf ~\" would run as shell code; pass it "+
+				"through env (env: {%s: \"${{ %s }}\"}) and use \"$%s\" in the command instead", what, where, name, read, name)
+			line, col := b.posIn(n, off+runeOffsetToByte(p.c.src, o.off))
+			b.warnings = append(b.warnings, &Error{File: b.d.file, Line: line, Col: col, Msg: msg})
+		}
 	}
+}
+
+// memberText is how an expression reads the member name: .name, or ["name"] when name is not an
+// identifier (a step id or output name with a -); single-quoted, so that the text can go into a YAML
+// double-quoted string as it is.
+func memberText(name string) string {
+	for i, r := range name {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
+			return "['" + name + "']"
+		}
+	}
+	return "." + name
+}
+
+// envVarName turns an output name into the environment variable name a warning suggests: upper case,
+// with every character that is not a letter or digit turned into _.
+func envVarName(output string) string {
+	name := strings.TrimPrefix(ParamEnvName(output), "PLAYBOOK_PARAM_")
+	if name == "" || name[0] >= '0' && name[0] <= '9' {
+		name = "V_" + name
+	}
+	return name
 }
 
 func (b *builder) paramByName(name string) *Param {

@@ -139,7 +139,16 @@ type compiled struct {
 	params   []ref
 	env      []ref
 	steps    []ref
+	outputs  []outputRef
 	readsRun bool
+}
+
+// outputRef is one read of steps.<id>.outputs (Output "": the whole map) or steps.<id>.outputs.<name>,
+// at the rune offset of the step id. Such a value came from a command, so validate warns where one is put
+// into a shell command.
+type outputRef struct {
+	step, output string
+	off          int
 }
 
 // static reports whether the expression reads nothing but params and env.
@@ -481,6 +490,20 @@ func (a *analyzer) identifier(n *ast.IdentifierNode) {
 	}
 }
 
+// isOutputs reports whether n is steps.<id>.outputs.
+func (a *analyzer) isOutputs(n *ast.MemberNode) bool {
+	prop, ok := n.Property.(*ast.StringNode)
+	if !ok || prop.Value != "outputs" {
+		return false
+	}
+	inner, ok := n.Node.(*ast.MemberNode)
+	if !ok {
+		return false
+	}
+	id, ok := inner.Node.(*ast.IdentifierNode)
+	return ok && id.Value == "steps" && slices.Contains(a.contextNames(), "steps")
+}
+
 // member checks params.x, env.X, steps.id, steps.id.field and run.field.
 func (a *analyzer) member(n *ast.MemberNode) {
 	if inner, ok := n.Node.(*ast.MemberNode); ok {
@@ -491,6 +514,19 @@ func (a *analyzer) member(n *ast.MemberNode) {
 				a.errorf(n.Property, "write the field of a step out: steps.<id>.status, exit_code, outputs or attempts")
 			} else if !slices.Contains(fields, prop.Value) {
 				a.errorf(n.Property, "steps.<id> has no field %q%s", prop.Value, orList(prop.Value, fields, "it has"))
+			} else if step, ok := inner.Property.(*ast.StringNode); ok && prop.Value == "outputs" {
+				a.c.outputs = append(a.c.outputs, outputRef{step: step.Value, off: step.Location().From})
+			}
+		} else if a.isOutputs(inner) {
+			// steps.<id>.outputs.<name>: the walk visits children first, so steps.<id>.outputs is recorded
+			// already; name the output it reads.
+			step := inner.Node.(*ast.MemberNode).Property
+			if prop, ok := n.Property.(*ast.StringNode); ok {
+				for i := range a.c.outputs {
+					if o := &a.c.outputs[i]; o.off == step.Location().From && o.output == "" {
+						o.output = prop.Value
+					}
+				}
 			}
 		}
 		return

@@ -23,7 +23,8 @@ type Playbook struct {
 	OutputLimit int64         // bytes per stream per step kept in the database; 0 = not set (the store's default)
 	Steps       []*Step
 	// Warnings are problems that do not make the file invalid, positioned like errors: a secret or a
-	// free-form string param put into a shell command with ${{ }}. Empty when there are none.
+	// free-form string param, or a step's output, put into a shell command with ${{ }}. Empty when
+	// there are none.
 	Warnings ErrorList
 
 	// Order is a topological order of Steps: every step comes after the steps it needs. Among steps

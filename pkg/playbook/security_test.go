@@ -1,6 +1,7 @@
 package playbook
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -126,6 +127,48 @@ steps:
 		`run: echo ${{ params.level }} ${{ params.n }}`,
 		`exec: [echo, "${{ params.token }}", "${{ params.note }}"]`,
 		"run: echo \"$V\"\n    env: {V: \"${{ params.note }}\"}",
+	}
+	for _, line := range safe {
+		pb := mustParse(t, head+"    "+line+"\n")
+		if len(pb.Warnings) != 0 {
+			t.Errorf("%s: unexpected warnings %v", line, pb.Warnings)
+		}
+	}
+}
+
+// TestOutputInterpolationWarnings: a step's output put into run with ${{ }} is warned about like a
+// free-form param (a command wrote it), at the step id it reads, with the env: form to use instead; its
+// other fields, and outputs passed through env or exec or read in if, are not.
+func TestOutputInterpolationWarnings(t *testing.T) {
+	head := `version: 1
+name: w
+steps:
+  - id: build
+    run: echo "tag=v1" >> "$PLAYBOOK_OUTPUT"
+  - id: b
+    needs: [build]
+`
+	warned := []struct{ line, col, want string }{
+		{`run: ./deploy.sh "${{ steps.build.outputs.tag }}"`, "8:33", `output "tag" of step "build" is put into the shell command of step "b" with ${{ }}: the value came from a command, so it is as untrusted as a free-form param, and a value such as "; rm -rf ~" would run as shell code; pass it through env (env: {TAG: "${{ steps.build.outputs.tag }}"}) and use "$TAG" in the command instead`},
+		{`run: echo ${{ steps["build"].outputs["my-tag"] }}`, "8:25", `env: {MY_TAG: "${{ steps.build.outputs['my-tag'] }}"}) and use "$MY_TAG"`},
+		{`run: echo ${{ upper(steps.build.outputs.tag) }}`, "8:31", `output "tag" of step "build"`},
+	}
+	for _, w := range warned {
+		pb := mustParse(t, head+"    "+w.line+"\n")
+		if len(pb.Warnings) != 1 {
+			t.Errorf("%s: %d warnings, want 1: %v", w.line, len(pb.Warnings), pb.Warnings)
+			continue
+		}
+		got := pb.Warnings[0]
+		if pos := fmt.Sprintf("%d:%d", got.Line, got.Col); pos != w.col || !strings.Contains(got.Msg, w.want) {
+			t.Errorf("%s: warning at %s: %s\nwant at %s: ...%s...", w.line, pos, got.Msg, w.col, w.want)
+		}
+	}
+	safe := []string{
+		`run: echo ${{ steps.build.status }} ${{ steps.build.exit_code }} ${{ steps.build.attempts }}`,
+		"run: ./deploy.sh \"$TAG\"\n    env: {TAG: \"${{ steps.build.outputs.tag }}\"}",
+		`exec: [./deploy.sh, "${{ steps.build.outputs.tag }}"]`,
+		"if: steps.build.outputs.tag != \"\"\n    run: echo ok",
 	}
 	for _, line := range safe {
 		pb := mustParse(t, head+"    "+line+"\n")

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"fmt"
 
+	"github.com/playbookhq/playbook/internal/mask"
 	"github.com/playbookhq/playbook/pkg/playbook"
 )
 
@@ -20,7 +21,10 @@ type PlannedStep struct {
 
 // Plan is the dry run of a playbook with the given params: every step in topological order with its
 // parallel level and what its if says on the path where every step that runs succeeds. Nothing runs.
+//
+// Errors and explanations are masked like the real run's: a secret param's value never shows in them.
 func Plan(pb *playbook.Playbook, params playbook.Params) ([]PlannedStep, error) {
+	masker := mask.New(SecretValues(pb, params))
 	state := playbook.State{
 		Run:    playbook.RunState{ID: "dry-run", Name: pb.Name, Status: string(StatusSucceeded)},
 		Params: params,
@@ -30,7 +34,7 @@ func Plan(pb *playbook.Playbook, params playbook.Params) ([]PlannedStep, error) 
 	for _, ev := range pb.Env {
 		v, err := ev.Value.Render(&state)
 		if err != nil {
-			return nil, fmt.Errorf("env %s: %w", ev.Name, err)
+			return nil, fmt.Errorf("env %s: %s", ev.Name, masker.String(err.Error()))
 		}
 		state.Env[ev.Name] = v
 	}
@@ -61,7 +65,7 @@ func Plan(pb *playbook.Playbook, params playbook.Params) ([]PlannedStep, error) 
 			ok, err := cond.Eval(&state, funcs)
 			switch {
 			case err != nil:
-				ps.Runs, ps.Why = false, fmt.Sprintf("if %s: error: %v", cond.Source(), err)
+				ps.Runs, ps.Why = false, fmt.Sprintf("if %s: error: %s", cond.Source(), masker.String(err.Error()))
 			case ok:
 				ps.Runs = true
 				if cond.Source() != "success()" {

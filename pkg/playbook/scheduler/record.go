@@ -70,6 +70,9 @@ type RunRecord struct {
 	Host       string
 	Error      string // why the run did not succeed, for humans
 	RetryOf    string // the run this one retries, or ""
+	// TempDir is the run's private temporary folder (its steps' $PLAYBOOK_OUTPUT files), removed when
+	// the run ends. It is recorded so that crash recovery can remove it when the runner dies first.
+	TempDir string
 }
 
 // AttemptStart is one attempt of a step whose process has started.

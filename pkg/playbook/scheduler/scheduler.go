@@ -206,6 +206,9 @@ type runner struct {
 	baseEnv map[string]string // playbook env, PLAYBOOK_RUN_ID and PLAYBOOK_PARAM_*
 	tmpDir  string
 	logDir  string
+	// fixModes: the umask takes the owner's read or write bit away, so each outputs file is given
+	// mode 0600 explicitly once created.
+	fixModes bool
 
 	fp *fingerprinter
 
@@ -269,13 +272,7 @@ func newRunner(pb *playbook.Playbook, opts Options) (*runner, error) {
 			return nil, err
 		}
 	}
-	for _, p := range pb.Params {
-		if v, ok := params[p.Name]; ok && p.Secret {
-			if s := playbook.ParamText(v); s != "" {
-				r.secret = append(r.secret, s)
-			}
-		}
-	}
+	r.secret = SecretValues(pb, params)
 	r.masker = mask.New(r.secret)
 
 	r.state = playbook.State{
@@ -338,9 +335,10 @@ func newRunner(pb *playbook.Playbook, opts Options) (*runner, error) {
 		r.rec.StepIDs = append(r.rec.StepIDs, s.step.ID)
 	}
 
-	if r.tmpDir, err = os.MkdirTemp("", "playbook-run-"); err != nil {
-		return nil, fmt.Errorf("create the run's temporary folder: %w", err)
+	if r.tmpDir, r.fixModes, err = makeTempDir(r.rec.ID); err != nil {
+		return nil, err
 	}
+	r.rec.TempDir = r.tmpDir
 	if opts.LogDir != "" {
 		r.logDir = filepath.Join(opts.LogDir, r.rec.ID)
 		if err := os.MkdirAll(r.logDir, 0o700); err != nil {
@@ -376,6 +374,70 @@ func newRunner(pb *playbook.Playbook, opts Options) (*runner, error) {
 		}
 	}))
 	return r, nil
+}
+
+// TempDirPrefix begins the name of every run's temporary folder, which holds its steps'
+// $PLAYBOOK_OUTPUT files: TempDirPrefix + run id + "-" + a random suffix, in os.TempDir(). Crash
+// recovery recognises the folder of a dead run by this name.
+const TempDirPrefix = "playbook-run-"
+
+// makeTempDir creates the run's private temporary folder, mode 0700 whatever the umask. fixModes
+// reports that the umask removes the owner's read or write bit, so that files created in the folder
+// need an explicit chmod.
+func makeTempDir(runID string) (dir string, fixModes bool, err error) {
+	pattern := TempDirPrefix + runID + "-"
+	if strings.ContainsAny(runID, "/\x00") {
+		pattern = TempDirPrefix // the id cannot be part of a file name; recovery will not claim the folder
+	}
+	if dir, err = os.MkdirTemp("", pattern); err != nil {
+		return "", false, fmt.Errorf("create the run's temporary folder in %s: %w (set TMPDIR to a writable folder)", os.TempDir(), err)
+	}
+	fi, err := os.Lstat(dir)
+	if err == nil && fi.Mode().Perm() != 0o700 {
+		fixModes = fi.Mode().Perm()&0o600 != 0o600
+		err = os.Chmod(dir, 0o700)
+	}
+	if err != nil {
+		os.Remove(dir)
+		return "", false, fmt.Errorf("make the run's temporary folder %s private: %w", dir, err)
+	}
+	return dir, fixModes, nil
+}
+
+// createPrivate creates an empty file of mode 0600 that no one else can have prepared: a file left in
+// its place (by an earlier attempt's step, say) is removed first, and a symlink is never followed.
+func createPrivate(path string, fixMode bool) error {
+	const flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL | syscall.O_NOFOLLOW | syscall.O_CLOEXEC
+	f, err := os.OpenFile(path, flags, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		if err = os.Remove(path); err == nil {
+			f, err = os.OpenFile(path, flags, 0o600)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if fixMode {
+		err = f.Chmod(0o600)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// SecretValues returns the values of the secret params among params, as steps get them
+// (playbook.ParamText): what every message, output and record of the run masks.
+func SecretValues(pb *playbook.Playbook, params playbook.Params) []string {
+	var secrets []string
+	for _, p := range pb.Params {
+		if v, ok := params[p.Name]; ok && p.Secret {
+			if s := playbook.ParamText(v); s != "" {
+				secrets = append(secrets, s)
+			}
+		}
+	}
+	return secrets
 }
 
 func (r *runner) cleanup() {
@@ -919,9 +981,13 @@ func (r *runner) request(s *stepRun) (engine.Request, error) {
 		env[ev.Name] = v
 	}
 	env["PLAYBOOK_STEP_ID"] = st.ID
-	// The file is not created in advance: `>> "$PLAYBOOK_OUTPUT"` creates it, and creating one per step
-	// costs as much as launching a process on some disks. The folder is private (0700).
+	// The file is created here, 0600, rather than left to the step's `>> "$PLAYBOOK_OUTPUT"`: that
+	// would create it with the step's umask (0644, typically), and a file that outlives its runner (a
+	// kill -9) would hold whatever secret the step wrote for anyone who can reach it.
 	s.outputsPath = filepath.Join(r.tmpDir, fmt.Sprintf("%s.%d.out", st.ID, s.attempt))
+	if err := createPrivate(s.outputsPath, r.fixModes); err != nil {
+		return req, fmt.Errorf("create the step's $PLAYBOOK_OUTPUT file: %w", err)
+	}
 	env["PLAYBOOK_OUTPUT"] = s.outputsPath
 	req.Env = env
 
