@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -50,12 +51,14 @@ On a terminal a live view shows the running steps; otherwise every line is prefi
 --output json prints one JSON object per line (run_started, step_started, output, step_retrying,
 step_finished, run_cancelling, run_finished) and nothing else on stdout.
 
-The first Ctrl-C (or SIGTERM) stops the run gracefully: no new step starts but those whose if calls
-always() or cancelled(), and running steps get their stop_signal, then SIGKILL after stop_grace.
-A second Ctrl-C kills every step at once.
+The first Ctrl-C (or SIGTERM, or SIGHUP when the terminal goes away) stops the run gracefully: no new
+step starts but those whose if calls always() or cancelled(), and running steps get their stop_signal,
+then SIGKILL after stop_grace. A second Ctrl-C (or SIGTERM), or a SIGQUIT at any time, kills every
+step at once.
 
 Exit status: 0 succeeded, 1 failed, 2 invalid playbook or params (nothing ran), 3 database error,
-124 the run timed out, 130 interrupted (SIGINT), 143 terminated (SIGTERM).`,
+124 the run timed out, 129 stopped by SIGHUP, 130 interrupted (SIGINT), 131 killed by SIGQUIT,
+143 terminated (SIGTERM).`,
 		Example: `  playbook run deploy.yaml -p env=prod -p version=1.4.2
   playbook run backup.yaml --dry-run
   playbook run diag.yaml --output json --log-dir ./logs`,
@@ -143,9 +146,21 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) e
 			for {
 				select {
 				case sig := <-sigs:
-					if firstSignal == nil {
+					switch {
+					case firstSignal == nil && sig == syscall.SIGQUIT:
+						// SIGQUIT is the forced stop from the start; the cause gives the exit status.
+						firstSignal = sig
+						cancel(&scheduler.Interrupt{Signal: sig, Kill: true})
+						close(kill)
+						return
+					case firstSignal == nil:
 						firstSignal = sig
 						cancel(&scheduler.Interrupt{Signal: sig})
+						continue
+					case sig == syscall.SIGHUP:
+						// A dropped session sends SIGHUP more than once (the shell passes its own on
+						// to its jobs, the kernel sends one to the foreground group): never a second
+						// Ctrl-C.
 						continue
 					}
 					close(kill)
@@ -273,13 +288,6 @@ func parseParamFlags(flags []string) (map[string]string, error) {
 		values[k] = v
 	}
 	return values, nil
-}
-
-func signalExitCode(sig os.Signal) int {
-	if sig != nil && sig.String() == "terminated" {
-		return ExitTerminated
-	}
-	return ExitInterrupted
 }
 
 func currentUser(sys *System) string {
