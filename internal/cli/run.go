@@ -10,6 +10,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -70,7 +71,7 @@ Exit status: 0 succeeded, 1 failed, 2 invalid playbook or params (nothing ran), 
 	}
 	f := cmd.Flags()
 	f.StringArrayVarP(&o.Params, "param", "p", nil, "set a param: `name=value` (repeatable)")
-	f.IntVar(&o.MaxParallel, "max-parallel", 0, "steps running at once (default: the playbook's max_parallel, else the number of CPUs)")
+	f.Var(stepCount{&o.MaxParallel}, "max-parallel", "steps running at once, at least 1 (default: the playbook's max_parallel, else the number of CPUs)")
 	f.BoolVar(&o.DryRun, "dry-run", false, "print the plan (order, parallel levels, conditions) and run nothing")
 	f.StringVarP(&o.Output, "output", "o", "text", "output format: text or json")
 	f.StringVar(&o.LogDir, "log-dir", "", "keep every step's complete stdout and stderr in files under `DIR`/<run id>/")
@@ -238,6 +239,28 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) e
 	}
 	return nil
 }
+
+// stepCount is the value of --max-parallel: a whole number of steps, at least 1, refused at parsing
+// (exit 2) like the playbook's max_parallel. Leaving the flag out keeps 0, "not set".
+type stepCount struct{ n *int }
+
+func (c stepCount) String() string {
+	if c.n == nil || *c.n == 0 {
+		return ""
+	}
+	return strconv.Itoa(*c.n)
+}
+
+func (c stepCount) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return fmt.Errorf("want a whole number of steps from 1 up (leave the flag out for the playbook's max_parallel, else the number of CPUs)")
+	}
+	*c.n = n
+	return nil
+}
+
+func (c stepCount) Type() string { return "int" }
 
 // collectLess makes the garbage collector run less often than Go's default, unless GOGC is set. The
 // runner's live heap is a few MiB (output and event buffers are bounded), so the default collects every
