@@ -182,7 +182,7 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) e
 		for _, s := range pb.Steps {
 			width = max(width, len(s.ID))
 		}
-		prog = newTextProgress(sys.Out, sys.ErrOut, len(pb.Steps), width, sys.OutIsTerminal, color, sys.now)
+		prog = newTextProgress(sys.Out, sys.ErrOut, len(pb.Steps), width, sys.OutIsTerminal, color, sys.now, o.LogDir)
 	}
 
 	type result struct {
