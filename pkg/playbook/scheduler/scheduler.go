@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/playbookhq/playbook/internal/mask"
+	"github.com/playbookhq/playbook/internal/proc"
 	"github.com/playbookhq/playbook/pkg/engine"
 	"github.com/playbookhq/playbook/pkg/playbook"
 )
@@ -476,7 +477,22 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 			r.forceKill(context.Cause(ctx))
 		}
 	}
+	r.killEscaped()
 	return r.finish()
+}
+
+// killEscaped ends what the run's steps left running outside their process groups: a process that
+// called setsid (a daemon) survives its step's group kill, so nothing started by a run outlives it.
+// They carry the run's PLAYBOOK_RUN_ID (a random id no other process has) and are found by it: one
+// scan of /proc at the end of the run, none per step. A process meant to outlive the run must be
+// started by a service manager (systemd-run), whose processes do not inherit the step's environment.
+func (r *runner) killEscaped() {
+	for _, s := range r.steps {
+		if s.attempt > 0 { // some process ran
+			_, _ = proc.KillWithEnv("PLAYBOOK_RUN_ID=" + r.rec.ID)
+			return
+		}
+	}
 }
 
 // stop begins a graceful stop: nothing new starts but always()/cancelled() steps, running steps get
