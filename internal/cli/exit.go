@@ -3,6 +3,8 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"os"
+	"syscall"
 )
 
 // Exit statuses of the playbook command. They are part of the public contract (README, "Exit status").
@@ -12,9 +14,20 @@ const (
 	ExitUsage       = 2   // bad usage, invalid playbook or params: nothing ran
 	ExitStore       = 3   // the database could not be opened or written
 	ExitTimeout     = 124 // the run timed out
+	ExitHangup      = 129 // stopped by SIGHUP (the terminal or SSH session went away)
 	ExitInterrupted = 130 // interrupted by SIGINT
+	ExitQuit        = 131 // killed by SIGQUIT (the forced stop)
 	ExitTerminated  = 143 // terminated by SIGTERM
 )
+
+// signalExitCode is the exit status of a run stopped by sig: 128 plus its number, as a shell reports a
+// process killed by it.
+func signalExitCode(sig os.Signal) int {
+	if s, ok := sig.(syscall.Signal); ok {
+		return 128 + int(s)
+	}
+	return ExitInterrupted
+}
 
 // ExitError carries the exit status a command wants. Err, when not nil, is printed to stderr by Main;
 // a nil Err means the command already told the user what happened.

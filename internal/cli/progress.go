@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -147,13 +148,18 @@ type textProgress struct {
 
 	buf []byte // reused by writeLine
 
+	logDir string // --log-dir, where the complete streams go; "" = the database's head and tail only
+	runID  string
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
 
-func newTextProgress(w, errOut io.Writer, total, idWidth int, live, color bool, now func() time.Time) *textProgress {
+// newTextProgress makes the text display; logDir is --log-dir ("" when not given), for saying where the
+// lines the display skipped can be read.
+func newTextProgress(w, errOut io.Writer, total, idWidth int, live, color bool, now func() time.Time, logDir string) *textProgress {
 	p := &textProgress{w: bufio.NewWriterSize(w, 64<<10), errOut: errOut, color: color, live: live, now: now, width: 100,
-		total: total, running: map[string]time.Time{}, attempts: map[string]int{}, idWidth: idWidth}
+		total: total, running: map[string]time.Time{}, attempts: map[string]int{}, idWidth: idWidth, logDir: logDir}
 	if live {
 		p.stop = make(chan struct{})
 		p.wg.Add(1)
@@ -237,6 +243,7 @@ func (p *textProgress) Observe(e scheduler.Event) {
 	switch e.Type {
 	case scheduler.EventRunStarted:
 		r := e.Run
+		p.runID = r.ID
 		p.printf("%s %s (%s), %d steps\n", p.paint(ansiBold, "Run "+idPrefix(r.ID)), r.Playbook, r.File, len(r.StepIDs))
 	case scheduler.EventStepStarted:
 		p.running[e.StepID] = e.Time
@@ -314,12 +321,24 @@ func (p *textProgress) writeLine(e scheduler.Event) {
 	}
 }
 
-// dropped says how many lines of a step the display skipped because they came faster than it took them.
+// dropped says how many lines of a step the display skipped because they came faster than it took them,
+// and where they can be read: the database keeps only the head and tail of a stream over the output
+// limit, so only --log-dir is sure to have every one of them.
 func (p *textProgress) dropped(e scheduler.Event) {
-	if e.Dropped > 0 {
-		p.printf("%s%s\n", p.prefix(e.StepID), p.paint(ansiYellow,
-			fmt.Sprintf("... %d lines not shown: output came faster than the terminal took it (all of it is recorded)", e.Dropped)))
+	if e.Dropped == 0 {
+		return
 	}
+	where := fmt.Sprintf("the database keeps the head and tail of each stream: playbook logs %s %s; only --log-dir keeps all of it",
+		idPrefix(p.runID), e.StepID)
+	if p.logDir != "" {
+		base := e.StepID
+		if a := p.attempts[e.StepID]; a > 1 {
+			base += "." + strconv.Itoa(a)
+		}
+		where = "all of it is in " + filepath.Join(p.logDir, p.runID, base) + ".stdout and .stderr"
+	}
+	p.printf("%s%s\n", p.prefix(e.StepID), p.paint(ansiYellow,
+		fmt.Sprintf("... %d lines not shown: output came faster than the terminal took it (%s)", e.Dropped, where)))
 }
 
 func (p *textProgress) describeStep(s *scheduler.StepRecord) string {

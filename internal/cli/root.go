@@ -29,8 +29,11 @@ type System struct {
 	Getenv func(string) string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// Signals subscribes to SIGINT and SIGTERM. It returns the channel and a function that stops the
-	// subscription. Nil means the command is never interrupted by signals (tests that do not send any).
+	// Signals subscribes to the signals that stop a run: SIGINT, SIGTERM, SIGHUP and SIGQUIT. It returns
+	// the channel and a function that stops the subscription. While subscribed, a write to a closed pipe
+	// is an error (EPIPE) instead of killing the process, so that a runner whose terminal or reader has
+	// gone still records its run. Nil means the command is never interrupted by signals (tests that do
+	// not send any).
 	Signals func() (<-chan os.Signal, func())
 }
 
@@ -46,8 +49,13 @@ func OS() *System {
 		Signals: func() (<-chan os.Signal, func()) {
 			// Capacity 2: a quick double Ctrl-C must not lose the second signal, which forces the stop.
 			ch := make(chan os.Signal, 2)
-			signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-			return ch, func() { signal.Stop(ch) }
+			signal.Notify(ch, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+			// Caught rather than ignored: an ignored SIGPIPE would be inherited by every step (a
+			// caught one is reset on exec), and `yes | head` in a step would then never end. Nobody
+			// reads this channel; a full one drops the signal, which is all that is wanted.
+			pipe := make(chan os.Signal, 1)
+			signal.Notify(pipe, syscall.SIGPIPE)
+			return ch, func() { signal.Stop(ch); signal.Stop(pipe) }
 		},
 	}
 }

@@ -10,7 +10,9 @@ import (
 	"os/user"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -50,12 +52,14 @@ On a terminal a live view shows the running steps; otherwise every line is prefi
 --output json prints one JSON object per line (run_started, step_started, output, step_retrying,
 step_finished, run_cancelling, run_finished) and nothing else on stdout.
 
-The first Ctrl-C (or SIGTERM) stops the run gracefully: no new step starts but those whose if calls
-always() or cancelled(), and running steps get their stop_signal, then SIGKILL after stop_grace.
-A second Ctrl-C kills every step at once.
+The first Ctrl-C (or SIGTERM, or SIGHUP when the terminal goes away) stops the run gracefully: no new
+step starts but those whose if calls always() or cancelled(), and running steps get their stop_signal,
+then SIGKILL after stop_grace. A second Ctrl-C (or SIGTERM), or a SIGQUIT at any time, kills every
+step at once.
 
 Exit status: 0 succeeded, 1 failed, 2 invalid playbook or params (nothing ran), 3 database error,
-124 the run timed out, 130 interrupted (SIGINT), 143 terminated (SIGTERM).`,
+124 the run timed out, 129 stopped by SIGHUP, 130 interrupted (SIGINT), 131 killed by SIGQUIT,
+143 terminated (SIGTERM).`,
 		Example: `  playbook run deploy.yaml -p env=prod -p version=1.4.2
   playbook run backup.yaml --dry-run
   playbook run diag.yaml --output json --log-dir ./logs`,
@@ -67,7 +71,7 @@ Exit status: 0 succeeded, 1 failed, 2 invalid playbook or params (nothing ran), 
 	}
 	f := cmd.Flags()
 	f.StringArrayVarP(&o.Params, "param", "p", nil, "set a param: `name=value` (repeatable)")
-	f.IntVar(&o.MaxParallel, "max-parallel", 0, "steps running at once (default: the playbook's max_parallel, else the number of CPUs)")
+	f.Var(stepCount{&o.MaxParallel}, "max-parallel", "steps running at once, at least 1 (default: the playbook's max_parallel, else the number of CPUs)")
 	f.BoolVar(&o.DryRun, "dry-run", false, "print the plan (order, parallel levels, conditions) and run nothing")
 	f.StringVarP(&o.Output, "output", "o", "text", "output format: text or json")
 	f.StringVar(&o.LogDir, "log-dir", "", "keep every step's complete stdout and stderr in files under `DIR`/<run id>/")
@@ -148,9 +152,21 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (
 			for {
 				select {
 				case sig := <-sigs:
-					if firstSignal == nil {
+					switch {
+					case firstSignal == nil && sig == syscall.SIGQUIT:
+						// SIGQUIT is the forced stop from the start; the cause gives the exit status.
+						firstSignal = sig
+						cancel(&scheduler.Interrupt{Signal: sig, Kill: true})
+						close(kill)
+						return
+					case firstSignal == nil:
 						firstSignal = sig
 						cancel(&scheduler.Interrupt{Signal: sig})
+						continue
+					case sig == syscall.SIGHUP:
+						// A dropped session sends SIGHUP more than once (the shell passes its own on
+						// to its jobs, the kernel sends one to the foreground group): never a second
+						// Ctrl-C.
 						continue
 					}
 					close(kill)
@@ -171,7 +187,7 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (
 		for _, s := range pb.Steps {
 			width = max(width, len(s.ID))
 		}
-		prog = newTextProgress(sys.Out, sys.ErrOut, len(pb.Steps), width, sys.OutIsTerminal, color, sys.now)
+		prog = newTextProgress(sys.Out, sys.ErrOut, len(pb.Steps), width, sys.OutIsTerminal, color, sys.now, o.LogDir)
 	}
 
 	type result struct {
@@ -232,6 +248,28 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (
 	return nil
 }
 
+// stepCount is the value of --max-parallel: a whole number of steps, at least 1, refused at parsing
+// (exit 2) like the playbook's max_parallel. Leaving the flag out keeps 0, "not set".
+type stepCount struct{ n *int }
+
+func (c stepCount) String() string {
+	if c.n == nil || *c.n == 0 {
+		return ""
+	}
+	return strconv.Itoa(*c.n)
+}
+
+func (c stepCount) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return fmt.Errorf("want a whole number of steps from 1 up (leave the flag out for the playbook's max_parallel, else the number of CPUs)")
+	}
+	*c.n = n
+	return nil
+}
+
+func (c stepCount) Type() string { return "int" }
+
 // collectLess makes the garbage collector run less often than Go's default, unless GOGC is set. The
 // runner's live heap is a few MiB (output and event buffers are bounded), so the default collects every
 // couple of MiB allocated: twice while a 1,000-step playbook loads (its YAML tree is about 5 MiB) and
@@ -285,13 +323,6 @@ func parseParamFlags(flags []string) (map[string]string, error) {
 		values[k] = v
 	}
 	return values, nil
-}
-
-func signalExitCode(sig os.Signal) int {
-	if sig != nil && sig.String() == "terminated" {
-		return ExitTerminated
-	}
-	return ExitInterrupted
 }
 
 func currentUser(sys *System) string {

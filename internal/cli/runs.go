@@ -83,9 +83,17 @@ func runRuns(cmd *cobra.Command, sys *System, g *globalOptions, o *runsOptions) 
 		return storeError(err)
 	}
 	if o.JSON {
-		out := make([]runJSON, 0, len(runs))
+		ids := make([]string, len(runs))
+		for i, r := range runs {
+			ids[i] = r.ID
+		}
+		owners, err := st.RunOwners(ctx, ids)
+		if err != nil {
+			return storeError(err)
+		}
+		out := make([]runsJSON, 0, len(runs))
 		for _, r := range runs {
-			out = append(out, newRunJSON(r))
+			out = append(out, newRunsJSON(r, owners[r.ID]))
 		}
 		enc := json.NewEncoder(sys.Out)
 		enc.SetIndent("", "  ")
@@ -106,4 +114,25 @@ func runRuns(cmd *cobra.Command, sys *System, g *globalOptions, o *runsOptions) 
 			formatStamp(r.StartedAt), dur, r.User, r.Host)
 	}
 	return tw.Flush()
+}
+
+// runsJSON is a run in `runs --json`: every column of the runs table, the owner's included.
+type runsJSON struct {
+	runJSON
+	OwnerPID    *int    `json:"owner_pid"`
+	OwnerStart  *int64  `json:"owner_start"`
+	OwnerHost   *string `json:"owner_host"`
+	OwnerBootID *string `json:"owner_boot_id"`
+}
+
+func newRunsJSON(r *scheduler.RunRecord, o store.RunOwner) runsJSON {
+	out := runsJSON{runJSON: newRunJSON(r), OwnerHost: jsonString(o.Host), OwnerBootID: jsonString(o.BootID)}
+	if o.PID > 0 {
+		out.OwnerPID = &o.PID
+	}
+	if o.Start > 0 {
+		start := int64(o.Start)
+		out.OwnerStart = &start
+	}
+	return out
 }

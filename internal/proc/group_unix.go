@@ -5,6 +5,7 @@ package proc
 import (
 	"errors"
 	"fmt"
+	"os"
 	"syscall"
 )
 
@@ -105,4 +106,36 @@ func GroupAlive(pgid int) bool {
 		return len(members) > 0
 	}
 	return syscall.Kill(-pgid, 0) == nil
+}
+
+// KillWithEnv sends SIGKILL to every live process whose environment holds entry (see WithEnv), and to
+// the process group of each one that leads a group (a daemon that called setsid leads its own session
+// and group), sparing the calling process and its group. It scans again while a scan finds a process it
+// has not killed yet (one may fork during the scan), a few times at most. It returns the number of
+// processes it killed; on systems without /proc it returns ErrUnsupported and sends nothing.
+func KillWithEnv(entry string) (int, error) {
+	self, own := os.Getpid(), syscall.Getpgrp()
+	killed := map[int]bool{}
+	for round := 0; round < 4; round++ {
+		procs, err := WithEnv(entry)
+		if err != nil {
+			return len(killed), err
+		}
+		fresh := 0
+		for _, p := range procs {
+			if p.PID == self || killed[p.PID] {
+				continue
+			}
+			fresh++
+			killed[p.PID] = true
+			if p.PGID == p.PID && p.PGID > 1 && p.PGID != own {
+				_ = syscall.Kill(-p.PGID, syscall.SIGKILL) // its group: what it started before leaving ours
+			}
+			_ = syscall.Kill(p.PID, syscall.SIGKILL)
+		}
+		if fresh == 0 {
+			break
+		}
+	}
+	return len(killed), nil
 }

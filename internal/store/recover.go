@@ -210,7 +210,9 @@ func removeTempDir(runID, dir string) bool {
 // background child. Every step process, and whatever it starts, inherits PLAYBOOK_RUN_ID=<run id>, a
 // random 128-bit id that no other process carries, so they are found by their environment. A process
 // that left the step's session (setsid: a daemon leads its own session and group, PGID == SID) is
-// spared, as the README promises; so is this process's own group. It returns the groups killed.
+// killed too: nothing a run started outlives it, whether the runner ended the run (the scheduler kills
+// such processes at the run's end) or died. This process's own group is spared. It returns the groups
+// killed.
 func killUnrecordedGroups(runID string, recorded []staleGroup) int {
 	procs, err := proc.WithEnv("PLAYBOOK_RUN_ID=" + runID)
 	if err != nil {
@@ -223,7 +225,7 @@ func killUnrecordedGroups(runID string, recorded []staleGroup) int {
 	}
 	killed := map[int]bool{}
 	for _, p := range procs {
-		if p.PGID <= 1 || p.PGID == p.SID || p.PGID == own || known[p.PGID] || killed[p.PGID] {
+		if p.PGID <= 1 || p.PGID == own || known[p.PGID] || killed[p.PGID] {
 			continue
 		}
 		if syscall.Kill(-p.PGID, syscall.SIGKILL) == nil {

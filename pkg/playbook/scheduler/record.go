@@ -63,7 +63,7 @@ type RunRecord struct {
 	Params     string   // JSON object of the resolved params, secrets masked as "***"
 	StepIDs    []string // every step, in file order (the store creates a pending row for each)
 	Status     Status
-	ExitCode   int // the runner's exit status (0, 1, 3, 124, 130, 143); meaningful once finished
+	ExitCode   int // the runner's exit status (0, 1, 3, 124, 129, 130, 131, 143); meaningful once finished
 	StartedAt  time.Time
 	FinishedAt time.Time
 	User       string

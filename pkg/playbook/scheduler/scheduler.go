@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/playbookhq/playbook/internal/mask"
+	"github.com/playbookhq/playbook/internal/proc"
 	"github.com/playbookhq/playbook/pkg/engine"
 	"github.com/playbookhq/playbook/pkg/playbook"
 )
@@ -69,8 +70,13 @@ type Options struct {
 }
 
 // Interrupt is the cancellation cause a runner gives when a signal stops the run (context.WithCancelCause):
-// it decides the exit status (130 for SIGINT, 143 for SIGTERM).
-type Interrupt struct{ Signal os.Signal }
+// it decides the exit status, 128 plus the signal's number (130 for SIGINT, 143 for SIGTERM). The zero
+// Kill is the graceful stop; Kill true is the forced stop from the start, as if Options.Kill were closed
+// at the same time.
+type Interrupt struct {
+	Signal os.Signal
+	Kill   bool
+}
 
 func (i *Interrupt) Error() string {
 	if sig, ok := i.Signal.(syscall.Signal); ok {
@@ -92,12 +98,11 @@ var ErrRecord = errors.New("the run could not be recorded")
 
 // Exit statuses of a run, the same as the playbook command's.
 const (
-	exitSucceeded  = 0
-	exitFailed     = 1
-	exitRecord     = 3
-	exitTimedOut   = 124
-	exitInterrupt  = 130
-	exitTerminated = 143
+	exitSucceeded = 0
+	exitFailed    = 1
+	exitRecord    = 3
+	exitTimedOut  = 124
+	exitInterrupt = 130
 )
 
 // defaultOutputLimit is the per-stream bound when neither the options nor the playbook set one.
@@ -497,6 +502,10 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		if cause == nil {
 			cause = ctx.Err()
 		}
+		if intr := (*Interrupt)(nil); errors.As(cause, &intr) && intr.Kill {
+			r.forceKill(cause)
+			return
+		}
 		r.stop(false, cause)
 	}
 	if ctx.Err() != nil { // a signal during loading: start nothing but always()/cancelled() steps
@@ -550,10 +559,25 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 			r.stop(true, fmt.Errorf("the run's timeout of %s expired", r.pb.Timeout))
 		case <-kill:
 			kill = nil
-			r.forceKill()
+			r.forceKill(context.Cause(ctx))
 		}
 	}
+	r.killEscaped()
 	return r.finish()
+}
+
+// killEscaped ends what the run's steps left running outside their process groups: a process that
+// called setsid (a daemon) survives its step's group kill, so nothing started by a run outlives it.
+// They carry the run's PLAYBOOK_RUN_ID (a random id no other process has) and are found by it: one
+// scan of /proc at the end of the run, none per step. A process meant to outlive the run must be
+// started by a service manager (systemd-run), whose processes do not inherit the step's environment.
+func (r *runner) killEscaped() {
+	for _, s := range r.steps {
+		if s.attempt > 0 { // some process ran
+			_, _ = proc.KillWithEnv("PLAYBOOK_RUN_ID=" + r.rec.ID)
+			return
+		}
+	}
 }
 
 // stop begins a graceful stop: nothing new starts but always()/cancelled() steps, running steps get
@@ -580,11 +604,18 @@ func (r *runner) stop(timedOut bool, cause error) {
 	}
 }
 
-// forceKill is the second Ctrl-C: SIGKILL to every running group, nothing else starts.
-func (r *runner) forceKill() {
+// forceKill is the second Ctrl-C: SIGKILL to every running group, nothing else starts. cause, when the
+// run was not already stopping, is why (nil: "killed").
+func (r *runner) forceKill(cause error) {
+	if r.killed {
+		return
+	}
 	if !r.cancelled && !r.timedOut {
 		r.cancelled = true
 		r.state.Run.Status = string(StatusCancelled)
+		if r.cause == nil {
+			r.cause = cause
+		}
 		if r.cause == nil {
 			r.cause = errors.New("killed")
 		}
@@ -1318,8 +1349,10 @@ func (r *runner) finish() (*Summary, error) {
 		r.rec.Error = r.cause.Error()
 	case r.cancelled:
 		r.rec.Status, r.rec.ExitCode = StatusCancelled, exitInterrupt
-		if errors.As(r.cause, &intr) && intr.Signal == syscall.SIGTERM {
-			r.rec.ExitCode = exitTerminated
+		if errors.As(r.cause, &intr) {
+			if sig, ok := intr.Signal.(syscall.Signal); ok {
+				r.rec.ExitCode = 128 + int(sig)
+			}
 		}
 		if r.cause != nil {
 			r.rec.Error = r.cause.Error()
