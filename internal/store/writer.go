@@ -48,6 +48,8 @@ type writeOp struct {
 	what   func() string                               // for errors: "record step build of run 3f2a"
 	fn     func(ctx context.Context, tx *sql.Tx) error // nil for a barrier
 	result chan error                                  // buffered; nil when nobody waits
+	// bestEffort: a failure is not kept for the next calls (RunProgress: a later write replaces it).
+	bestEffort bool
 
 	// At most one of these, for coalesce.
 	start    *attemptStart  // AttemptStarted's write
@@ -356,7 +358,7 @@ func (s *Store) runBatch(batch []writeOp) {
 		}
 		if e != nil {
 			e = fmt.Errorf("%s: %w", op.what(), e)
-			if op.result == nil {
+			if op.result == nil && !op.bestEffort {
 				s.fail(e) // nobody waits for this write: report it with the next call
 			}
 		}
