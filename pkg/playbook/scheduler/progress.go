@@ -34,8 +34,9 @@ type StepProgress struct {
 }
 
 // progressEvery is how often the scheduler hands the run's progress to a ProgressRecorder: the most
-// output a crashed runner loses, and the age of what `playbook logs` shows of a running step.
-const progressEvery = time.Second
+// output a crashed runner loses, and the age of what `playbook logs` shows of a running step. Tests
+// shorten it.
+var progressEvery = time.Second
 
 // recordProgress hands the ProgressRecorder the output of each running step that changed since the last
 // call, and the time. The byte counts decide what changed, so a step that prints nothing costs no copy.
@@ -43,6 +44,9 @@ func (r *runner) recordProgress(pr ProgressRecorder) {
 	p := &RunProgress{RunID: r.rec.ID, Time: r.now().UTC()}
 	seen := make(map[string][2]int64, len(r.byExec))
 	for id, s := range r.byExec {
+		if s.pid == 0 {
+			continue // not started yet (its record would not match the attempt the store has)
+		}
 		out, errs, err := r.eng.OutputBytes(id)
 		if err != nil {
 			continue // not registered yet, or already cleaned up: its final record says it all
