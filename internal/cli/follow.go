@@ -128,16 +128,23 @@ var markerRE = regexp.MustCompile(`\n\[\.\.\. [0-9]+ bytes omitted \.\.\.\]\n`)
 // hold half the limit (the tail one byte more when it is odd), which tells the engine's marker from the
 // same text in the output; failing that, the last marker counts.
 func storedTail(data []byte) []byte {
-	matches := markerRE.FindAllIndex(data, -1)
-	if len(matches) == 0 {
+	last := -1
+	// Matches may overlap (a marker-like line right before the marker shares its newline).
+	for from := 0; from < len(data); {
+		m := markerRE.FindIndex(data[from:])
+		if m == nil {
+			break
+		}
+		start, end := from+m[0], from+m[1]
+		if rest := len(data) - end; rest == start || rest == start+1 {
+			return data[end:]
+		}
+		last, from = end, start+1
+	}
+	if last < 0 {
 		return data
 	}
-	for _, m := range matches {
-		if rest := len(data) - m[1]; rest == m[0] || rest == m[0]+1 {
-			return data[m[1]:]
-		}
-	}
-	return data[matches[len(matches)-1][1]:]
+	return data[last:]
 }
 
 // write prints b, made valid UTF-8 unless raw. Unless final, an incomplete character at its end is
