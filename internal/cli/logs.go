@@ -20,12 +20,13 @@ type logsOptions struct {
 	Stderr  bool
 	Attempt int // 0 = the step's last attempt
 	Raw     bool
+	Follow  bool // print the running step's output as it comes, until it ends
 }
 
 func newLogsCmd(sys *System, g *globalOptions) *cobra.Command {
 	o := &logsOptions{}
 	cmd := &cobra.Command{
-		Use:   "logs RUN [STEP] [--stderr] [--attempt N] [--raw]",
+		Use:   "logs RUN [STEP] [--stderr] [--attempt N] [--raw] [-f]",
 		Short: "Print the stored output of a run's steps",
 		Long: `Print the output the database kept of a step (its last attempt, or --attempt N), or of every
 step of the run under a "==> step (stdout) <==" header when STEP is omitted. --stderr prints the
@@ -35,11 +36,17 @@ The database keeps a bounded copy of each stream (the head and the tail, with a 
 many bytes were left out); a note on stderr says when a stream was truncated. The complete streams
 exist only in the files of a run started with --log-dir.
 
+A running step shows its output so far: the runner stores it about once a second. -f (--follow)
+keeps printing what STEP writes until the step ends (waiting for it to start if it has not), then
+exits 0 whatever the step's outcome (playbook show tells it). When the stored copy keeps only the
+head and the tail, a line says how many bytes were not kept. -f needs a STEP.
+
 Invalid UTF-8 is shown as U+FFFD; --raw writes the stored bytes unchanged (for binary output).
 RUN is a run id, a unique prefix of one, or "last".`,
 		Example: `  playbook logs last
   playbook logs 3f2a9c build --stderr
-  playbook logs last test --attempt 1`,
+  playbook logs last test --attempt 1
+  playbook logs last deploy -f`,
 		Args: rangeArgs(1, 2, "RUN and optionally STEP"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Run = args[0]
@@ -53,12 +60,16 @@ RUN is a run id, a unique prefix of one, or "last".`,
 	f.BoolVar(&o.Stderr, "stderr", false, "print standard error instead of standard output")
 	f.IntVar(&o.Attempt, "attempt", 0, "print attempt `N` (1 = the first) of STEP instead of its last")
 	f.BoolVar(&o.Raw, "raw", false, "write the stored bytes unchanged (no U+FFFD for invalid UTF-8)")
+	f.BoolVarP(&o.Follow, "follow", "f", false, "print STEP's output as it comes until the step ends")
 	return cmd
 }
 
 func runLogs(ctx context.Context, sys *System, g *globalOptions, o *logsOptions) error {
 	if o.Attempt < 0 || (o.Attempt > 0 && o.Step == "") {
 		return usageErrorf("--attempt needs a STEP and a number from 1")
+	}
+	if o.Follow && (o.Step == "" || o.Attempt > 0) {
+		return usageErrorf("--follow needs a STEP and follows its current attempt: playbook logs RUN STEP -f (without --attempt)")
 	}
 	st, d, err := openRun(ctx, sys, g, o.Run, false)
 	if err != nil {
@@ -74,6 +85,9 @@ func runLogs(ctx context.Context, sys *System, g *globalOptions, o *logsOptions)
 		step := d.Step(o.Step)
 		if step == nil {
 			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("run %s has no step %q (steps: %s)", idPrefix(id), o.Step, strings.Join(d.Run.StepIDs, ", "))}
+		}
+		if o.Follow {
+			return followStep(ctx, sys, st, d.Run.ID, step.StepID, stream, o.Raw)
 		}
 		return printStepLog(ctx, sys, st, d, step, stream, o, false)
 	}
@@ -124,8 +138,8 @@ func printStepLog(ctx context.Context, sys *System, st *store.Store, d *store.Ru
 	switch {
 	case step.ReusedFrom != "" && o.Attempt == 0:
 		fmt.Fprintf(sys.ErrOut, "playbook: step %s was reused from run %s: see playbook logs %s %s\n", step.StepID, step.ReusedFrom, step.ReusedFrom, step.StepID)
-	case data == nil && o.Attempt == 0 && step.Status == scheduler.StatusRunning:
-		fmt.Fprintf(sys.ErrOut, "playbook: step %s is still running; its output is stored when the attempt ends\n", step.StepID)
+	case o.Attempt == 0 && step.Status == scheduler.StatusRunning:
+		fmt.Fprintf(sys.ErrOut, "playbook: step %s is still running: this is its output so far (stored about once a second); -f follows it\n", step.StepID)
 	case data == nil && o.Attempt == 0 && step.Attempts == 0:
 		fmt.Fprintf(sys.ErrOut, "playbook: step %s did not run (%s)\n", step.StepID, strings.TrimSpace(string(step.Status)+" "+step.Reason))
 	}

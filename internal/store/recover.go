@@ -364,10 +364,11 @@ func (s *Store) markInterrupted(ctx context.Context, runID string, ownerPID int,
 		if err := rows.Close(); err != nil {
 			return err
 		}
-		// The last sign of life: the latest time the run recorded anything.
+		// The last sign of life: the latest time the run recorded anything, its progress included.
 		var last sql.NullString
 		err = tx.QueryRowContext(ctx, `SELECT max(t) FROM (
 				SELECT started_at AS t FROM runs WHERE id = ?1
+				UNION ALL SELECT last_seen_at FROM runs WHERE id = ?1
 				UNION ALL SELECT max(started_at) FROM steps WHERE run_id = ?1
 				UNION ALL SELECT max(finished_at) FROM steps WHERE run_id = ?1
 				UNION ALL SELECT max(started_at) FROM attempts WHERE run_id = ?1

@@ -53,6 +53,9 @@ type writeOp struct {
 	fn     func(ctx context.Context, tx *sql.Tx) error // nil for a barrier
 	result chan error                                  // buffered; nil when nobody waits
 	kept   bool                                        // its batch failed: it is being tried again
+	// bestEffort: a failure is neither kept for the next calls nor tried again (RunProgress: a later
+	// write replaces it).
+	bestEffort bool
 
 	// At most one of these, for coalesce.
 	start    *attemptStart  // AttemptStarted's write
@@ -385,7 +388,7 @@ func (s *Store) runBatch(batch []writeOp) (kept bool) {
 			op.result <- e
 			continue
 		}
-		if e == nil {
+		if e == nil || op.bestEffort {
 			continue
 		}
 		s.fail(e) // nobody waits for this write: report it with the next call

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/playbookhq/playbook/internal/mask"
@@ -28,18 +29,22 @@ type stream struct {
 	ex  *execution
 	typ EventType
 
-	total     int64 // raw bytes
-	exceeded  bool  // total passed the limit
-	failLimit int64 // FailExecution: the limit; 0 = not failing on size
-	cut       error // reading stopped before EOF (WaitDelay closed the pipe)
+	total     int64        // raw bytes
+	written   atomic.Int64 // total, published for Engine.OutputBytes and Engine.Progress
+	exceeded  bool         // total passed the limit
+	failLimit int64        // FailExecution: the limit; 0 = not failing on size
+	cut       error        // reading stopped before EOF (WaitDelay closed the pipe)
 
 	masker *mask.Writer // nil without secrets
 	sink   sink
 }
 
-// sink is the part of a stream after masking.
+// sink is the part of a stream after masking. mu guards capture against Engine.Progress, which reads it
+// from another goroutine while the process runs; only the capture's update is under it (not the file
+// writes), so a reader waits at most for one copy into the capture.
 type sink struct {
 	s       *stream
+	mu      sync.Mutex
 	capture headTail
 	limit   int64
 	spill   bool // SpillToFile
@@ -96,6 +101,7 @@ func (s *stream) ReadFrom(r io.Reader) (int64, error) {
 // Write never fails and always consumes p: a capture that refused bytes would block the child.
 func (s *stream) Write(p []byte) (int, error) {
 	s.total += int64(len(p))
+	s.written.Store(s.total)
 	if s.failLimit > 0 && !s.exceeded && s.total > s.failLimit {
 		s.exceeded = true
 		s.ex.outputExceeded(s.typ)
@@ -133,7 +139,9 @@ func (k *sink) Write(p []byte) (int, error) {
 			k.fileErr = err
 		}
 	}
+	k.mu.Lock()
 	k.capture.Write(p)
+	k.mu.Unlock()
 	for _, l := range k.logs {
 		l.write(p)
 	}

@@ -240,6 +240,9 @@ type runner struct {
 
 	unflushed bool // the observer has been given events since its last Flush
 
+	// progressed holds, per running execution, the byte counts of its last progress record.
+	progressed map[string][2]int64
+
 	// later holds the recording and reporting of finished attempts and steps, done once the steps
 	// they released have been launched: the next step of a chain starts without waiting for them.
 	later []func()
@@ -521,6 +524,8 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		flusher.Flush()
 		r.unflushed, flushed = false, time.Now()
 	}
+	progress, progressC, stopProgress := r.progressTicker()
+	defer stopProgress()
 	for {
 		r.launch()
 		r.runLater()
@@ -545,6 +550,8 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		case <-flushC:
 			flushC = nil
 			flush()
+		case <-progressC:
+			r.recordProgress(progress)
 		case ev := <-r.events:
 			r.handle(ev)
 		case s := <-r.retries:
