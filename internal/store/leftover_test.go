@@ -77,7 +77,7 @@ func TestRecoveryKillsGroupsKnownOnlyByEnvironment(t *testing.T) {
 	if got, _ := s.Run(context.Background(), runID); got.Status != scheduler.StatusInterrupted {
 		t.Errorf("run status %s, want interrupted", got.Status)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for proc.GroupAlive(step) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the unrecorded step group %d survived recovery", step)
