@@ -743,7 +743,7 @@ func TestMisbehavingSteps(t *testing.T) {
 			}
 		}
 	})
-	r := pbRun(t, dir, db, pbOpts{limit: time.Minute}, "run", "m.yaml")
+	r := pbRun(t, dir, db, pbOpts{limit: 3 * time.Minute}, "run", "m.yaml")
 	if r.code != 1 {
 		t.Fatalf("exit status %d, want 1 (two steps timed out):\n%s", r.code, r.out)
 	}
