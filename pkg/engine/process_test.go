@@ -30,7 +30,8 @@ func TestOwnProcessGroup(t *testing.T) {
 
 // pitfalls row 1: timeout stops the whole group, not just the shell.
 func TestTimeoutKillsTree(t *testing.T) {
-	const timeout, grace = 200 * time.Millisecond, 500 * time.Millisecond
+	// The timeout leaves a loaded machine time to start the shell and print "before" (200 ms did not).
+	const timeout, grace = 2 * time.Second, 500 * time.Millisecond
 	e := newEngine(t, Config{StopGrace: grace})
 	rec := newRecorder(e)
 	req := shReq("echo before; sleep 300 & sleep 300 & wait")
