@@ -122,7 +122,7 @@ func TestLoadTenThousandSteps(t *testing.T) {
 	if r := pbRun(t, dir, db, pbOpts{}, "validate", "tenk.yaml"); r.code != 0 {
 		t.Fatalf("validate: %d\n%s", r.code, tail(r.out, 2000))
 	}
-	r := pbRun(t, dir, db, pbOpts{limit: 10 * time.Minute, discard: true}, "run", "tenk.yaml")
+	r := pbRun(t, dir, db, pbOpts{limit: 30 * time.Minute, discard: true}, "run", "tenk.yaml")
 	if r.code != 0 {
 		t.Fatalf("exit status %d:\n%s", r.code, tail(r.out, 2000))
 	}
@@ -238,7 +238,7 @@ func TestLoadManyBigSteps(t *testing.T) {
 		fmt.Fprintf(&b, "  - id: s%03d\n    run: yes 'some step output, line after line' | head -c %d\n", i, size)
 	}
 	writeFile(t, filepath.Join(dir, "big.yaml"), b.String())
-	r := pbRun(t, dir, db, pbOpts{limit: 15 * time.Minute, discard: true}, "run", "big.yaml")
+	r := pbRun(t, dir, db, pbOpts{limit: 30 * time.Minute, discard: true}, "run", "big.yaml")
 	if r.code != 0 {
 		t.Fatalf("exit status %d:\n%s", r.code, tail(r.out, 2000))
 	}

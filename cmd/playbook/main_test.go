@@ -162,10 +162,10 @@ func cmdGroupGone(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	pgid, err := strconv.Atoi(strings.TrimSpace(ts.ReadFile(args[0])))
 	ts.Check(err)
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for processGroupRunning(pgid) {
 		if time.Now().After(deadline) {
-			ts.Fatalf("process group %d still has running members", pgid)
+			ts.Fatalf("process group %d still has running members after 10 s", pgid)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

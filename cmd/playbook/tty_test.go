@@ -71,8 +71,9 @@ steps:
 
 	var mu sync.Mutex
 	var out bytes.Buffer
-	seen := make(chan struct{}, 1)
+	seen, drained := make(chan struct{}, 1), make(chan struct{})
 	go func() {
+		defer close(drained)
 		buf := make([]byte, 4096)
 		for {
 			n, err := master.Read(buf)
@@ -107,14 +108,14 @@ steps:
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("run: %v\n%q", err, out.String())
 	}
-	// The master keeps what was written before the process ended; drain it.
-	for {
-		select {
-		case <-seen:
-			continue
-		case <-time.After(200 * time.Millisecond):
-		}
-		break
+	// The master keeps what was written before the process ended; the reader drains it and stops at
+	// the error that follows (EIO: no slave is left open).
+	select {
+	case <-drained:
+	case <-time.After(30 * time.Second):
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("the terminal's output did not end within 30 s of the process:\n%q", out.String())
 	}
 	mu.Lock()
 	defer mu.Unlock()

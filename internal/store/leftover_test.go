@@ -78,7 +78,7 @@ func TestRecoveryKillsGroupsKnownOnlyByEnvironment(t *testing.T) {
 	if got, _ := s.Run(context.Background(), runID); got.Status != scheduler.StatusInterrupted {
 		t.Errorf("run status %s, want interrupted", got.Status)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for proc.GroupAlive(step) || proc.GroupAlive(daemon) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the unrecorded step group %d (alive: %v) or the setsid daemon %d (alive: %v) survived recovery",

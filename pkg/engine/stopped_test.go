@@ -37,7 +37,7 @@ func TestStoppedProcessGetsStopSignalAndContinue(t *testing.T) {
 			rec := newRecorder(e)
 			req := shReq(script)
 			if how == "timeout" {
-				req.Timeout = 500 * time.Millisecond
+				req.Timeout = 2 * time.Second // long enough for the step to reach its STOP on a loaded machine
 			}
 			id := mustExecute(t, e, req)
 			rec.waitLine(t, id, "ready")

@@ -56,9 +56,9 @@ func BenchmarkParse10000Steps(b *testing.B) {
 	}
 }
 
-// hangGuard is the time limit of the tests that feed the loader hostile or huge input: long enough for a
-// loaded CI machine and the race detector, so that it only ever catches a hang or a super-linear
-// blow-up. How fast these inputs go is measured by the benchmarks below, never by a test.
+// hangGuard is the time limit of one fuzz input (normally well under a millisecond): long enough for a
+// loaded CI machine and the race detector, so that it only ever catches a hang. How fast inputs go is
+// measured by the benchmarks below, never by a test.
 const hangGuard = 30 * time.Second
 
 // BenchmarkLongChain: a 10,000-step chain (10,000 levels) and the same with a 10,000-step cycle.

@@ -48,8 +48,8 @@ func fuzzLoad(t *testing.T, src, y string, lines ...int) *Playbook {
 	text := strings.Split(y, "\n")
 	start := time.Now()
 	pb, err := Parse("fuzz.yaml", []byte(y))
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("loading took %s", d)
+	if d := time.Since(start); d > hangGuard { // a hang guard, not a speed target
+		t.Fatalf("loading took %s: it hangs (normally well under a second)", d)
 	}
 	if err == nil {
 		return pb
@@ -118,8 +118,8 @@ func FuzzExpression(f *testing.F) {
 		evalOnce := func() string {
 			start := time.Now()
 			defer func() {
-				if d := time.Since(start); d > 5*time.Second {
-					t.Fatalf("evaluating took %s", d)
+				if d := time.Since(start); d > hangGuard { // a hang guard, not a speed target
+					t.Fatalf("evaluating took %s: it hangs (normally well under a second)", d)
 				}
 			}()
 			ok, err := step.If.Eval(st, funcs)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 )
 
 func ids(steps []*Step) string {
@@ -109,7 +108,6 @@ func TestLongChain(t *testing.T) {
 		}
 		fmt.Fprintf(&b, "- {id: s%d, needs: s%d, run: x, if: steps.s0.exit_code == 0}\n", i, i-1)
 	}
-	start := time.Now()
 	pb := mustParse(t, b.String())
 	if len(pb.Levels) != 10000 || pb.Order[9999].ID != "s9999" {
 		t.Errorf("%d levels", len(pb.Levels))
@@ -119,9 +117,6 @@ func TestLongChain(t *testing.T) {
 	if !strings.Contains(list.Error(), "dependency cycle: s0 -> s9999 -> s9998") || !strings.Contains(list.Error(), "more)") {
 		t.Errorf("cycle: %.300s", list.Error())
 	}
-	// Linear time is BenchmarkLongChain's to show; this only catches a hang (or a quadratic blow-up,
-	// which at 10,000 steps takes minutes).
-	if d := time.Since(start); d > hangGuard {
-		t.Errorf("took %s", d)
-	}
+	// Linear time is BenchmarkLongChain's to show: a time limit here failed on a loaded machine with
+	// the race detector (40 s), and a hang meets go test's own timeout.
 }

@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 )
 
 // firstError parses y and returns its first error, failing when y is valid.
@@ -128,9 +127,7 @@ func TestAliasBomb(t *testing.T) {
 			var before, after runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&before)
-			start := time.Now()
 			_, err := Parse("bomb.yaml", data)
-			elapsed := time.Since(start)
 			runtime.ReadMemStats(&after)
 			if err == nil {
 				t.Fatal("the bomb loaded")
@@ -138,11 +135,7 @@ func TestAliasBomb(t *testing.T) {
 			if name == "many env" && !strings.Contains(err.Error(), "too many YAML aliases") {
 				t.Errorf("the alias budget did not stop it: %.300s", err)
 			}
-			// The bound that matters is memory; the time limit only catches a hang (the figure is
-			// BenchmarkAliasBomb's).
-			if elapsed > hangGuard {
-				t.Errorf("took %s", elapsed)
-			}
+			// The bound that matters is memory (the time is BenchmarkAliasBomb's to measure).
 			if grown := after.TotalAlloc - before.TotalAlloc; grown > 200<<20 {
 				t.Errorf("allocated %d MiB", grown>>20)
 			}
@@ -180,13 +173,9 @@ func TestLimits(t *testing.T) {
 		mustParse(t, "---\nversion: 1\nname: a\nsteps:\n  - {id: a, run: x}\n...\n")
 	})
 	t.Run("20000 nested [", func(t *testing.T) {
-		start := time.Now()
 		e := firstError(t, "version: 1\nname: x\nsteps: "+strings.Repeat("[", 20000)+"\n")
-		if !strings.Contains(e.Msg, "nested too deeply") {
+		if !strings.Contains(e.Msg, "nested too deeply") { // BenchmarkNested20000 gives the time
 			t.Errorf("got %v", e)
-		}
-		if time.Since(start) > hangGuard { // a hang guard; BenchmarkNested20000 gives the figure
-			t.Errorf("took %s", time.Since(start))
 		}
 	})
 	t.Run("20000 nested {", func(t *testing.T) {

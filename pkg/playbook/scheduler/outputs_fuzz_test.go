@@ -61,8 +61,8 @@ func FuzzParseOutputs(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		start := time.Now()
 		got, err := ParseOutputs(data)
-		if d := time.Since(start); d > 2*time.Second {
-			t.Fatalf("took %s", d)
+		if d := time.Since(start); d > 30*time.Second { // a hang guard, not a speed target
+			t.Fatalf("took %s: it hangs (normally well under a millisecond)", d)
 		}
 		lines := bytes.Count(data, []byte("\n")) + 1
 		if err != nil {
