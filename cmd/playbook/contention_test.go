@@ -191,7 +191,9 @@ func chainPlaybook(n int) string {
 // every step that did start is recorded with its attempt (pid, start, end), not interrupted; the run
 // is recorded failed with exit status 3, which is the runner's, and run_finished does not say
 // succeeded. Before, steps kept starting while a result waited on the lock, and a step that started
-// as the write failed was stored interrupted with no attempt.
+// as the write failed was stored interrupted with no attempt. Now steps stop starting once a write
+// has waited about a second (store.Stalled): the remaining steps need 1.8 s of sleeps, so they cannot
+// all have started before that, however loaded the machine.
 func TestLockedDatabaseStopsTheRun(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "pb.db")

@@ -99,6 +99,7 @@ type Store struct {
 	waiting    func(path string)
 	waitTold   atomic.Bool // waiting has been called
 	lockGaveUp atomic.Bool // the last write that waited for the lock gave up (beginWrite)
+	stalled    atomic.Bool // a write has waited noticeAfter or more for the lock, and waits still
 
 	mu         sync.Mutex
 	locks      map[string]*proc.FileLock // run id → its lock, while this Store records the run
@@ -385,6 +386,7 @@ func (s *Store) waitLock(ctx context.Context, try func() error) error {
 	if s.lockGaveUp.Load() {
 		bound = 0
 	}
+	defer s.stalled.Store(false)
 	for pause := 5 * time.Millisecond; ; pause = min(2*pause, 100*time.Millisecond) {
 		err := try()
 		if err == nil || !isBusy(err) {
@@ -394,8 +396,11 @@ func (s *Store) waitLock(ctx context.Context, try func() error) error {
 			return err
 		}
 		waited := time.Since(start)
-		if waited >= noticeAfter && s.waiting != nil && s.waitTold.CompareAndSwap(false, true) {
-			s.waiting(s.path)
+		if waited >= noticeAfter {
+			s.stalled.Store(true)
+			if s.waiting != nil && s.waitTold.CompareAndSwap(false, true) {
+				s.waiting(s.path)
+			}
 		}
 		if waited >= bound || ctx.Err() != nil {
 			s.lockGaveUp.Store(true)

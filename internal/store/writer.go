@@ -469,6 +469,12 @@ func (s *Store) failed() error {
 // that failed is reported here as soon as its batch did, before any later Recorder call returns it.
 func (s *Store) Failed() error { return s.failed() }
 
+// Stalled reports whether a write has been waiting for another process's lock for about a second
+// (the moment Options.Waiting is told) and still waits (scheduler.Staller): the run then starts no
+// step until the write is made, or fails at Options.LockWait, so that nothing runs that could go
+// unrecorded.
+func (s *Store) Stalled() bool { return s.stalled.Load() }
+
 // enqueue queues op for the writer and returns at once. It returns the error of an earlier write
 // that failed, if any: op is queued all the same, since a stopping run still records what it does. It
 // returns errClosed after Close.

@@ -53,6 +53,16 @@ type FailureReporter interface {
 	Failed() error
 }
 
+// Staller is implemented by a Recorder whose queued writes may wait for a lock another process holds.
+// Stalled reports whether a write has waited long enough (about a second) that the run should start
+// nothing new until it is made: were the wait to end in failure, a step started meanwhile would have
+// run without a record. The scheduler asks before each start, and while it holds steps back it asks
+// again every holdPoll until Stalled is false (the write was made) or Failed reports the failure (the
+// run stops). It must be cheap.
+type Staller interface {
+	Stalled() bool
+}
+
 // RunRecord describes a run. RunStarted gets it with Status running and no FinishedAt; RunFinished gets
 // it again complete.
 type RunRecord struct {

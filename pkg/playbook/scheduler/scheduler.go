@@ -220,6 +220,8 @@ type runner struct {
 	rec       RunRecord
 	recordErr error
 	failer    FailureReporter // the Recorder, when it reports queued failures
+	staller   Staller         // the Recorder, when its writes may wait for another process's lock
+	held      bool            // launch held steps back: the Recorder's writes are stalled
 	// The context of the Recorder's writes and when to replace it (recordContext).
 	recCtx    context.Context
 	recCancel context.CancelFunc
@@ -251,6 +253,7 @@ type runner struct {
 func newRunner(pb *playbook.Playbook, opts Options) (*runner, error) {
 	r := &runner{pb: pb, opts: opts, now: opts.Now, fp: newFingerprinter(opts.FingerprintKey)}
 	r.failer, _ = opts.Recorder.(FailureReporter)
+	r.staller, _ = opts.Recorder.(Staller)
 	if r.now == nil {
 		r.now = time.Now
 	}
@@ -526,11 +529,19 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	}
 	progress, progressC, stopProgress := r.progressTicker()
 	defer stopProgress()
+	holdTimer := time.NewTimer(time.Hour)
+	holdTimer.Stop()
+	defer holdTimer.Stop()
+	var holdC <-chan time.Time // set while launch holds steps back
 	for {
 		r.launch()
 		r.runLater()
 		if r.done == len(r.steps) {
 			break
+		}
+		if r.held && holdC == nil {
+			holdTimer.Reset(holdPoll)
+			holdC = holdTimer.C
 		}
 		select { // more to do at once: do it before flushing what the observer buffered
 		case ev := <-r.events:
@@ -550,6 +561,8 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		case <-flushC:
 			flushC = nil
 			flush()
+		case <-holdC:
+			holdC = nil
 		case <-progressC:
 			r.recordProgress(progress)
 		case ev := <-r.events:
@@ -665,11 +678,16 @@ func (r *runner) makeReady(s *stepRun) {
 // run is stopping, even when the failure has not come back through a Recorder call yet (the records of
 // the step that just finished are made after the steps it released are launched).
 func (r *runner) launch() {
+	r.held = false
 	for r.ready.Len() > 0 {
 		if r.failer != nil && r.recordErr == nil {
 			if err := r.failer.Failed(); err != nil {
 				r.recordFailed(err)
 			}
+		}
+		if r.staller != nil && r.recordErr == nil && r.staller.Stalled() {
+			r.held = true // the run loop calls launch again every holdPoll
+			return
 		}
 		s := r.ready[0]
 		if s.attempt > 0 {
@@ -1414,6 +1432,10 @@ func (r *runner) finish() (*Summary, error) {
 // step started, one after it ended); with the lag, one write carries the lines of a dozen such steps,
 // and nobody watching can tell 10 ms.
 const flushLag = 10 * time.Millisecond
+
+// holdPoll is how often a run whose Recorder is stalled (Staller) asks again whether it may start
+// steps: often enough that a lock let go costs the run little, seldom enough to cost nothing.
+const holdPoll = 50 * time.Millisecond
 
 // recordTimeout bounds one write: a stuck database must not hold the run (or its cancellation) forever.
 const recordTimeout = 30 * time.Second

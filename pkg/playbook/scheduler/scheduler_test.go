@@ -561,6 +561,80 @@ steps:
 	}
 }
 
+// stallRecorder is a Recorder whose writes stall (another process holds the lock) from the moment a's
+// start is recorded until the scheduler has asked Stalled holdPolls times since; then they go through.
+type stallRecorder struct {
+	fakeRecorder
+	stalled   bool
+	asked     int
+	heldCalls []string // the calls made when the stall ended
+}
+
+const holdPolls = 5
+
+func (r *stallRecorder) AttemptStarted(ctx context.Context, a *AttemptStart) error {
+	err := r.fakeRecorder.AttemptStarted(ctx, a)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if a.StepID == "a" {
+		r.stalled = true
+	}
+	return err
+}
+
+func (r *stallRecorder) Stalled() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.stalled {
+		return false
+	}
+	if r.asked++; r.asked < holdPolls {
+		return true
+	}
+	r.stalled = false
+	r.heldCalls = append([]string(nil), r.calls...)
+	return false
+}
+
+// TestNothingStartsWhileWritesStall: while the Recorder's writes wait for another process's lock
+// (Stalled), no step starts, however long the wait; once they go through, the run goes on and ends
+// well. The scheduler must keep asking while it holds steps back (else the run would hang).
+func TestNothingStartsWhileWritesStall(t *testing.T) {
+	pb := load(t, `version: 1
+name: chain
+max_parallel: 2
+steps:
+  - id: a
+    run: "true"
+  - id: b
+    needs: [a]
+    run: "true"
+  - id: c
+    run: "true"
+`)
+	rec := &stallRecorder{}
+	sum, err := Run(context.Background(), pb, Options{Recorder: rec})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if rec.asked < holdPolls {
+		t.Fatalf("Stalled asked %d times, want the scheduler to hold steps through %d polls", rec.asked, holdPolls)
+	}
+	for _, c := range rec.heldCalls {
+		if strings.HasPrefix(c, "AttemptStarted b") {
+			t.Errorf("b started while the writes stalled (calls then: %q)", rec.heldCalls)
+		}
+	}
+	if sum.Run.Status != StatusSucceeded {
+		t.Errorf("run %s, want succeeded once the writes went through", sum.Run.Status)
+	}
+	for _, s := range sum.Steps {
+		if s.Status != StatusSucceeded {
+			t.Errorf("step %s: %s, want succeeded", s.StepID, s.Status)
+		}
+	}
+}
+
 // TestFailedRunFinishedIsNotSuccess: every step succeeded but the run's end could not be recorded:
 // exit status 3, and the summary (what the CLI prints) must not say succeeded.
 func TestFailedRunFinishedIsNotSuccess(t *testing.T) {
