@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 )
 
 // MaxOutputsSize is the largest $PLAYBOOK_OUTPUT file a step may write. Outputs are meant for small
@@ -15,8 +16,15 @@ const MaxOutputsSize = 1 << 20
 // ErrOutputsTooLarge is returned by ReadOutputs when the file exceeds MaxOutputsSize.
 var ErrOutputsTooLarge = errors.New("PLAYBOOK_OUTPUT is larger than 1 MiB")
 
-// ReadOutputs reads and parses the $PLAYBOOK_OUTPUT file of one attempt. A missing file means no outputs.
+// ReadOutputs reads and parses the $PLAYBOOK_OUTPUT file of one attempt. A missing or empty file means
+// no outputs.
 func ReadOutputs(path string) (map[string]string, error) {
+	// Most steps write no outputs: the file the runner created for them is still empty, and one stat
+	// says so without opening it.
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err == syscall.ENOENT || (err == nil && st.Mode&syscall.S_IFMT == syscall.S_IFREG && st.Size == 0) {
+		return nil, nil
+	}
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil

@@ -79,3 +79,33 @@ func TestReadOutputs(t *testing.T) {
 		t.Errorf("a folder where the file should be: %v, want an error naming it", err)
 	}
 }
+
+// TestTempBases: $TMPDIR, when set, is the only place a run's folder goes; otherwise the user's
+// runtime folder and /dev/shm (memory file systems) come before os.TempDir().
+func TestTempBases(t *testing.T) {
+	env := func(kv ...string) func(string) string {
+		return func(k string) string {
+			for i := 0; i+1 < len(kv); i += 2 {
+				if kv[i] == k {
+					return kv[i+1]
+				}
+			}
+			return ""
+		}
+	}
+	cases := []struct {
+		name string
+		env  func(string) string
+		want []string
+	}{
+		{"TMPDIR wins", env("TMPDIR", "/scratch", "XDG_RUNTIME_DIR", "/run/user/1000"), []string{"/scratch"}},
+		{"runtime folder first", env("XDG_RUNTIME_DIR", "/run/user/1000"), []string{"/run/user/1000", "/dev/shm", os.TempDir()}},
+		{"relative runtime folder ignored", env("XDG_RUNTIME_DIR", "run"), []string{"/dev/shm", os.TempDir()}},
+		{"nothing set", env(), []string{"/dev/shm", os.TempDir()}},
+	}
+	for _, c := range cases {
+		if got := tempBases(c.env); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}
