@@ -143,16 +143,7 @@ func TestHangupOnTerminal(t *testing.T) {
 	}()
 	waitFile(t, filepath.Join(dir, "ready"))
 	master.Close() // the hang-up
-	select {
-	case err := <-done:
-		ee, ok := err.(*exec.ExitError)
-		if !ok || ee.ExitCode() != 129 {
-			t.Fatalf("runner ended with %v, want exit status 129", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("the runner did not end within 20s of the hang-up")
-	}
-	checkStoppedGracefully(t, dir, db, 129)
+	checkHungUp(t, done, dir, db, "the hang-up")
 }
 
 // TestHangupWithClosedPipe: the runner's output goes into a pipe whose reader has gone (`playbook run
@@ -183,6 +174,13 @@ func TestHangupWithClosedPipe(t *testing.T) {
 	}
 	r.Close()
 	syscall.Kill(cmd.Process.Pid, syscall.SIGHUP)
+	checkHungUp(t, done, dir, db, "SIGHUP")
+}
+
+// checkHungUp waits for the runner that got the hang-up (what) to end with exit status 129, then
+// checks that it stopped gracefully.
+func checkHungUp(t *testing.T, done <-chan error, dir, db, what string) {
+	t.Helper()
 	select {
 	case err := <-done:
 		ee, ok := err.(*exec.ExitError)
@@ -190,7 +188,7 @@ func TestHangupWithClosedPipe(t *testing.T) {
 			t.Fatalf("runner ended with %v, want exit status 129", err)
 		}
 	case <-time.After(20 * time.Second):
-		t.Fatal("the runner did not end within 20s of SIGHUP")
+		t.Fatalf("the runner did not end within 20s of %s", what)
 	}
 	checkStoppedGracefully(t, dir, db, 129)
 }
