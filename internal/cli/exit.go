@@ -3,8 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"os"
-	"syscall"
 )
 
 // Exit statuses of the playbook command. They are part of the public contract (README, "Exit status").
@@ -19,15 +17,6 @@ const (
 	ExitQuit        = 131 // killed by SIGQUIT (the forced stop)
 	ExitTerminated  = 143 // terminated by SIGTERM
 )
-
-// signalExitCode is the exit status of a run stopped by sig: 128 plus its number, as a shell reports a
-// process killed by it.
-func signalExitCode(sig os.Signal) int {
-	if s, ok := sig.(syscall.Signal); ok {
-		return 128 + int(s)
-	}
-	return ExitInterrupted
-}
 
 // ExitError carries the exit status a command wants. Err, when not nil, is printed to stderr by Main;
 // a nil Err means the command already told the user what happened.

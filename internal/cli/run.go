@@ -226,7 +226,7 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (
 		case res = <-done:
 		case <-time.After(2 * time.Second):
 			prog.Close()
-			return &ExitError{Code: signalExitCode(firstSignal)}
+			return &ExitError{Code: (&scheduler.Interrupt{Signal: firstSignal}).ExitCode()}
 		}
 	}
 	prog.Close()

@@ -78,6 +78,15 @@ type Interrupt struct {
 	Kill   bool
 }
 
+// ExitCode is the exit status of a run the signal stopped: 128 plus its number, as a shell reports a
+// process killed by it; 130 (SIGINT's) for a signal that has no number.
+func (i *Interrupt) ExitCode() int {
+	if sig, ok := i.Signal.(syscall.Signal); ok {
+		return 128 + int(sig)
+	}
+	return exitInterrupt
+}
+
 func (i *Interrupt) Error() string {
 	if sig, ok := i.Signal.(syscall.Signal); ok {
 		return "interrupted by " + engine.SignalName(sig)
@@ -1402,9 +1411,7 @@ func (r *runner) finish() (*Summary, error) {
 	case r.cancelled:
 		r.rec.Status, r.rec.ExitCode = StatusCancelled, exitInterrupt
 		if errors.As(r.cause, &intr) {
-			if sig, ok := intr.Signal.(syscall.Signal); ok {
-				r.rec.ExitCode = 128 + int(sig)
-			}
+			r.rec.ExitCode = intr.ExitCode()
 		}
 		if r.cause != nil {
 			r.rec.Error = r.cause.Error()
