@@ -66,16 +66,17 @@ func (s *Store) Recover(ctx context.Context) ([]RecoveredRun, error) {
 		pid          sql.NullInt64
 		start        sql.NullInt64
 		host, bootID sql.NullString
+		tempDir      sql.NullString // scheduler.RunRecord.TempDir
 	}
 	var cands []candidate
-	rows, err := s.r.QueryContext(ctx, `SELECT id, playbook, owner_pid, owner_start, owner_host, owner_boot_id
+	rows, err := s.r.QueryContext(ctx, `SELECT id, playbook, owner_pid, owner_start, owner_host, owner_boot_id, temp_dir
 		FROM runs WHERE status = 'running'`)
 	if err != nil {
 		return nil, fmt.Errorf("crash recovery in %s: %w", s.path, err)
 	}
 	for rows.Next() {
 		var c candidate
-		if err := rows.Scan(&c.id, &c.playbook, &c.pid, &c.start, &c.host, &c.bootID); err != nil {
+		if err := rows.Scan(&c.id, &c.playbook, &c.pid, &c.start, &c.host, &c.bootID, &c.tempDir); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("crash recovery in %s: %w", s.path, err)
 		}
@@ -135,7 +136,7 @@ func (s *Store) Recover(ctx context.Context) ([]RecoveredRun, error) {
 				r.Killed += killUnrecordedGroups(c.id, groups)
 			}
 			// After the kills: no step of the run is left to write into the folder.
-			r.TempDirRemoved = s.removeRunTempDir(ctx, c.id)
+			r.TempDirRemoved = removeTempDir(c.id, c.tempDir.String)
 			found = append(found, r)
 		}
 		if lock != nil {
@@ -170,21 +171,13 @@ func (s *Store) RecoveryErr() error {
 	return s.recoverErr
 }
 
-// removeRunTempDir removes the temporary folder a dead run left (scheduler.RunRecord.TempDir): its
-// steps' $PLAYBOOK_OUTPUT files, which may hold secrets in clear. It removes the folder only when it
-// can tell it is that run's: an absolute path whose last element is named for the run
-// (scheduler.TempDirPrefix, the run id, "-"), a real folder (a symlink there is neither followed nor
-// removed) owned by this process's user. Anything else is left alone: the path comes from a database
-// that other users may be able to write. It reports whether it removed the folder.
-func (s *Store) removeRunTempDir(ctx context.Context, runID string) bool {
-	var dir sql.NullString
-	if s.r.QueryRowContext(ctx, `SELECT temp_dir FROM runs WHERE id = ?`, runID).Scan(&dir) != nil {
-		return false
-	}
-	return removeTempDir(runID, dir.String)
-}
-
-// removeTempDir is removeRunTempDir once the folder's path is known.
+// removeTempDir removes dir, the temporary folder a dead run left (scheduler.RunRecord.TempDir, read
+// with the run by Recover): its steps' $PLAYBOOK_OUTPUT files, which may hold secrets in clear. It
+// removes the folder only when it can tell it is that run's: an absolute path whose last element is
+// named for the run (scheduler.TempDirPrefix, the run id, "-"), a real folder (a symlink there is
+// neither followed nor removed) owned by this process's user. Anything else is left alone: the path
+// comes from a database that other users may be able to write. It reports whether it removed the
+// folder.
 func removeTempDir(runID, dir string) bool {
 	if dir == "" || !filepath.IsAbs(dir) || filepath.Clean(dir) != dir {
 		return false
