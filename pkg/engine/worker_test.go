@@ -19,6 +19,23 @@ func waitGoroutines(t *testing.T, n int, within time.Duration) {
 	}
 }
 
+// waitIdle waits until every live worker of e waits for a job, and returns how many there are.
+func waitIdle(t *testing.T, e *Engine) int {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		live, idle := e.poolCounts()
+		if live == idle {
+			return live
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d workers idle after 30s", idle, live)
+		}
+		runtime.Gosched()
+		time.Sleep(time.Millisecond) // polling an observable count, not waiting for a guess
+	}
+}
+
 // Worker goroutines stay bounded by the slots in use, end after workerIdle without work, and end at
 // Close (idle ones included: goleak checks the package's end too).
 func TestWorkers(t *testing.T) {
@@ -39,14 +56,33 @@ func TestWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	// Four slots were used at once: four workers at most, whatever the number of executions after.
-	for range 6 {
+	e.idle = time.Hour // no worker ends by itself while the rounds run
+	// Four slots were used at once: once the workers are back, four at most, whatever the number of
+	// executions after.
+	for round := range 6 {
 		run(e)
-		if n := runtime.NumGoroutine(); n > base+4 {
-			t.Fatalf("%d goroutines for 4 slots (before: %d)", n, base)
+		if n := waitIdle(t, e); n < 1 || n > 4 {
+			t.Fatalf("round %d: %d workers for 4 slots", round, n)
 		}
 	}
-	waitGoroutines(t, base, workerIdle+30*time.Second) // idle workers end
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if live, _ := e.poolCounts(); live != 0 {
+		t.Fatalf("%d workers after Close", live)
+	}
+
+	// Idle workers end by themselves after e.idle.
+	e, err = New(Config{MaxConcurrent: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	run(e)
+	waitGoroutines(t, base, workerIdle+30*time.Second)
+	if live, idle := e.poolCounts(); live != 0 || idle != 0 {
+		t.Fatalf("%d workers (%d idle) after they timed out", live, idle)
+	}
 
 	// Workers that would wait an hour for work end at Close (else it would not return).
 	e, err = New(Config{MaxConcurrent: 4})
