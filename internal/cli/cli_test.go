@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // cliResult is what one invocation of the command line produced.
@@ -34,8 +36,8 @@ func runCLI(t *testing.T, env []string, args ...string) cliResult {
 
 func TestUnknownCommandIsUsageError(t *testing.T) {
 	r := runCLI(t, nil, "frobnicate")
-	if r.Code != ExitUsage {
-		t.Fatalf("exit code = %d, want %d; stderr: %s", r.Code, ExitUsage, r.Stderr)
+	if r.Code != run.ExitUsage {
+		t.Fatalf("exit code = %d, want %d; stderr: %s", r.Code, run.ExitUsage, r.Stderr)
 	}
 	if !strings.Contains(r.Stderr, `unknown command "frobnicate"`) || !strings.Contains(r.Stderr, "--help") {
 		t.Fatalf("stderr does not explain the problem: %q", r.Stderr)
@@ -44,8 +46,8 @@ func TestUnknownCommandIsUsageError(t *testing.T) {
 
 func TestBadFlagIsUsageError(t *testing.T) {
 	r := runCLI(t, nil, "version", "--no-such-flag")
-	if r.Code != ExitUsage {
-		t.Fatalf("exit code = %d, want %d", r.Code, ExitUsage)
+	if r.Code != run.ExitUsage {
+		t.Fatalf("exit code = %d, want %d", r.Code, run.ExitUsage)
 	}
 }
 
@@ -54,7 +56,7 @@ func TestVersion(t *testing.T) {
 	if r.Code != 0 || !strings.HasPrefix(r.Stdout, "playbook ") {
 		t.Fatalf("version: code %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
 	}
-	if r := runCLI(t, nil, "version", "extra"); r.Code != ExitUsage {
-		t.Fatalf("version with an argument: code %d, want %d", r.Code, ExitUsage)
+	if r := runCLI(t, nil, "version", "extra"); r.Code != run.ExitUsage {
+		t.Fatalf("version with an argument: code %d, want %d", r.Code, run.ExitUsage)
 	}
 }

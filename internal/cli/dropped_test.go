@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // TestDroppedLinesSayWhereTheyAre: when the display skips lines, it says what holds them. Without
@@ -29,9 +29,9 @@ func TestDroppedLinesSayWhereTheyAre(t *testing.T) {
 			var out bytes.Buffer
 			p := newTextProgress(&out, &out, 1, 5, false, false, time.Now, tc.logDir)
 			now := time.Now()
-			p.Observe(scheduler.Event{Type: scheduler.EventRunStarted, Time: now, Run: &scheduler.RunRecord{ID: runID, Playbook: "flood", StepIDs: []string{"flood"}}})
-			p.Observe(scheduler.Event{Type: scheduler.EventStepStarted, Time: now, StepID: "flood", Attempt: tc.attempt, PID: 1})
-			p.Observe(scheduler.Event{Type: scheduler.EventStepOutput, Time: now, StepID: "flood", Attempt: tc.attempt, Stream: "stdout", Line: []byte("line"), Dropped: 42})
+			p.Observe(run.Event{Type: run.EventRunStarted, Time: now, Run: &run.Record{ID: runID, Playbook: "flood", StepIDs: []string{"flood"}}})
+			p.Observe(run.Event{Type: run.EventStepStarted, Time: now, StepID: "flood", Attempt: tc.attempt, PID: 1})
+			p.Observe(run.Event{Type: run.EventStepOutput, Time: now, StepID: "flood", Attempt: tc.attempt, Stream: "stdout", Line: []byte("line"), Dropped: 42})
 			p.Close()
 			got := out.String()
 			if strings.Contains(got, "all of it is recorded") {

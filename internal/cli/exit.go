@@ -3,19 +3,8 @@ package cli
 import (
 	"errors"
 	"fmt"
-)
 
-// Exit statuses of the playbook command. They are part of the public contract (README, "Exit status").
-const (
-	ExitOK          = 0   // success
-	ExitFailed      = 1   // the run failed (or an unexpected error)
-	ExitUsage       = 2   // bad usage, invalid playbook or params: nothing ran
-	ExitStore       = 3   // the database could not be opened or written
-	ExitTimeout     = 124 // the run timed out
-	ExitHangup      = 129 // stopped by SIGHUP (the terminal or SSH session went away)
-	ExitInterrupted = 130 // interrupted by SIGINT
-	ExitQuit        = 131 // killed by SIGQUIT (the forced stop)
-	ExitTerminated  = 143 // terminated by SIGTERM
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // ExitError carries the exit status a command wants. Err, when not nil, is printed to stderr by Main;
@@ -44,7 +33,7 @@ func usageErrorf(format string, args ...any) error {
 	return &UsageError{Err: fmt.Errorf(format, args...)}
 }
 
-// storeError wraps a database failure so that it exits with ExitStore.
+// storeError wraps a database failure so that it exits with run.ExitStore.
 func storeError(err error) error {
 	if err == nil {
 		return nil
@@ -53,13 +42,13 @@ func storeError(err error) error {
 	if errors.As(err, &ee) {
 		return err
 	}
-	return &ExitError{Code: ExitStore, Err: err}
+	return &ExitError{Code: run.ExitStore, Err: err}
 }
 
 // exitCode is the one place where an error becomes an exit status.
 func exitCode(err error) int {
 	if err == nil {
-		return ExitOK
+		return run.ExitSucceeded
 	}
 	var ee *ExitError
 	if errors.As(err, &ee) {
@@ -67,7 +56,7 @@ func exitCode(err error) int {
 	}
 	var ue *UsageError
 	if errors.As(err, &ue) {
-		return ExitUsage
+		return run.ExitUsage
 	}
-	return ExitFailed
+	return run.ExitFailed
 }

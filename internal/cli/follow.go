@@ -11,7 +11,7 @@ import (
 
 	"github.com/playbookhq/playbook/internal/store"
 	"github.com/playbookhq/playbook/pkg/engine"
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // followPoll is how often `logs -f` reads the step's row. The runner stores a running step's output
@@ -33,7 +33,7 @@ func followStep(ctx context.Context, sys *System, st *store.Store, runID, stepID
 			return storeError(err)
 		}
 		out := pickStream(rec.Stdout, rec.Stderr, stream)
-		ended := rec.Status != scheduler.StatusRunning && rec.Status != scheduler.StatusPending
+		ended := rec.Status != run.StatusRunning && rec.Status != run.StatusPending
 		if rec.Attempts > 0 {
 			if rec.Attempts != f.attempt && f.attempt != 0 {
 				if err := f.write(nil, true); err != nil {
@@ -67,14 +67,14 @@ func followStep(ctx context.Context, sys *System, st *store.Store, runID, stepID
 	}
 }
 
-func stepOutcome(rec *scheduler.StepRecord) string {
+func stepOutcome(rec *run.StepRecord) string {
 	s := string(rec.Status)
 	switch {
 	case rec.Reason != "":
 		s += " (" + rec.Reason + ")"
 	case rec.Signal != 0:
 		s += fmt.Sprintf(" (signal %d)", rec.Signal)
-	case rec.ExitCode >= 0 && rec.Status != scheduler.StatusSkipped && rec.Status != scheduler.StatusInterrupted:
+	case rec.ExitCode >= 0 && rec.Status != run.StatusSkipped && rec.Status != run.StatusInterrupted:
 		s += fmt.Sprintf(" (exit %d)", rec.ExitCode)
 	}
 	return s
@@ -95,7 +95,7 @@ type follower struct {
 // and the new part is the end of the tail: how long is known from the byte counts (they count bytes
 // before masking, so a masked secret in the new part can make it a few bytes off); when more came
 // than the tail keeps, a marker says how many bytes were not kept.
-func (f *follower) show(attempt int, out scheduler.Output, final bool) error {
+func (f *follower) show(attempt int, out run.Output, final bool) error {
 	if attempt != f.attempt {
 		f.attempt, f.printed, f.total = attempt, 0, 0
 	}

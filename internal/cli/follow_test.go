@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/playbookhq/playbook/pkg/engine"
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // The follower prints each stored copy's new bytes: exactly while the copy is whole, the end of the
@@ -16,7 +16,7 @@ func TestFollowerPrintsOnlyNewBytes(t *testing.T) {
 	step := func(data string, total int64, truncated, final bool, want string) {
 		t.Helper()
 		buf.Reset()
-		if err := f.show(1, scheduler.Output{Data: []byte(data), Bytes: total, Truncated: truncated}, final); err != nil {
+		if err := f.show(1, run.Output{Data: []byte(data), Bytes: total, Truncated: truncated}, final); err != nil {
 			t.Fatal(err)
 		}
 		if buf.String() != want {

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/playbookhq/playbook/pkg/playbook"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 type graphOptions struct {
@@ -43,7 +44,7 @@ func runGraph(sys *System, o *graphOptions) error {
 	pb, err := loadPlaybook(sys, o.File)
 	if err != nil {
 		printLoadErrors(sys.ErrOut, err)
-		return &ExitError{Code: ExitUsage}
+		return &ExitError{Code: run.ExitUsage}
 	}
 	printWarnings(sys.ErrOut, pb)
 	if o.Format == "dot" {

@@ -3,6 +3,8 @@ package cli
 import (
 	"strings"
 	"testing"
+
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 const graphPlaybook = `version: 1
@@ -40,7 +42,7 @@ func TestGraphMermaid(t *testing.T) {
     classDef conditional stroke-dasharray: 5 5
     class notify-team conditional
 `
-	if r.Code != ExitOK || r.Stdout != want {
+	if r.Code != run.ExitSucceeded || r.Stdout != want {
 		t.Errorf("code %d, stderr %q, stdout:\n%s\nwant:\n%s", r.Code, r.Stderr, r.Stdout, want)
 	}
 	if r2 := runCLI(t, nil, "graph", "--format", "mermaid", p); r2.Stdout != r.Stdout {
@@ -64,7 +66,7 @@ func TestGraphDOT(t *testing.T) {
     "end" -> "notify-team";
 }
 `
-	if r.Code != ExitOK || r.Stdout != want {
+	if r.Code != run.ExitSucceeded || r.Stdout != want {
 		t.Errorf("code %d, stderr %q, stdout:\n%s\nwant:\n%s", r.Code, r.Stderr, r.Stdout, want)
 	}
 }
@@ -72,16 +74,16 @@ func TestGraphDOT(t *testing.T) {
 func TestGraphErrors(t *testing.T) {
 	p := writePlaybook(t, "cycle.yaml", "version: 1\nname: c\nsteps:\n  - {id: a, needs: b, run: x}\n  - {id: b, needs: a, run: x}\n")
 	r := runCLI(t, nil, "graph", p)
-	if r.Code != ExitUsage || r.Stdout != "" || r.Stderr != p+":4:20: dependency cycle: a -> b -> a (each step needs the next); remove one of these needs\n" {
+	if r.Code != run.ExitUsage || r.Stdout != "" || r.Stderr != p+":4:20: dependency cycle: a -> b -> a (each step needs the next); remove one of these needs\n" {
 		t.Errorf("cycle: code %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
 	}
 	good := writePlaybook(t, "good.yaml", validPlaybook)
 	r = runCLI(t, nil, "graph", "--format", "svg", good)
-	if r.Code != ExitUsage || !strings.Contains(r.Stderr, `--format must be mermaid or dot, not "svg"`) {
+	if r.Code != run.ExitUsage || !strings.Contains(r.Stderr, `--format must be mermaid or dot, not "svg"`) {
 		t.Errorf("bad format: code %d, stderr %q", r.Code, r.Stderr)
 	}
 	for _, args := range [][]string{{"graph"}, {"graph", good, good}} {
-		if r := runCLI(t, nil, args...); r.Code != ExitUsage || !strings.Contains(r.Stderr, "takes one playbook file") {
+		if r := runCLI(t, nil, args...); r.Code != run.ExitUsage || !strings.Contains(r.Stderr, "takes one playbook file") {
 			t.Errorf("%v: code %d, stderr %q", args, r.Code, r.Stderr)
 		}
 	}
@@ -89,7 +91,7 @@ func TestGraphErrors(t *testing.T) {
 
 func TestGraphExamples(t *testing.T) {
 	r := runCLI(t, nil, "graph", "../../examples/playbooks/release.yaml")
-	if r.Code != ExitOK {
+	if r.Code != run.ExitSucceeded {
 		t.Fatalf("code %d: %s", r.Code, r.Stderr)
 	}
 	for _, want := range []string{"workspace --> build", "build --> unit-tests", "deploy --> rollback", "class rollback,notify,cleanup conditional"} {

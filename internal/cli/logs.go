@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/playbookhq/playbook/internal/store"
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // logsOptions are the inputs of `playbook logs`.
@@ -84,7 +84,7 @@ func runLogs(ctx context.Context, sys *System, g *globalOptions, o *logsOptions)
 	if o.Step != "" {
 		step := d.Step(o.Step)
 		if step == nil {
-			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("run %s has no step %q (steps: %s)", idPrefix(id), o.Step, strings.Join(d.Run.StepIDs, ", "))}
+			return &ExitError{Code: run.ExitUsage, Err: fmt.Errorf("run %s has no step %q (steps: %s)", idPrefix(id), o.Step, strings.Join(d.Run.StepIDs, ", "))}
 		}
 		if o.Follow {
 			return followStep(ctx, sys, st, d.Run.ID, step.StepID, stream, o.Raw)
@@ -103,7 +103,7 @@ func runLogs(ctx context.Context, sys *System, g *globalOptions, o *logsOptions)
 }
 
 // printStepLog prints one step's stored stream. With header, it is one section of the whole run's log.
-func printStepLog(ctx context.Context, sys *System, st *store.Store, d *store.RunDetail, step *scheduler.StepRecord, stream string, o *logsOptions, header bool) error {
+func printStepLog(ctx context.Context, sys *System, st *store.Store, d *store.RunDetail, step *run.StepRecord, stream string, o *logsOptions, header bool) error {
 	var (
 		data    []byte
 		total   int64
@@ -113,7 +113,7 @@ func printStepLog(ctx context.Context, sys *System, st *store.Store, d *store.Ru
 	if o.Attempt > 0 {
 		a, err := st.AttemptOutput(ctx, d.Run.ID, step.StepID, o.Attempt)
 		if errors.Is(err, store.ErrNotFound) {
-			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("step %s of run %s has no attempt %d (it has %d)", step.StepID, idPrefix(d.Run.ID), o.Attempt, len(d.Attempts[step.StepID]))}
+			return &ExitError{Code: run.ExitUsage, Err: fmt.Errorf("step %s of run %s has no attempt %d (it has %d)", step.StepID, idPrefix(d.Run.ID), o.Attempt, len(d.Attempts[step.StepID]))}
 		}
 		if err != nil {
 			return storeError(err)
@@ -138,7 +138,7 @@ func printStepLog(ctx context.Context, sys *System, st *store.Store, d *store.Ru
 	switch {
 	case step.ReusedFrom != "" && o.Attempt == 0:
 		fmt.Fprintf(sys.ErrOut, "playbook: step %s was reused from run %s: see playbook logs %s %s\n", step.StepID, step.ReusedFrom, step.ReusedFrom, step.StepID)
-	case o.Attempt == 0 && step.Status == scheduler.StatusRunning:
+	case o.Attempt == 0 && step.Status == run.StatusRunning:
 		fmt.Fprintf(sys.ErrOut, "playbook: step %s is still running: this is its output so far (stored about once a second); -f follows it\n", step.StepID)
 	case data == nil && o.Attempt == 0 && step.Attempts == 0:
 		fmt.Fprintf(sys.ErrOut, "playbook: step %s did not run (%s)\n", step.StepID, strings.TrimSpace(string(step.Status)+" "+step.Reason))
@@ -159,7 +159,7 @@ func printStepLog(ctx context.Context, sys *System, st *store.Store, d *store.Ru
 	return nil
 }
 
-func pickStream(stdout, stderr scheduler.Output, stream string) scheduler.Output {
+func pickStream(stdout, stderr run.Output, stream string) run.Output {
 	if stream == "stderr" {
 		return stderr
 	}

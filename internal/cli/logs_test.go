@@ -3,6 +3,8 @@ package cli
 import (
 	"testing"
 	"unicode/utf8"
+
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 func TestLogsCommand(t *testing.T) {
@@ -20,11 +22,11 @@ func TestLogsCommand(t *testing.T) {
 			stdout: []string{"==> build (stdout) <==\n", "built v2\n", "==> test (stdout, attempt 2) <==\n", "try 2\n"}, notStdout: []string{"notify"}},
 		{name: "last run", args: []string{"logs", "last", "dump"}, stderr: []string{"still running"}},
 		{name: "skipped step", args: []string{"logs", runFailed, "notify"}, stderr: []string{"did not run (skipped dependency_failed)"}},
-		{name: "unknown step", args: []string{"logs", runFailed, "nope"}, code: ExitUsage, stderr: []string{`has no step "nope" (steps: build, test, notify)`}},
-		{name: "unknown attempt", args: []string{"logs", runFailed, "test", "--attempt", "3"}, code: ExitUsage, stderr: []string{"has no attempt 3 (it has 2)"}},
-		{name: "attempt without step", args: []string{"logs", runFailed, "--attempt", "1"}, code: ExitUsage},
-		{name: "unknown run", args: []string{"logs", "zzz"}, code: ExitUsage, stderr: []string{`no run matches "zzz"`}},
-		{name: "too many arguments", args: []string{"logs", "a", "b", "c"}, code: ExitUsage},
+		{name: "unknown step", args: []string{"logs", runFailed, "nope"}, code: run.ExitUsage, stderr: []string{`has no step "nope" (steps: build, test, notify)`}},
+		{name: "unknown attempt", args: []string{"logs", runFailed, "test", "--attempt", "3"}, code: run.ExitUsage, stderr: []string{"has no attempt 3 (it has 2)"}},
+		{name: "attempt without step", args: []string{"logs", runFailed, "--attempt", "1"}, code: run.ExitUsage},
+		{name: "unknown run", args: []string{"logs", "zzz"}, code: run.ExitUsage, stderr: []string{`no run matches "zzz"`}},
+		{name: "too many arguments", args: []string{"logs", "a", "b", "c"}, code: run.ExitUsage},
 	})
 }
 

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // TestMaxParallelBelowOneIsRefused: --max-parallel and the playbook's max_parallel accept the same
@@ -41,8 +43,8 @@ func TestMaxParallelBelowOneIsRefused(t *testing.T) {
 			}
 			for _, cmd := range cmds {
 				r := runCLI(t, nil, cmd...)
-				if r.Code != ExitUsage || !strings.Contains(r.Stderr, tc.want) {
-					t.Errorf("%v: exit %d, stderr %q; want %d and %q", cmd, r.Code, r.Stderr, ExitUsage, tc.want)
+				if r.Code != run.ExitUsage || !strings.Contains(r.Stderr, tc.want) {
+					t.Errorf("%v: exit %d, stderr %q; want %d and %q", cmd, r.Code, r.Stderr, run.ExitUsage, tc.want)
 				}
 				if strings.Contains(r.Stdout, "ran") {
 					t.Errorf("%v: a step ran:\n%s", cmd, r.Stdout)

@@ -14,13 +14,13 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // progress shows a run as it happens. Observe is called from the scheduler's goroutine; Close stops
 // any background redraw and leaves the terminal clean.
 type progress interface {
-	scheduler.Observer
+	run.Observer
 	Close()
 }
 
@@ -70,26 +70,26 @@ type jsonEvent struct {
 	Params     json.RawMessage   `json:"params,omitempty"`
 }
 
-func (p *jsonProgress) Observe(e scheduler.Event) {
+func (p *jsonProgress) Observe(e run.Event) {
 	j := jsonEvent{Event: string(e.Type), Time: formatTime(e.Time), Step: e.StepID, Attempt: e.Attempt}
 	switch e.Type {
-	case scheduler.EventRunStarted, scheduler.EventRunFinished:
+	case run.EventRunStarted, run.EventRunFinished:
 		r := e.Run
 		j.RunID, j.Playbook, j.File, j.Status = r.ID, r.Playbook, r.File, string(r.Status)
-		if e.Type == scheduler.EventRunStarted {
+		if e.Type == run.EventRunStarted {
 			j.Params = json.RawMessage(r.Params)
 		} else {
 			j.ExitCode = intPtr(r.ExitCode)
 			j.DurationMS = int64Ptr(r.FinishedAt.Sub(r.StartedAt).Milliseconds())
 			j.Error = r.Error
 		}
-	case scheduler.EventStepStarted:
+	case run.EventStepStarted:
 		j.PID, j.Command = e.PID, e.Command
-	case scheduler.EventStepOutput:
+	case run.EventStepOutput:
 		line := string(e.Line) // invalid UTF-8 becomes U+FFFD in JSON: the stream stays valid
 		j.Event = "output"
 		j.Stream, j.Line, j.Partial, j.Omitted, j.Dropped = e.Stream, &line, e.Partial, e.Omitted, e.Dropped
-	case scheduler.EventStepRetrying:
+	case run.EventStepRetrying:
 		a := e.Failed
 		j.Status, j.Signal, j.Error = string(a.Status), a.Signal, a.Error
 		if a.ExitCode >= 0 {
@@ -97,7 +97,7 @@ func (p *jsonProgress) Observe(e scheduler.Event) {
 		}
 		j.DelayMS = int64Ptr(e.Delay.Milliseconds())
 		j.Dropped = e.Dropped
-	case scheduler.EventStepFinished:
+	case run.EventStepFinished:
 		s := e.Step
 		j.Status, j.Reason, j.Signal, j.Error, j.Outputs = string(s.Status), s.Reason, s.Signal, s.Error, s.Outputs
 		if s.ExitCode >= 0 {
@@ -106,7 +106,7 @@ func (p *jsonProgress) Observe(e scheduler.Event) {
 		j.Attempts = intPtr(s.Attempts)
 		j.Dropped = e.Dropped
 		j.DurationMS = int64Ptr(stepDuration(s).Milliseconds())
-	case scheduler.EventRunCancelling:
+	case run.EventRunCancelling:
 		j.Reason = e.Reason
 	}
 	// An encoding error means stdout is gone (closed pipe); the run goes on and is recorded.
@@ -117,7 +117,7 @@ func (p *jsonProgress) Close() { p.Flush() }
 
 func intPtr(v int) *int       { return &v }
 func int64Ptr(v int64) *int64 { return &v }
-func stepDuration(s *scheduler.StepRecord) time.Duration {
+func stepDuration(s *run.StepRecord) time.Duration {
 	if s.StartedAt.IsZero() || s.FinishedAt.IsZero() {
 		return 0
 	}
@@ -222,11 +222,11 @@ func (p *textProgress) paint(code, s string) string {
 	return code + s + ansiReset
 }
 
-func statusColor(s scheduler.Status) string {
+func statusColor(s run.Status) string {
 	switch s {
-	case scheduler.StatusSucceeded:
+	case run.StatusSucceeded:
 		return ansiGreen
-	case scheduler.StatusFailed, scheduler.StatusTimedOut:
+	case run.StatusFailed, run.StatusTimedOut:
 		return ansiRed
 	}
 	return ansiYellow
@@ -236,16 +236,16 @@ func (p *textProgress) prefix(step string) string {
 	return p.paint(ansiCyan, "["+step+"]") + " "
 }
 
-func (p *textProgress) Observe(e scheduler.Event) {
+func (p *textProgress) Observe(e run.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.clearBlock()
 	switch e.Type {
-	case scheduler.EventRunStarted:
+	case run.EventRunStarted:
 		r := e.Run
 		p.runID = r.ID
 		p.printf("%s %s (%s), %d steps\n", p.paint(ansiBold, "Run "+idPrefix(r.ID)), r.Playbook, r.File, len(r.StepIDs))
-	case scheduler.EventStepStarted:
+	case run.EventStepStarted:
 		p.running[e.StepID] = e.Time
 		p.attempts[e.StepID] = e.Attempt
 		what := "started"
@@ -257,25 +257,25 @@ func (p *textProgress) Observe(e scheduler.Event) {
 			cmd = ": " + firstLine(cmd)
 		}
 		p.printf("%s%s%s\n", p.prefix(e.StepID), what, p.paint(ansiDim, cmd))
-	case scheduler.EventStepOutput:
+	case run.EventStepOutput:
 		p.dropped(e)
 		p.writeLine(e)
-	case scheduler.EventStepRetrying:
+	case run.EventStepRetrying:
 		p.dropped(e)
 		delete(p.running, e.StepID)
 		a := e.Failed
 		p.printf("%s%s\n", p.prefix(e.StepID), p.paint(ansiYellow, fmt.Sprintf("attempt %d %s (%s); retrying in %s",
 			a.Attempt, a.Status, attemptWhy(a.Status, a.ExitCode, a.Signal, a.Error), formatDuration(e.Delay))))
-	case scheduler.EventStepFinished:
+	case run.EventStepFinished:
 		p.dropped(e)
 		delete(p.running, e.StepID)
 		s := e.Step
 		p.done++
-		if (s.Status == scheduler.StatusFailed || s.Status == scheduler.StatusTimedOut) && !s.ContinueOnError {
+		if (s.Status == run.StatusFailed || s.Status == run.StatusTimedOut) && !s.ContinueOnError {
 			p.failed++
 		}
 		p.printf("%s%s\n", p.prefix(e.StepID), p.describeStep(s))
-	case scheduler.EventRunCancelling:
+	case run.EventRunCancelling:
 		p.w.Flush() // what happened before the stop shows before the stop's message
 		fmt.Fprintf(p.errOut, "Stopping the run: %s.\n", e.Reason)
 		switch {
@@ -285,14 +285,14 @@ func (p *textProgress) Observe(e scheduler.Event) {
 		case !strings.HasPrefix(e.Reason, "killed"):
 			fmt.Fprintln(p.errOut, "Running steps get their stop signal, then SIGKILL after their grace; always() and cancelled() steps still run. Press Ctrl-C again to kill every step now.")
 		}
-	case scheduler.EventRunFinished:
+	case run.EventRunFinished:
 	}
 	p.drawBlock()
 }
 
 // writeLine prints one line of a step's output with one copy: a step that floods its output must not
 // cost the runner more than the bytes themselves.
-func (p *textProgress) writeLine(e scheduler.Event) {
+func (p *textProgress) writeLine(e run.Event) {
 	if e.Omitted > 0 {
 		p.printf("%s%s\n", p.prefix(e.StepID), p.paint(ansiDim,
 			fmt.Sprintf("... and %d more bytes of this line, not shown (playbook logs has its end, --log-dir all of it)", e.Omitted)))
@@ -324,7 +324,7 @@ func (p *textProgress) writeLine(e scheduler.Event) {
 // dropped says how many lines of a step the display skipped because they came faster than it took them,
 // and where they can be read: the database keeps only the head and tail of a stream over the output
 // limit, so only --log-dir is sure to have every one of them.
-func (p *textProgress) dropped(e scheduler.Event) {
+func (p *textProgress) dropped(e run.Event) {
 	if e.Dropped == 0 {
 		return
 	}
@@ -341,13 +341,13 @@ func (p *textProgress) dropped(e scheduler.Event) {
 		fmt.Sprintf("... %d lines not shown: output came faster than the terminal took it (%s)", e.Dropped, where)))
 }
 
-func (p *textProgress) describeStep(s *scheduler.StepRecord) string {
+func (p *textProgress) describeStep(s *run.StepRecord) string {
 	st := p.paint(statusColor(s.Status), string(s.Status))
 	switch s.Status {
-	case scheduler.StatusSkipped:
+	case run.StatusSkipped:
 		return st + ": " + reasonText(s.Reason)
-	case scheduler.StatusSucceeded:
-		if s.Reason == scheduler.ReasonReused {
+	case run.StatusSucceeded:
+		if s.Reason == run.ReasonReused {
 			return st + " (reused from run " + idPrefix(s.ReusedFrom) + ")"
 		}
 		msg := fmt.Sprintf("%s in %s%s", st, formatDuration(stepDuration(s)), attemptsText(s.Attempts))
@@ -372,7 +372,7 @@ func attemptsText(n int) string {
 }
 
 // attemptWhy says why an attempt did not succeed, as briefly as the record allows.
-func attemptWhy(status scheduler.Status, exitCode, signal int, errMsg string) string {
+func attemptWhy(status run.Status, exitCode, signal int, errMsg string) string {
 	if errMsg != "" {
 		return firstLine(errMsg)
 	}
@@ -387,19 +387,19 @@ func attemptWhy(status scheduler.Status, exitCode, signal int, errMsg string) st
 
 func reasonText(reason string) string {
 	switch reason {
-	case scheduler.ReasonConditionFalse:
+	case run.ReasonConditionFalse:
 		return "its if is false"
-	case scheduler.ReasonDependencyFailed:
+	case run.ReasonDependencyFailed:
 		return "a step it needs did not succeed"
-	case scheduler.ReasonDependencySkipped:
+	case run.ReasonDependencySkipped:
 		return "a step it needs was skipped"
-	case scheduler.ReasonFailFast:
+	case run.ReasonFailFast:
 		return "fail_fast: an earlier step failed"
-	case scheduler.ReasonRunCancelled:
+	case run.ReasonRunCancelled:
 		return "the run was cancelled"
-	case scheduler.ReasonRunTimedOut:
+	case run.ReasonRunTimedOut:
 		return "the run timed out"
-	case scheduler.ReasonRecordError:
+	case run.ReasonRecordError:
 		return "the run could not be recorded"
 	}
 	return reason

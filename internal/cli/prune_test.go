@@ -3,15 +3,17 @@ package cli
 import (
 	"strings"
 	"testing"
+
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 func TestPruneCommand(t *testing.T) {
 	usage := []cliCase{
-		{name: "no flag", args: []string{"prune"}, code: ExitUsage, stderr: []string{"exactly one of --older-than DUR and --keep N"}},
-		{name: "both flags", args: []string{"prune", "--keep", "1", "--older-than", "1d"}, code: ExitUsage},
-		{name: "keep zero", args: []string{"prune", "--keep", "0"}, code: ExitUsage, stderr: []string{"--keep must be 1 or more"}},
-		{name: "bad duration", args: []string{"prune", "--older-than", "soon"}, code: ExitUsage, stderr: []string{"invalid duration"}},
-		{name: "argument", args: []string{"prune", "x", "--keep", "1"}, code: ExitUsage},
+		{name: "no flag", args: []string{"prune"}, code: run.ExitUsage, stderr: []string{"exactly one of --older-than DUR and --keep N"}},
+		{name: "both flags", args: []string{"prune", "--keep", "1", "--older-than", "1d"}, code: run.ExitUsage},
+		{name: "keep zero", args: []string{"prune", "--keep", "0"}, code: run.ExitUsage, stderr: []string{"--keep must be 1 or more"}},
+		{name: "bad duration", args: []string{"prune", "--older-than", "soon"}, code: run.ExitUsage, stderr: []string{"invalid duration"}},
+		{name: "argument", args: []string{"prune", "x", "--keep", "1"}, code: run.ExitUsage},
 	}
 	runCases(t, seedDB(t), usage)
 
@@ -19,7 +21,7 @@ func TestPruneCommand(t *testing.T) {
 	seedRunning(t, db)
 	runCases(t, db, []cliCase{
 		{name: "older than", args: []string{"prune", "--older-than", "150m"}, stdout: []string{"Removed 1 run(s), 2 step(s), 2 attempt(s); database "}},
-		{name: "gone", args: []string{"show", runOK}, code: ExitUsage},
+		{name: "gone", args: []string{"show", runOK}, code: run.ExitUsage},
 		{name: "keep", args: []string{"prune", "--keep", "1"}, stdout: []string{"Removed 2 run(s), 4 step(s), 4 attempt(s)"}},
 		{name: "running run kept", args: []string{"runs"}, stdout: []string{"backup", "running"}, notStdout: []string{"diag", "deploy-web"}},
 		{name: "nothing left to prune", args: []string{"prune", "--keep", "1"}, stdout: []string{"Removed 0 run(s)"}},

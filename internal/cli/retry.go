@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/playbookhq/playbook/pkg/playbook"
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 type retryOptions struct {
@@ -60,8 +60,8 @@ func runRetry(ctx context.Context, sys *System, g *globalOptions, o *retryOption
 	}
 	st.Close() // the new run opens it again, for the run's whole length
 	prev := detail.Run
-	if prev.Status == scheduler.StatusRunning {
-		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("run %s is still running; retry it once it has finished", idPrefix(prev.ID))}
+	if prev.Status == run.StatusRunning {
+		return &ExitError{Code: run.ExitUsage, Err: fmt.Errorf("run %s is still running; retry it once it has finished", idPrefix(prev.ID))}
 	}
 
 	pb, err := playbook.Load(prev.File)
@@ -69,7 +69,7 @@ func runRetry(ctx context.Context, sys *System, g *globalOptions, o *retryOption
 		return invalidPlaybook(sys.ErrOut, err)
 	}
 	if pb.SHA256 != prev.FileSHA256 && !o.Force {
-		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%s has changed since run %s (sha256 %.12s…, now %.12s…); retry with --force to run the current file",
+		return &ExitError{Code: run.ExitUsage, Err: fmt.Errorf("%s has changed since run %s (sha256 %.12s…, now %.12s…); retry with --force to run the current file",
 			prev.File, idPrefix(prev.ID), prev.FileSHA256, pb.SHA256)}
 	}
 
@@ -79,12 +79,12 @@ func runRetry(ctx context.Context, sys *System, g *globalOptions, o *retryOption
 	}
 	// Every step of RUN, whatever its status: the scheduler decides which to reuse, and needs the others
 	// to tell whether a step after a success ran and may have undone it.
-	reuse := map[string]*scheduler.StepRecord{}
+	reuse := map[string]*run.StepRecord{}
 	succeeded := 0
 	for _, s := range detail.Steps {
 		if pb.Step(s.StepID) != nil {
 			reuse[s.StepID] = s
-			if s.Status == scheduler.StatusSucceeded {
+			if s.Status == run.StatusSucceeded {
 				succeeded++
 			}
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/playbookhq/playbook/pkg/playbook"
 	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // runOptions are the inputs of `playbook run` (and of `playbook retry`, which builds them from a
@@ -36,7 +37,7 @@ type runOptions struct {
 
 	// Set by retry.
 	retryOf string
-	reuse   map[string]*scheduler.StepRecord
+	reuse   map[string]*run.StepRecord
 	given   map[string]string // params recorded by the original run (secrets absent)
 }
 
@@ -116,7 +117,7 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (
 	}
 	params, err := pb.ResolveParams(values)
 	if err != nil {
-		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%s: %w", o.File, err)}
+		return &ExitError{Code: run.ExitUsage, Err: fmt.Errorf("%s: %w", o.File, err)}
 	}
 
 	if o.DryRun {
@@ -125,7 +126,7 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (
 
 	if o.LogDir != "" {
 		if err := checkLogDir(o.LogDir); err != nil {
-			return &ExitError{Code: ExitUsage, Err: err}
+			return &ExitError{Code: run.ExitUsage, Err: err}
 		}
 	}
 
@@ -156,12 +157,12 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (
 					case firstSignal == nil && sig == syscall.SIGQUIT:
 						// SIGQUIT is the forced stop from the start; the cause gives the exit status.
 						firstSignal = sig
-						cancel(&scheduler.Interrupt{Signal: sig, Kill: true})
+						cancel(&run.Interrupt{Signal: signo(sig), Kill: true})
 						close(kill)
 						return
 					case firstSignal == nil:
 						firstSignal = sig
-						cancel(&scheduler.Interrupt{Signal: sig})
+						cancel(&run.Interrupt{Signal: signo(sig)})
 						continue
 					case sig == syscall.SIGHUP:
 						// A dropped session sends SIGHUP more than once (the shell passes its own on
@@ -226,7 +227,7 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (
 		case res = <-done:
 		case <-time.After(2 * time.Second):
 			prog.Close()
-			return &ExitError{Code: (&scheduler.Interrupt{Signal: firstSignal}).ExitCode()}
+			return &ExitError{Code: run.SignalExit(signo(firstSignal))}
 		}
 	}
 	prog.Close()
@@ -303,9 +304,9 @@ func invalidPlaybook(w io.Writer, err error) error {
 		for _, e := range list {
 			fmt.Fprintln(w, e.Error())
 		}
-		return &ExitError{Code: ExitUsage}
+		return &ExitError{Code: run.ExitUsage}
 	}
-	return &ExitError{Code: ExitUsage, Err: err}
+	return &ExitError{Code: run.ExitUsage, Err: err}
 }
 
 // parseParamFlags turns -p name=value flags into a map; a later value for the same name wins.
@@ -356,15 +357,15 @@ func printSummary(out io.Writer, sum *scheduler.Summary, logDir string) {
 		}
 		note := ""
 		switch {
-		case s.Status == scheduler.StatusSkipped:
+		case s.Status == run.StatusSkipped:
 			note = reasonText(s.Reason)
-		case s.Reason == scheduler.ReasonReused:
+		case s.Reason == run.ReasonReused:
 			note = "reused from " + idPrefix(s.ReusedFrom)
 		case s.ContinueOnError:
 			note = "continue_on_error"
-		case s.RetryReason != "" && s.Status == scheduler.StatusSucceeded:
+		case s.RetryReason != "" && s.Status == run.StatusSucceeded:
 			note = retryNote(s, sum.Run.RetryOf, sum.Steps)
-		case s.Error != "" && s.Status != scheduler.StatusSucceeded:
+		case s.Error != "" && s.Status != run.StatusSucceeded:
 			note = firstLine(s.Error)
 		case s.Error != "":
 			note = "warning: " + firstLine(s.Error)
@@ -376,7 +377,7 @@ func printSummary(out io.Writer, sum *scheduler.Summary, logDir string) {
 	tw.Flush()
 	r := sum.Run
 	fmt.Fprintf(w, "\nRun %s %s in %s.", idPrefix(r.ID), r.Status, formatDuration(r.FinishedAt.Sub(r.StartedAt)))
-	if r.Status != scheduler.StatusSucceeded && r.Error != "" {
+	if r.Status != run.StatusSucceeded && r.Error != "" {
 		fmt.Fprintf(w, " %s.", firstLine(r.Error))
 	}
 	fmt.Fprintf(w, "\nOutput: playbook logs %s [STEP]", idPrefix(r.ID))
@@ -393,7 +394,7 @@ func printSummary(out io.Writer, sum *scheduler.Summary, logDir string) {
 func printPlan(w io.Writer, pb *playbook.Playbook, params playbook.Params) error {
 	plan, err := scheduler.Plan(pb, params)
 	if err != nil {
-		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%s: %w", pb.File, err)}
+		return &ExitError{Code: run.ExitUsage, Err: fmt.Errorf("%s: %w", pb.File, err)}
 	}
 	fmt.Fprintf(w, "Plan for %s (%s): %d steps in %d levels; nothing runs.\n", pb.Name, pb.File, len(pb.Steps), len(pb.Levels))
 	level := -1
@@ -461,4 +462,10 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("bad size %q", s)
 	}
 	return n * mult, nil
+}
+
+// signo is the number of a signal the runner was sent; 0 for one that has none.
+func signo(sig os.Signal) syscall.Signal {
+	n, _ := sig.(syscall.Signal)
+	return n
 }

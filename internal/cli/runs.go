@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/playbookhq/playbook/internal/store"
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // runsOptions are the flags of `playbook runs`.
@@ -21,8 +21,8 @@ type runsOptions struct {
 }
 
 // runStatuses are the statuses a run can have, for --status.
-var runStatuses = []scheduler.Status{scheduler.StatusRunning, scheduler.StatusSucceeded, scheduler.StatusFailed,
-	scheduler.StatusTimedOut, scheduler.StatusCancelled, scheduler.StatusInterrupted}
+var runStatuses = []run.Status{run.StatusRunning, run.StatusSucceeded, run.StatusFailed,
+	run.StatusTimedOut, run.StatusCancelled, run.StatusInterrupted}
 
 func newRunsCmd(sys *System, g *globalOptions) *cobra.Command {
 	o := &runsOptions{}
@@ -64,7 +64,7 @@ func runRuns(cmd *cobra.Command, sys *System, g *globalOptions, o *runsOptions) 
 		if !ok {
 			return usageErrorf("--status %q is not a run status (running, succeeded, failed, timed_out, cancelled, interrupted)", o.Status)
 		}
-		filter.Status = scheduler.Status(o.Status)
+		filter.Status = run.Status(o.Status)
 	}
 	if o.Since != "" {
 		t, err := parseSince(o.Since, sys.now())
@@ -107,7 +107,7 @@ func runRuns(cmd *cobra.Command, sys *System, g *globalOptions, o *runsOptions) 
 	fmt.Fprintln(tw, "ID\tPLAYBOOK\tSTATUS\tSTARTED (UTC)\tDURATION\tUSER@HOST")
 	for _, r := range runs {
 		dur := spanText(r.StartedAt, r.FinishedAt)
-		if r.Status == scheduler.StatusRunning {
+		if r.Status == run.StatusRunning {
 			dur = "running " + spanText(r.StartedAt, sys.now())
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s@%s\n", idPrefix(r.ID), r.Playbook, r.Status,
@@ -125,7 +125,7 @@ type runsJSON struct {
 	OwnerBootID *string `json:"owner_boot_id"`
 }
 
-func newRunsJSON(r *scheduler.RunRecord, o store.RunOwner) runsJSON {
+func newRunsJSON(r *run.Record, o store.RunOwner) runsJSON {
 	out := runsJSON{runJSON: newRunJSON(r), OwnerHost: jsonString(o.Host), OwnerBootID: jsonString(o.BootID)}
 	if o.PID > 0 {
 		out.OwnerPID = &o.PID

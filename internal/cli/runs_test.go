@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/playbookhq/playbook/internal/store"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 func TestRunsCommand(t *testing.T) {
@@ -28,10 +29,10 @@ func TestRunsCommand(t *testing.T) {
 		{name: "limit", args: []string{"runs", "--limit", "1"}, stdout: []string{"backup"}, notStdout: []string{"diag"}},
 		{name: "json", args: []string{"runs", "--json", "--status", "succeeded"}, jsonOutput: true,
 			stdout: []string{`"id": "b1n0000000000004"`, `"params": {`, `"exit_code": 0`, `"id": "a1b2c3d4e5f60001"`, `"duration_ms": 3000`, `"retry_of": null`}},
-		{name: "bad status", args: []string{"runs", "--status", "done"}, code: ExitUsage, stderr: []string{`"done" is not a run status`}},
-		{name: "bad since", args: []string{"runs", "--since", "yesterday"}, code: ExitUsage, stderr: []string{"--since"}},
-		{name: "negative limit", args: []string{"runs", "--limit", "-1"}, code: ExitUsage},
-		{name: "argument", args: []string{"runs", "extra"}, code: ExitUsage},
+		{name: "bad status", args: []string{"runs", "--status", "done"}, code: run.ExitUsage, stderr: []string{`"done" is not a run status`}},
+		{name: "bad since", args: []string{"runs", "--since", "yesterday"}, code: run.ExitUsage, stderr: []string{"--since"}},
+		{name: "negative limit", args: []string{"runs", "--limit", "-1"}, code: run.ExitUsage},
+		{name: "argument", args: []string{"runs", "extra"}, code: run.ExitUsage},
 	})
 }
 

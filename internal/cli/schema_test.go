@@ -7,11 +7,12 @@ import (
 	"testing"
 
 	"github.com/playbookhq/playbook/pkg/playbook"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 func TestSchemaCommand(t *testing.T) {
 	r := runCLI(t, nil, "schema")
-	if r.Code != ExitOK || r.Stderr != "" {
+	if r.Code != run.ExitSucceeded || r.Stderr != "" {
 		t.Fatalf("code %d, stderr %q", r.Code, r.Stderr)
 	}
 	if !bytes.Equal([]byte(r.Stdout), playbook.Schema()) {
@@ -24,7 +25,7 @@ func TestSchemaCommand(t *testing.T) {
 	if s["$schema"] != "http://json-schema.org/draft-07/schema#" {
 		t.Errorf("$schema = %v", s["$schema"])
 	}
-	if r := runCLI(t, nil, "schema", "extra"); r.Code != ExitUsage || !strings.Contains(r.Stderr, "takes no arguments") {
+	if r := runCLI(t, nil, "schema", "extra"); r.Code != run.ExitUsage || !strings.Contains(r.Stderr, "takes no arguments") {
 		t.Errorf("with an argument: code %d, stderr %q", r.Code, r.Stderr)
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/playbookhq/playbook/internal/store"
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // showOptions are the inputs of `playbook show`.
@@ -147,7 +147,7 @@ func printShowText(sys *System, d *store.RunDetail) error {
 		status += fmt.Sprintf(" (exit %d)", r.ExitCode)
 	}
 	dur := spanText(r.StartedAt, r.FinishedAt)
-	if r.Status == scheduler.StatusRunning {
+	if r.Status == run.StatusRunning {
 		dur = "running for " + spanText(r.StartedAt, sys.now())
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -181,12 +181,12 @@ func printShowText(sys *System, d *store.RunDetail) error {
 // stepNote says in a few words why a step is in its state: the skip reason, continue_on_error, why a
 // retry reused it (and from which run) or ran it again, the first line of its error, truncated output.
 // retryOf and steps are the run's.
-func stepNote(s *scheduler.StepRecord, retryOf string, steps []*scheduler.StepRecord) string {
+func stepNote(s *run.StepRecord, retryOf string, steps []*run.StepRecord) string {
 	var parts []string
 	if s.Reason != "" && s.RetryReason == "" {
 		parts = append(parts, s.Reason)
 	}
-	if s.ContinueOnError && s.Status != scheduler.StatusSucceeded {
+	if s.ContinueOnError && s.Status != run.StatusSucceeded {
 		parts = append(parts, "continue_on_error")
 	}
 	if note := retryNote(s, retryOf, steps); note != "" {
@@ -211,22 +211,22 @@ func stepNote(s *scheduler.StepRecord, retryOf string, steps []*scheduler.StepRe
 // retry_detail: "reused from 3fa9c2d1e0b4", "ran again: inputs changed", "ran again: needs build,
 // which ran again", ... "" for a step that has neither (not a retry, or skipped). retryOf is the run
 // retried; steps are the retry run's, to say what became of a need.
-func retryNote(s *scheduler.StepRecord, retryOf string, steps []*scheduler.StepRecord) string {
+func retryNote(s *run.StepRecord, retryOf string, steps []*run.StepRecord) string {
 	prev := "run " + idPrefix(retryOf)
 	switch s.RetryReason {
 	case "":
 		return ""
-	case scheduler.RetryReused:
+	case run.RetryReused:
 		from := s.ReusedFrom
 		if from == "" {
 			from = retryOf
 		}
 		return "reused from " + idPrefix(from)
-	case scheduler.RetryNotSucceeded:
+	case run.RetryNotSucceeded:
 		return fmt.Sprintf("ran again: %s in %s", s.RetryDetail, prev)
-	case scheduler.RetryNewStep:
+	case run.RetryNewStep:
 		return "ran again: not a step of " + prev
-	case scheduler.RetryNeedNotReused:
+	case run.RetryNeedNotReused:
 		what := "was not reused"
 		for _, n := range steps {
 			if n.StepID != s.RetryDetail {
@@ -235,18 +235,18 @@ func retryNote(s *scheduler.StepRecord, retryOf string, steps []*scheduler.StepR
 			switch {
 			case n.Attempts > 0 && n.ReusedFrom == "":
 				what = "ran again"
-			case n.Status == scheduler.StatusSkipped:
+			case n.Status == run.StatusSkipped:
 				what = "was skipped"
 			}
 		}
 		return fmt.Sprintf("ran again: needs %s, which %s", s.RetryDetail, what)
-	case scheduler.RetryUndone:
+	case run.RetryUndone:
 		return fmt.Sprintf("ran again: its dependent %s ran in %s and may have undone it", s.RetryDetail, prev)
-	case scheduler.RetryOutputsMasked:
+	case run.RetryOutputsMasked:
 		return "ran again: its outputs were recorded with a secret masked, so later steps could not read them"
-	case scheduler.RetryNoFingerprint:
+	case run.RetryNoFingerprint:
 		return fmt.Sprintf("ran again: %s recorded no fingerprint (recorded by an older playbook)", prev)
-	case scheduler.RetryChanged:
+	case run.RetryChanged:
 		return "ran again: inputs changed"
 	}
 	return "ran again: " + s.RetryReason

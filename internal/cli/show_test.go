@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 func TestShowCommand(t *testing.T) {
@@ -20,10 +22,10 @@ func TestShowCommand(t *testing.T) {
 				"notify", "skipped", "-", "0", "-", "dependency_failed"}},
 		{name: "unique prefix", args: []string{"show", "b1n"}, stdout: []string{runBinary, "diag"}},
 		{name: "last", args: []string{"show", "last"}, stdout: []string{runRunning, "running", "running for", "dump", "running"}},
-		{name: "ambiguous prefix", args: []string{"show", "a1b2"}, code: ExitUsage,
+		{name: "ambiguous prefix", args: []string{"show", "a1b2"}, code: run.ExitUsage,
 			stderr: []string{`run prefix "a1b2" is ambiguous`, runOK, runFailed}},
-		{name: "unknown", args: []string{"show", "zzz"}, code: ExitUsage, stderr: []string{`no run matches "zzz"`}},
-		{name: "no argument", args: []string{"show"}, code: ExitUsage},
+		{name: "unknown", args: []string{"show", "zzz"}, code: run.ExitUsage, stderr: []string{`no run matches "zzz"`}},
+		{name: "no argument", args: []string{"show"}, code: run.ExitUsage},
 		{name: "json", args: []string{"show", runFailed, "--json"}, jsonOutput: true,
 			stdout: []string{`"id": "a1b2c3d4e5f60002"`, `"status": "failed"`, `"steps": [`,
 				`"step_id": "build"`, `"step_id": "test"`, `"exit_code": 2`, `"attempts": 2`, `"stderr_truncated": true`,

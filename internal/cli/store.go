@@ -11,7 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/playbookhq/playbook/internal/store"
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // openStore opens the run database: --db, else $PLAYBOOK_DB, else the XDG state folder. Commands that
@@ -100,7 +100,7 @@ func resolveRun(ctx context.Context, st *store.Store, ref string) (string, error
 	}
 	var amb *store.AmbiguousRunError
 	if errors.Is(err, store.ErrNotFound) || errors.As(err, &amb) {
-		return "", &ExitError{Code: ExitUsage, Err: err}
+		return "", &ExitError{Code: run.ExitUsage, Err: err}
 	}
 	return "", storeError(err)
 }
@@ -215,7 +215,7 @@ type runJSON struct {
 	RetryOf    *string         `json:"retry_of"`
 }
 
-func newRunJSON(r *scheduler.RunRecord) runJSON {
+func newRunJSON(r *run.Record) runJSON {
 	params := json.RawMessage(r.Params)
 	if !json.Valid(params) || !utf8.Valid(params) {
 		b, _ := json.Marshal(r.Params) // not an object any more (edited by hand?): keep it as a string

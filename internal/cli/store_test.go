@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/playbookhq/playbook/internal/store"
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // The runs of the seeded database. Their ids share prefixes on purpose.
@@ -23,8 +23,8 @@ const (
 	runRunning = "ffee000000000003" // backup, running, 10 min ago
 )
 
-func output(s string) scheduler.Output {
-	return scheduler.Output{Data: []byte(s), Bytes: int64(len(s))}
+func output(s string) run.Output {
+	return run.Output{Data: []byte(s), Bytes: int64(len(s))}
 }
 
 type seeder struct {
@@ -41,35 +41,35 @@ func (s seeder) must(err error) {
 
 // step records one step through the Recorder; attempts gives each attempt's stdout, the last one is
 // the step's.
-func (s seeder) step(run, id string, status scheduler.Status, exit int, start time.Time, stderr scheduler.Output, attempts ...string) {
+func (s seeder) step(runID, id string, status run.Status, exit int, start time.Time, stderr run.Output, attempts ...string) {
 	s.t.Helper()
 	ctx := context.Background()
 	for i, o := range attempts {
 		n := i + 1
 		at := start.Add(time.Duration(i) * time.Second)
-		s.must(s.st.AttemptStarted(ctx, &scheduler.AttemptStart{RunID: run, StepID: id, Attempt: n, StartedAt: at, Command: "run " + id}))
+		s.must(s.st.AttemptStarted(ctx, &run.AttemptStart{RunID: runID, StepID: id, Attempt: n, StartedAt: at, Command: "run " + id}))
 		ast := status
 		if n < len(attempts) {
-			ast = scheduler.StatusFailed
+			ast = run.StatusFailed
 		}
-		s.must(s.st.AttemptFinished(ctx, &scheduler.AttemptRecord{RunID: run, StepID: id, Attempt: n, Status: ast, ExitCode: exit,
+		s.must(s.st.AttemptFinished(ctx, &run.AttemptRecord{RunID: runID, StepID: id, Attempt: n, Status: ast, ExitCode: exit,
 			StartedAt: at, FinishedAt: at.Add(500 * time.Millisecond), Stdout: output(o), Stderr: stderr}))
 	}
 	end := start.Add(time.Duration(len(attempts)-1)*time.Second + 500*time.Millisecond)
-	s.must(s.st.StepFinished(ctx, &scheduler.StepRecord{RunID: run, StepID: id, Status: status, ExitCode: exit,
+	s.must(s.st.StepFinished(ctx, &run.StepRecord{RunID: runID, StepID: id, Status: status, ExitCode: exit,
 		Attempts: len(attempts), StartedAt: start, FinishedAt: end, Command: "run " + id,
 		Stdout: output(attempts[len(attempts)-1]), Stderr: stderr}))
 }
 
-func (s seeder) run(id, playbook, user, host string, start time.Time, steps ...string) *scheduler.RunRecord {
+func (s seeder) run(id, playbook, user, host string, start time.Time, steps ...string) *run.Record {
 	s.t.Helper()
-	r := &scheduler.RunRecord{ID: id, Playbook: playbook, File: "/srv/" + playbook + ".yaml", FileSHA256: strings.Repeat("0", 64),
-		Params: `{"env":"prod"}`, StepIDs: steps, Status: scheduler.StatusRunning, StartedAt: start, User: user, Host: host}
+	r := &run.Record{ID: id, Playbook: playbook, File: "/srv/" + playbook + ".yaml", FileSHA256: strings.Repeat("0", 64),
+		Params: `{"env":"prod"}`, StepIDs: steps, Status: run.StatusRunning, StartedAt: start, User: user, Host: host}
 	s.must(s.st.RunStarted(context.Background(), r))
 	return r
 }
 
-func (s seeder) finish(r *scheduler.RunRecord, status scheduler.Status, exit int, end time.Time, msg string) {
+func (s seeder) finish(r *run.Record, status run.Status, exit int, end time.Time, msg string) {
 	s.t.Helper()
 	r.Status, r.ExitCode, r.FinishedAt, r.Error = status, exit, end, msg
 	s.must(s.st.RunFinished(context.Background(), r))
@@ -90,27 +90,27 @@ func seedDB(t *testing.T) string {
 
 	t1 := now.Add(-3 * time.Hour)
 	r := s.run(runOK, "deploy-web", "alice", "web1", t1, "build", "deploy")
-	s.step(runOK, "build", scheduler.StatusSucceeded, 0, t1, output(""), "built v1\n")
-	s.step(runOK, "deploy", scheduler.StatusSucceeded, 0, t1.Add(time.Second), output(""), "deployed\n")
-	s.finish(r, scheduler.StatusSucceeded, 0, t1.Add(3*time.Second), "")
+	s.step(runOK, "build", run.StatusSucceeded, 0, t1, output(""), "built v1\n")
+	s.step(runOK, "deploy", run.StatusSucceeded, 0, t1.Add(time.Second), output(""), "deployed\n")
+	s.finish(r, run.StatusSucceeded, 0, t1.Add(3*time.Second), "")
 
 	t2 := now.Add(-2 * time.Hour)
 	r = s.run(runFailed, "deploy-web", "bob", "web2", t2, "build", "test", "notify")
-	s.step(runFailed, "build", scheduler.StatusSucceeded, 0, t2, output(""), "built v2\n")
-	trunc := scheduler.Output{Data: []byte("FAIL start\n[... 9000 bytes omitted ...]\nFAIL end\n"), Bytes: 9050, Truncated: true}
-	s.step(runFailed, "test", scheduler.StatusFailed, 2, t2.Add(time.Second), trunc, "try 1\n", "try 2\n")
-	s.must(st.StepFinished(context.Background(), &scheduler.StepRecord{RunID: runFailed, StepID: "notify", Status: scheduler.StatusSkipped,
-		Reason: scheduler.ReasonDependencyFailed, ExitCode: -1}))
-	s.finish(r, scheduler.StatusFailed, 1, t2.Add(5*time.Second), "step test failed")
+	s.step(runFailed, "build", run.StatusSucceeded, 0, t2, output(""), "built v2\n")
+	trunc := run.Output{Data: []byte("FAIL start\n[... 9000 bytes omitted ...]\nFAIL end\n"), Bytes: 9050, Truncated: true}
+	s.step(runFailed, "test", run.StatusFailed, 2, t2.Add(time.Second), trunc, "try 1\n", "try 2\n")
+	s.must(st.StepFinished(context.Background(), &run.StepRecord{RunID: runFailed, StepID: "notify", Status: run.StatusSkipped,
+		Reason: run.ReasonDependencyFailed, ExitCode: -1}))
+	s.finish(r, run.StatusFailed, 1, t2.Add(5*time.Second), "step test failed")
 
 	t4 := now.Add(-time.Hour)
 	r = s.run(runBinary, "diag", "carol", "db1", t4, "dump")
-	s.step(runBinary, "dump", scheduler.StatusSucceeded, 0, t4, output(""), "\xff\xfe\x00ok\xe2\x82")
+	s.step(runBinary, "dump", run.StatusSucceeded, 0, t4, output(""), "\xff\xfe\x00ok\xe2\x82")
 	// Invalid UTF-8 in the texts too: JSON output must stay valid.
-	s.must(st.StepFinished(context.Background(), &scheduler.StepRecord{RunID: runBinary, StepID: "dump", Status: scheduler.StatusSucceeded,
+	s.must(st.StepFinished(context.Background(), &run.StepRecord{RunID: runBinary, StepID: "dump", Status: run.StatusSucceeded,
 		ExitCode: 0, Attempts: 1, StartedAt: t4, FinishedAt: t4.Add(500 * time.Millisecond), Command: "run dump",
 		Stdout: output("\xff\xfe\x00ok\xe2\x82"), Error: "warning: bad byte \xff", Outputs: map[string]string{"raw": "\xfe\x00"}}))
-	s.finish(r, scheduler.StatusSucceeded, 0, t4.Add(time.Second), "\xe2\x82 half a rune")
+	s.finish(r, run.StatusSucceeded, 0, t4.Add(time.Second), "\xe2\x82 half a rune")
 	return path
 }
 
@@ -126,7 +126,7 @@ func seedRunning(t *testing.T, path string) {
 	s := seeder{t, st}
 	t3 := time.Now().UTC().Add(-10 * time.Minute)
 	s.run(runRunning, "backup", "alice", "db1", t3, "dump")
-	s.must(st.AttemptStarted(context.Background(), &scheduler.AttemptStart{RunID: runRunning, StepID: "dump", Attempt: 1, StartedAt: t3, Command: "pg_dump"}))
+	s.must(st.AttemptStarted(context.Background(), &run.AttemptStart{RunID: runRunning, StepID: "dump", Attempt: 1, StartedAt: t3, Command: "pg_dump"}))
 }
 
 // cliCase is one table-driven invocation: the arguments after --db, and what must (not) show.
@@ -180,17 +180,17 @@ func TestOpenStoreErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := runCLI(t, nil, "runs", "--db", filepath.Join(file, "p.db"))
-	if r.Code != ExitStore || !strings.Contains(r.Stderr, "open store") {
+	if r.Code != run.ExitStore || !strings.Contains(r.Stderr, "open store") {
 		t.Errorf("unusable --db: exit %d, stderr %q", r.Code, r.Stderr)
 	}
 	r = runCLI(t, nil, "runs") // no --db, PLAYBOOK_DB, XDG_STATE_HOME nor HOME
-	if r.Code != ExitStore || !strings.Contains(r.Stderr, "cannot find the database") {
+	if r.Code != run.ExitStore || !strings.Contains(r.Stderr, "cannot find the database") {
 		t.Errorf("no location: exit %d, stderr %q", r.Code, r.Stderr)
 	}
 	notDB := filepath.Join(t.TempDir(), "notes.db")
 	os.WriteFile(notDB, []byte(strings.Repeat("not sqlite\n", 100)), 0o600)
 	r = runCLI(t, nil, "show", "--db", notDB, "last")
-	if r.Code != ExitStore || !strings.Contains(r.Stderr, "not a database") {
+	if r.Code != run.ExitStore || !strings.Contains(r.Stderr, "not a database") {
 		t.Errorf("not a database: exit %d, stderr %q", r.Code, r.Stderr)
 	}
 }
@@ -239,7 +239,7 @@ func TestReadCommandsCreateNothing(t *testing.T) {
 	db := filepath.Join(base, "state", "playbook.db")
 	for _, args := range [][]string{{"runs"}, {"runs", "--json"}, {"show", "last"}, {"logs", "last", "a"}} {
 		r := runCLI(t, nil, append([]string{args[0], "--db", db}, args[1:]...)...)
-		if r.Code != ExitStore || !strings.Contains(r.Stderr, "no database at "+db+": nothing has been run with it yet") {
+		if r.Code != run.ExitStore || !strings.Contains(r.Stderr, "no database at "+db+": nothing has been run with it yet") {
 			t.Errorf("%v: exit %d, stderr %q", args, r.Code, r.Stderr)
 		}
 	}
@@ -266,7 +266,7 @@ func TestForeignDatabaseRefused(t *testing.T) {
 			args = append(args, "--keep", "1")
 		}
 		r := runCLI(t, nil, args...)
-		if r.Code != ExitStore || !strings.Contains(r.Stderr, db+" is an SQLite database that belongs to something else") ||
+		if r.Code != run.ExitStore || !strings.Contains(r.Stderr, db+" is an SQLite database that belongs to something else") ||
 			!strings.Contains(r.Stderr, "use --db with another path") {
 			t.Errorf("%s: exit %d, stderr %q", cmd, r.Code, r.Stderr)
 		}
@@ -289,7 +289,7 @@ func TestUnsafeDatabaseRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := runCLI(t, nil, "runs", "--db", db)
-	if r.Code != ExitStore || !strings.Contains(r.Stderr, "refusing database path "+db) || !strings.Contains(r.Stderr, "chmod go-w "+db) {
+	if r.Code != run.ExitStore || !strings.Contains(r.Stderr, "refusing database path "+db) || !strings.Contains(r.Stderr, "chmod go-w "+db) {
 		t.Errorf("exit %d, stderr %q", r.Code, r.Stderr)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/playbookhq/playbook/pkg/playbook"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 func newValidateCmd(sys *System) *cobra.Command {
@@ -49,7 +50,7 @@ func runValidate(sys *System, files []string) error {
 		fmt.Fprintf(sys.Out, "%s: ok (%d %s)\n", f, len(pb.Steps), steps)
 	}
 	if !valid {
-		return &ExitError{Code: ExitUsage}
+		return &ExitError{Code: run.ExitUsage}
 	}
 	return nil
 }

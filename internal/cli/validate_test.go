@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // writePlaybook writes a playbook into a temporary folder and returns its path.
@@ -26,7 +28,7 @@ func TestValidateExamples(t *testing.T) {
 		t.Fatalf("found %d examples", len(files))
 	}
 	r := runCLI(t, nil, append([]string{"validate"}, files...)...)
-	if r.Code != ExitOK || r.Stderr != "" {
+	if r.Code != run.ExitSucceeded || r.Stderr != "" {
 		t.Fatalf("code %d, stderr:\n%s", r.Code, r.Stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
@@ -44,8 +46,8 @@ func TestValidateReportsEveryError(t *testing.T) {
 	bad := writePlaybook(t, "bad.yaml", "version: 1\nname: bad\nsteps:\n  - id: a\n    rnu: echo\n  - id: b\n    needs: [zz]\n    run: echo\n    timeout: 5\n")
 	good := writePlaybook(t, "good.yaml", validPlaybook)
 	r := runCLI(t, nil, "validate", bad, good)
-	if r.Code != ExitUsage {
-		t.Fatalf("code %d, want %d", r.Code, ExitUsage)
+	if r.Code != run.ExitUsage {
+		t.Fatalf("code %d, want %d", r.Code, run.ExitUsage)
 	}
 	want := bad + ":5:5: unknown key \"rnu\" in step \"a\"; did you mean \"run\"?\n" +
 		bad + ":7:13: step \"b\" needs \"zz\", which is not a step\n" +
@@ -61,7 +63,7 @@ func TestValidateReportsEveryError(t *testing.T) {
 func TestValidateWarningsDoNotFail(t *testing.T) {
 	p := writePlaybook(t, "warn.yaml", "version: 1\nname: w\nparams:\n  v: {default: x}\nsteps:\n  - {id: a, run: 'echo ${{ params.v }}'}\n")
 	r := runCLI(t, nil, "validate", p)
-	if r.Code != ExitOK {
+	if r.Code != run.ExitSucceeded {
 		t.Fatalf("code %d: %s", r.Code, r.Stderr)
 	}
 	if !strings.HasPrefix(r.Stderr, p+":6:35: warning: free-form string param \"v\"") {
@@ -74,11 +76,11 @@ func TestValidateWarningsDoNotFail(t *testing.T) {
 
 func TestValidateUsage(t *testing.T) {
 	r := runCLI(t, nil, "validate")
-	if r.Code != ExitUsage || !strings.Contains(r.Stderr, "takes one or more playbook files") {
+	if r.Code != run.ExitUsage || !strings.Contains(r.Stderr, "takes one or more playbook files") {
 		t.Errorf("no files: code %d, stderr %q", r.Code, r.Stderr)
 	}
 	r = runCLI(t, nil, "validate", filepath.Join(t.TempDir(), "missing.yaml"))
-	if r.Code != ExitUsage || !strings.Contains(r.Stderr, "missing.yaml: cannot read the file: no such file or directory") {
+	if r.Code != run.ExitUsage || !strings.Contains(r.Stderr, "missing.yaml: cannot read the file: no such file or directory") {
 		t.Errorf("missing file: code %d, stderr %q", r.Code, r.Stderr)
 	}
 }
@@ -86,7 +88,7 @@ func TestValidateUsage(t *testing.T) {
 func TestValidateStdin(t *testing.T) {
 	var out, errOut bytes.Buffer
 	sys := &System{In: strings.NewReader("version: 1\nname: x\nsteps:\n  - {id: a, rnu: x}\n"), Out: &out, ErrOut: &errOut}
-	if code := Main([]string{"validate", "-"}, sys); code != ExitUsage {
+	if code := Main([]string{"validate", "-"}, sys); code != run.ExitUsage {
 		t.Errorf("code %d", code)
 	}
 	if errOut.String() != "<stdin>:4:13: unknown key \"rnu\" in step \"a\"; did you mean \"run\"?\n" {
@@ -94,7 +96,7 @@ func TestValidateStdin(t *testing.T) {
 	}
 	out.Reset()
 	sys.In = strings.NewReader(validPlaybook)
-	if code := Main([]string{"validate", "-"}, sys); code != ExitOK || out.String() != "-: ok (2 steps)\n" {
+	if code := Main([]string{"validate", "-"}, sys); code != run.ExitSucceeded || out.String() != "-: ok (2 steps)\n" {
 		t.Errorf("code %d, stdout %q", code, out.String())
 	}
 }
@@ -105,7 +107,7 @@ func TestValidateWarnsOfOutputInRun(t *testing.T) {
 	p := writePlaybook(t, "out.yaml", "version: 1\nname: o\nsteps:\n  - {id: a, run: 'echo v=1 >> \"$PLAYBOOK_OUTPUT\"'}\n"+
 		"  - {id: b, needs: [a], run: 'echo ${{ steps.a.outputs.v }}'}\n")
 	r := runCLI(t, nil, "validate", p)
-	if r.Code != ExitOK {
+	if r.Code != run.ExitSucceeded {
 		t.Fatalf("code %d: %s", r.Code, r.Stderr)
 	}
 	want := p + `:5:46: warning: output "v" of step "a" is put into the shell command of step "b" with ${{ }}: ` +

@@ -10,22 +10,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // recordOne records one step the way the scheduler does for a step that ran once: AttemptStarted,
 // AttemptFinished, StepFinished.
-func recordOne(b testing.TB, s *Store, runID, stepID string, pid int, o scheduler.Output) {
+func recordOne(b testing.TB, s *Store, runID, stepID string, pid int, o run.Output) {
 	ctx := context.Background()
 	now := time.Now()
-	if err := s.AttemptStarted(ctx, &scheduler.AttemptStart{RunID: runID, StepID: stepID, Attempt: 1, StartedAt: now, Command: "/bin/true", PID: pid}); err != nil {
+	if err := s.AttemptStarted(ctx, &run.AttemptStart{RunID: runID, StepID: stepID, Attempt: 1, StartedAt: now, Command: "/bin/true", PID: pid}); err != nil {
 		b.Fatal(err)
 	}
 	end := time.Now()
-	if err := s.AttemptFinished(ctx, &scheduler.AttemptRecord{RunID: runID, StepID: stepID, Attempt: 1, Status: scheduler.StatusSucceeded, StartedAt: now, FinishedAt: end, Stdout: o}); err != nil {
+	if err := s.AttemptFinished(ctx, &run.AttemptRecord{RunID: runID, StepID: stepID, Attempt: 1, Status: run.StatusSucceeded, StartedAt: now, FinishedAt: end, Stdout: o}); err != nil {
 		b.Fatal(err)
 	}
-	if err := s.StepFinished(ctx, &scheduler.StepRecord{RunID: runID, StepID: stepID, Status: scheduler.StatusSucceeded, Attempts: 1, StartedAt: now, FinishedAt: end, Command: "/bin/true", Stdout: o}); err != nil {
+	if err := s.StepFinished(ctx, &run.StepRecord{RunID: runID, StepID: stepID, Status: run.StatusSucceeded, Attempts: 1, StartedAt: now, FinishedAt: end, Command: "/bin/true", Stdout: o}); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -104,7 +104,7 @@ func BenchmarkRecordingOverheadChain(b *testing.B) {
 		}
 		if record {
 			start := time.Now()
-			recordOne(b, s, "chain", ids[i], cmd.Process.Pid, scheduler.Output{Data: []byte{}})
+			recordOne(b, s, "chain", ids[i], cmd.Process.Pid, run.Output{Data: []byte{}})
 			inCalls += time.Since(start)
 		}
 	}
@@ -187,7 +187,7 @@ func BenchmarkListRuns100k(b *testing.B) {
 	ctx := context.Background()
 	for name, f := range map[string]RunFilter{
 		"limit20":          {Limit: 20},
-		"status+limit20":   {Limit: 20, Status: scheduler.StatusFailed},
+		"status+limit20":   {Limit: 20, Status: run.StatusFailed},
 		"playbook+limit20": {Limit: 20, Playbook: "playbook-7"},
 		"since+limit20":    {Limit: 20, Since: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)},
 	} {

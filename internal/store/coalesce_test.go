@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // hold keeps the writer from taking writes until the returned func is called, so that everything
@@ -43,48 +43,48 @@ func recordScript(t *testing.T, s *Store, flush func(), release func()) {
 		flush()
 	}
 	start := func(step string, attempt, pid, ms int) {
-		must(s.AttemptStarted(ctx, &scheduler.AttemptStart{RunID: "co", StepID: step, Attempt: attempt,
+		must(s.AttemptStarted(ctx, &run.AttemptStart{RunID: "co", StepID: step, Attempt: attempt,
 			StartedAt: at(ms), Command: "run " + step, PID: pid}))
 	}
-	finish := func(step string, attempt int, status scheduler.Status, exit, from, to int, stdout string) {
-		must(s.AttemptFinished(ctx, &scheduler.AttemptRecord{RunID: "co", StepID: step, Attempt: attempt,
+	finish := func(step string, attempt int, status run.Status, exit, from, to int, stdout string) {
+		must(s.AttemptFinished(ctx, &run.AttemptRecord{RunID: "co", StepID: step, Attempt: attempt,
 			Status: status, ExitCode: exit, StartedAt: at(from + 1), FinishedAt: at(to), Stdout: out(stdout),
 			Error: map[bool]string{true: "", false: "exit status 1"}[exit == 0]}))
 	}
-	done := func(step string, attempts int, status scheduler.Status, exit, from, to int, stdout string) {
-		must(s.StepFinished(ctx, &scheduler.StepRecord{RunID: "co", StepID: step, Status: status, ExitCode: exit,
+	done := func(step string, attempts int, status run.Status, exit, from, to int, stdout string) {
+		must(s.StepFinished(ctx, &run.StepRecord{RunID: "co", StepID: step, Status: status, ExitCode: exit,
 			Attempts: attempts, StartedAt: at(from), FinishedAt: at(to), Command: "run " + step, Stdout: out(stdout)}))
 	}
 
 	start("a", 1, pid, 0)
-	finish("a", 1, scheduler.StatusSucceeded, 0, 0, 5, "hello\n")
-	done("a", 1, scheduler.StatusSucceeded, 0, 0, 5, "hello\n")
+	finish("a", 1, run.StatusSucceeded, 0, 0, 5, "hello\n")
+	done("a", 1, run.StatusSucceeded, 0, 0, 5, "hello\n")
 
 	start("b", 1, pid, 10)
-	finish("b", 1, scheduler.StatusFailed, 1, 10, 12, "")
+	finish("b", 1, run.StatusFailed, 1, 10, 12, "")
 	start("b", 2, pid+1, 20)
-	finish("b", 2, scheduler.StatusSucceeded, 0, 20, 25, "second\n")
-	done("b", 2, scheduler.StatusSucceeded, 0, 10, 25, "second\n")
+	finish("b", 2, run.StatusSucceeded, 0, 20, 25, "second\n")
+	done("b", 2, run.StatusSucceeded, 0, 10, 25, "second\n")
 
 	start("c", 1, pid, 30)
-	finish("c", 1, scheduler.StatusFailed, 1, 30, 31, "")
+	finish("c", 1, run.StatusFailed, 1, 30, 31, "")
 	start("c", 2, 0, 40) // the process never started
-	finish("c", 2, scheduler.StatusFailed, 1, 40, 40, "")
-	done("c", 2, scheduler.StatusFailed, 1, 30, 40, "")
+	finish("c", 2, run.StatusFailed, 1, 40, 40, "")
+	done("c", 2, run.StatusFailed, 1, 30, 40, "")
 
 	start("f", 1, pid, 45)
-	finish("f", 1, scheduler.StatusSucceeded, 0, 45, 46, "kept\n")
-	must(s.StepFinished(ctx, &scheduler.StepRecord{RunID: "co", StepID: "f", Status: scheduler.StatusSucceeded,
+	finish("f", 1, run.StatusSucceeded, 0, 45, 46, "kept\n")
+	must(s.StepFinished(ctx, &run.StepRecord{RunID: "co", StepID: "f", Status: run.StatusSucceeded,
 		Attempts: 1, StartedAt: at(45), FinishedAt: at(46), Command: "run f"})) // without the output
 
 	start("d", 1, pid, 50) // still running when the batch commits
 	start("e", 1, pid, 60)
-	finish("e", 1, scheduler.StatusSucceeded, 0, 60, 70, "")
+	finish("e", 1, run.StatusSucceeded, 0, 60, 70, "")
 
 	release()
-	finish("d", 1, scheduler.StatusSucceeded, 0, 50, 80, "late\n")
-	done("d", 1, scheduler.StatusSucceeded, 0, 50, 80, "late\n")
-	done("e", 1, scheduler.StatusSucceeded, 0, 60, 70, "")
+	finish("d", 1, run.StatusSucceeded, 0, 50, 80, "late\n")
+	done("d", 1, run.StatusSucceeded, 0, 50, 80, "late\n")
+	done("e", 1, run.StatusSucceeded, 0, 60, 70, "")
 }
 
 // TestCoalescedBatchWritesTheSameRows: the rows a run leaves are the same whether each write is

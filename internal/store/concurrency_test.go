@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 func init() {
@@ -51,13 +51,13 @@ func concurrentWriter(dbPath string) error {
 	}
 	for i, st := range steps {
 		now := time.Now()
-		if err := s.AttemptStarted(ctx, &scheduler.AttemptStart{RunID: id, StepID: st, Attempt: 1, StartedAt: now, PID: 0}); err != nil {
+		if err := s.AttemptStarted(ctx, &run.AttemptStart{RunID: id, StepID: st, Attempt: 1, StartedAt: now, PID: 0}); err != nil {
 			return err
 		}
-		if err := s.AttemptFinished(ctx, &scheduler.AttemptRecord{RunID: id, StepID: st, Attempt: 1, Status: scheduler.StatusSucceeded, StartedAt: now, FinishedAt: time.Now(), Stdout: out("ok\n")}); err != nil {
+		if err := s.AttemptFinished(ctx, &run.AttemptRecord{RunID: id, StepID: st, Attempt: 1, Status: run.StatusSucceeded, StartedAt: now, FinishedAt: time.Now(), Stdout: out("ok\n")}); err != nil {
 			return err
 		}
-		if err := s.StepFinished(ctx, &scheduler.StepRecord{RunID: id, StepID: st, Status: scheduler.StatusSucceeded, Attempts: 1, StartedAt: now, FinishedAt: time.Now(), Stdout: out("ok\n")}); err != nil {
+		if err := s.StepFinished(ctx, &run.StepRecord{RunID: id, StepID: st, Status: run.StatusSucceeded, Attempts: 1, StartedAt: now, FinishedAt: time.Now(), Stdout: out("ok\n")}); err != nil {
 			return err
 		}
 		// The read-then-write transaction: only safe because BEGIN IMMEDIATE takes the write lock
@@ -74,7 +74,7 @@ func concurrentWriter(dbPath string) error {
 			return fmt.Errorf("counter %d: %w", i, err)
 		}
 	}
-	r.Status, r.FinishedAt = scheduler.StatusSucceeded, time.Now()
+	r.Status, r.FinishedAt = run.StatusSucceeded, time.Now()
 	return s.RunFinished(ctx, r)
 }
 

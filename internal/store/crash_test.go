@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/playbookhq/playbook/internal/proc"
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 func init() {
@@ -55,7 +55,7 @@ func fakeRunner(dbPath string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.AttemptStarted(ctx, &scheduler.AttemptStart{RunID: id, StepID: "a", Attempt: 1, StartedAt: time.Now(), Command: "sleep 300", PID: sleep.Process.Pid}); err != nil {
+	if err := s.AttemptStarted(ctx, &run.AttemptStart{RunID: id, StepID: "a", Attempt: 1, StartedAt: time.Now(), Command: "sleep 300", PID: sleep.Process.Pid}); err != nil {
 		return err
 	}
 	// The write is asynchronous: wait until it is on disk before telling the test, which then
@@ -68,11 +68,11 @@ func fakeRunner(dbPath string) error {
 	syscall.Kill(-sleep.Process.Pid, syscall.SIGKILL)
 	sleep.Wait()
 	for _, step := range []string{"a", "b"} {
-		if err := s.StepFinished(ctx, &scheduler.StepRecord{RunID: id, StepID: step, Status: scheduler.StatusCancelled, ExitCode: -1, Signal: 9, Attempts: 1, StartedAt: r.StartedAt, FinishedAt: time.Now()}); err != nil {
+		if err := s.StepFinished(ctx, &run.StepRecord{RunID: id, StepID: step, Status: run.StatusCancelled, ExitCode: -1, Signal: 9, Attempts: 1, StartedAt: r.StartedAt, FinishedAt: time.Now()}); err != nil {
 			return err
 		}
 	}
-	r.Status, r.ExitCode, r.FinishedAt = scheduler.StatusCancelled, 130, time.Now()
+	r.Status, r.ExitCode, r.FinishedAt = run.StatusCancelled, 130, time.Now()
 	return s.RunFinished(ctx, r)
 }
 
@@ -100,18 +100,18 @@ func churnRunner(dbPath string) error {
 		}
 		for _, st := range steps {
 			now := time.Now()
-			if err := s.AttemptStarted(ctx, &scheduler.AttemptStart{RunID: id, StepID: st, Attempt: 1, StartedAt: now, PID: sleep.Process.Pid}); err != nil {
+			if err := s.AttemptStarted(ctx, &run.AttemptStart{RunID: id, StepID: st, Attempt: 1, StartedAt: now, PID: sleep.Process.Pid}); err != nil {
 				return err
 			}
 			o := out(strings.Repeat("output line\n", 100))
-			if err := s.AttemptFinished(ctx, &scheduler.AttemptRecord{RunID: id, StepID: st, Attempt: 1, Status: scheduler.StatusSucceeded, StartedAt: now, FinishedAt: time.Now(), Stdout: o}); err != nil {
+			if err := s.AttemptFinished(ctx, &run.AttemptRecord{RunID: id, StepID: st, Attempt: 1, Status: run.StatusSucceeded, StartedAt: now, FinishedAt: time.Now(), Stdout: o}); err != nil {
 				return err
 			}
-			if err := s.StepFinished(ctx, &scheduler.StepRecord{RunID: id, StepID: st, Status: scheduler.StatusSucceeded, Attempts: 1, StartedAt: now, FinishedAt: time.Now(), Stdout: o}); err != nil {
+			if err := s.StepFinished(ctx, &run.StepRecord{RunID: id, StepID: st, Status: run.StatusSucceeded, Attempts: 1, StartedAt: now, FinishedAt: time.Now(), Stdout: o}); err != nil {
 				return err
 			}
 		}
-		r.Status, r.FinishedAt = scheduler.StatusSucceeded, time.Now()
+		r.Status, r.FinishedAt = run.StatusSucceeded, time.Now()
 		if err := s.RunFinished(ctx, r); err != nil {
 			return err
 		}
@@ -267,7 +267,7 @@ func TestRecoveryLeavesLiveRunAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, err := s.Run(context.Background(), "alive")
-	if err != nil || r.Status != scheduler.StatusRunning {
+	if err != nil || r.Status != run.StatusRunning {
 		t.Fatalf("live run: %+v, %v", r, err)
 	}
 	if !proc.GroupAlive(pgid) {
@@ -278,7 +278,7 @@ func TestRecoveryLeavesLiveRunAlone(t *testing.T) {
 	if err := h.cmd.Wait(); err != nil {
 		t.Fatalf("runner: %v: %s", err, h.stderr)
 	}
-	if r, _ := s.Run(context.Background(), "alive"); r.Status != scheduler.StatusCancelled {
+	if r, _ := s.Run(context.Background(), "alive"); r.Status != run.StatusCancelled {
 		t.Fatalf("after the runner finished: %s", r.Status)
 	}
 }
@@ -319,10 +319,10 @@ func TestRandomKillLoop(t *testing.T) {
 	}
 	s := openAt(t, path)
 	runs, _ := s.ListRuns(context.Background(), RunFilter{})
-	t.Logf("%d runs recorded over 20 crashes, %d marked interrupted", len(runs), countStatus(runs, scheduler.StatusInterrupted))
+	t.Logf("%d runs recorded over 20 crashes, %d marked interrupted", len(runs), countStatus(runs, run.StatusInterrupted))
 }
 
-func countStatus(rs []*scheduler.RunRecord, st scheduler.Status) int {
+func countStatus(rs []*run.Record, st run.Status) int {
 	n := 0
 	for _, r := range rs {
 		if r.Status == st {
@@ -367,12 +367,12 @@ func TestRecoveryRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]scheduler.Status{
-		"otherhost":     scheduler.StatusRunning, // another machine's: never judged from here
-		"rebooted":      scheduler.StatusInterrupted,
-		"nolock-dead":   scheduler.StatusInterrupted,
-		"nolock-alive":  scheduler.StatusRunning,
-		"nolock-reused": scheduler.StatusInterrupted, // the pid now names a process with another start time
+	want := map[string]run.Status{
+		"otherhost":     run.StatusRunning, // another machine's: never judged from here
+		"rebooted":      run.StatusInterrupted,
+		"nolock-dead":   run.StatusInterrupted,
+		"nolock-alive":  run.StatusRunning,
+		"nolock-reused": run.StatusInterrupted, // the pid now names a process with another start time
 	}
 	for id, st := range want {
 		r, err := s.Run(ctx, id)
@@ -434,7 +434,7 @@ func TestRecoveryKillsGroupKnownOnlyToTheLockFile(t *testing.T) {
 	}
 	pgid := cmd.Process.Pid
 	t.Cleanup(func() { syscall.Kill(-pgid, syscall.SIGKILL); cmd.Wait() })
-	if err := s.AttemptStarted(context.Background(), &scheduler.AttemptStart{RunID: "lost", StepID: "a", Attempt: 1,
+	if err := s.AttemptStarted(context.Background(), &run.AttemptStart{RunID: "lost", StepID: "a", Attempt: 1,
 		StartedAt: time.Now(), Command: "sleep 300", PID: pgid}); err != nil {
 		t.Fatal(err)
 	}
@@ -501,7 +501,7 @@ func TestRunStartSurvivesConcurrentSweeps(t *testing.T) {
 			}
 			continue
 		}
-		r.Status, r.FinishedAt = scheduler.StatusSucceeded, r.StartedAt.Add(time.Second)
+		r.Status, r.FinishedAt = run.StatusSucceeded, r.StartedAt.Add(time.Second)
 		if err := runner.RunFinished(ctx, r); err != nil {
 			t.Errorf("RunFinished %s: %v", r.ID, err)
 		}

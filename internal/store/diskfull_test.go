@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // mountSmall mounts a small tmpfs, or skips when this process may not mount.
@@ -61,8 +61,8 @@ func TestOpenExistingDatabaseWritesNothing(t *testing.T) {
 	if err := s.RunStarted(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}
-	recordStep(t, s, "r1", "a", scheduler.StatusSucceeded, 0, t0, 1, "out", "")
-	finishRun(t, s, r, scheduler.StatusSucceeded, 0, t0.Add(2))
+	recordStep(t, s, "r1", "a", run.StatusSucceeded, 0, t0, 1, "out", "")
+	finishRun(t, s, r, run.StatusSucceeded, 0, t0.Add(2))
 	// Keep a reader open so that the WAL is not checkpointed away between the two looks.
 	keep := rawDB(t, path)
 	if _, err := keep.Exec("SELECT count(*) FROM runs"); err != nil {
@@ -119,7 +119,7 @@ func TestOpenOnFullDisk(t *testing.T) {
 	if err := full.RecoveryErr(); !errors.As(err, &rerr) {
 		t.Errorf("RecoveryErr = %v, want a *RecoveryError", err)
 	}
-	if got, err := full.Run(context.Background(), "dead-runner"); err != nil || got.Status != scheduler.StatusRunning {
+	if got, err := full.Run(context.Background(), "dead-runner"); err != nil || got.Status != run.StatusRunning {
 		t.Errorf("run on a full disk: %+v, %v; want it readable and still running", got, err)
 	}
 	full.Close()
@@ -129,7 +129,7 @@ func TestOpenOnFullDisk(t *testing.T) {
 	if err := s3.RecoveryErr(); err != nil {
 		t.Errorf("RecoveryErr with space: %v", err)
 	}
-	if got, err := s3.Run(context.Background(), "dead-runner"); err != nil || got.Status != scheduler.StatusInterrupted {
+	if got, err := s3.Run(context.Background(), "dead-runner"); err != nil || got.Status != run.StatusInterrupted {
 		t.Errorf("run once space is back: %+v, %v; want interrupted", got, err)
 	}
 	integrityOK(t, path)

@@ -12,7 +12,7 @@
 // with "database is locked" half-way, waiting for it up to LockWait and saying so through
 // Options.Waiting after a second), and no transaction does process or network I/O.
 //
-// *Store implements scheduler.Recorder. Its calls queue their writes for one background writer that
+// *Store implements run.Recorder. Its calls queue their writes for one background writer that
 // commits them in order, several per transaction (writer.go says why and what it costs); RunStarted,
 // RunFinished, Flush and Close wait for the writes, and a write that fails is reported by Failed and
 // the next call, kept to be tried again if its whole transaction failed, and named by RunFinished if

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // TestRetryColumnsRoundTrip: a step's fingerprint and why a retry reused it or ran it again are
@@ -20,18 +20,18 @@ func TestRetryColumnsRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	fp := strings.Repeat("0f", 32)
-	for _, st := range []*scheduler.StepRecord{
-		{RunID: "r1", StepID: "build", Status: scheduler.StatusSucceeded, Reason: scheduler.ReasonReused, ReusedFrom: "r0",
-			Fingerprint: fp, RetryReason: scheduler.RetryReused},
-		{RunID: "r1", StepID: "test", Status: scheduler.StatusSkipped, Reason: scheduler.ReasonDependencyFailed},
-		{RunID: "r1", StepID: "added", Status: scheduler.StatusFailed, Attempts: 1, StartedAt: t0, FinishedAt: t0,
-			Fingerprint: fp, RetryReason: scheduler.RetryNeedNotReused, RetryDetail: "build"},
+	for _, st := range []*run.StepRecord{
+		{RunID: "r1", StepID: "build", Status: run.StatusSucceeded, Reason: run.ReasonReused, ReusedFrom: "r0",
+			Fingerprint: fp, RetryReason: run.RetryReused},
+		{RunID: "r1", StepID: "test", Status: run.StatusSkipped, Reason: run.ReasonDependencyFailed},
+		{RunID: "r1", StepID: "added", Status: run.StatusFailed, Attempts: 1, StartedAt: t0, FinishedAt: t0,
+			Fingerprint: fp, RetryReason: run.RetryNeedNotReused, RetryDetail: "build"},
 	} {
 		if err := s.StepFinished(ctx, st); err != nil {
 			t.Fatal(err)
 		}
 	}
-	finishRun(t, s, r, scheduler.StatusFailed, 1, t0)
+	finishRun(t, s, r, run.StatusFailed, 1, t0)
 	d, err := s.RunDetail(ctx, "r1")
 	if err != nil {
 		t.Fatal(err)

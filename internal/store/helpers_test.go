@@ -12,7 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // TestMain lets the test binary act as a helper process (a fake runner, a concurrent writer, ...)
@@ -66,37 +66,37 @@ func openAt(t testing.TB, path string) *Store {
 var t0 = time.Date(2026, 11, 26, 7, 4, 52, 123_000_000, time.UTC)
 
 // fixtureRun is a RunRecord with sensible values.
-func fixtureRun(id string, steps ...string) *scheduler.RunRecord {
-	return &scheduler.RunRecord{
+func fixtureRun(id string, steps ...string) *run.Record {
+	return &run.Record{
 		ID: id, Playbook: "deploy-web", File: "/srv/playbooks/deploy.yaml",
 		FileSHA256: strings.Repeat("ab", 32), Params: `{"env":"prod","token":"***"}`,
-		StepIDs: steps, Status: scheduler.StatusRunning, StartedAt: t0, User: "alice", Host: "web1",
+		StepIDs: steps, Status: run.StatusRunning, StartedAt: t0, User: "alice", Host: "web1",
 	}
 }
 
-func out(s string) scheduler.Output { return scheduler.Output{Data: []byte(s), Bytes: int64(len(s))} }
+func out(s string) run.Output { return run.Output{Data: []byte(s), Bytes: int64(len(s))} }
 
 // recordStep records one step that ran once through the Recorder, as the scheduler does.
-func recordStep(t testing.TB, s *Store, runID, stepID string, status scheduler.Status, exit int, start time.Time, d time.Duration, stdout, stderr string) {
+func recordStep(t testing.TB, s *Store, runID, stepID string, status run.Status, exit int, start time.Time, d time.Duration, stdout, stderr string) {
 	t.Helper()
 	ctx := context.Background()
 	cmd := "echo " + stepID
-	if err := s.AttemptStarted(ctx, &scheduler.AttemptStart{RunID: runID, StepID: stepID, Attempt: 1, StartedAt: start, Command: cmd}); err != nil {
+	if err := s.AttemptStarted(ctx, &run.AttemptStart{RunID: runID, StepID: stepID, Attempt: 1, StartedAt: start, Command: cmd}); err != nil {
 		t.Fatal(err)
 	}
-	a := &scheduler.AttemptRecord{RunID: runID, StepID: stepID, Attempt: 1, Status: status, ExitCode: exit,
+	a := &run.AttemptRecord{RunID: runID, StepID: stepID, Attempt: 1, Status: status, ExitCode: exit,
 		StartedAt: start, FinishedAt: start.Add(d), Stdout: out(stdout), Stderr: out(stderr)}
 	if err := s.AttemptFinished(ctx, a); err != nil {
 		t.Fatal(err)
 	}
-	st := &scheduler.StepRecord{RunID: runID, StepID: stepID, Status: status, ExitCode: exit, Attempts: 1,
+	st := &run.StepRecord{RunID: runID, StepID: stepID, Status: status, ExitCode: exit, Attempts: 1,
 		StartedAt: start, FinishedAt: start.Add(d), Command: cmd, Stdout: out(stdout), Stderr: out(stderr)}
 	if err := s.StepFinished(ctx, st); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func finishRun(t testing.TB, s *Store, r *scheduler.RunRecord, status scheduler.Status, exit int, end time.Time) {
+func finishRun(t testing.TB, s *Store, r *run.Record, status run.Status, exit int, end time.Time) {
 	t.Helper()
 	r.Status, r.ExitCode, r.FinishedAt = status, exit, end
 	if err := s.RunFinished(context.Background(), r); err != nil {

@@ -16,7 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/playbookhq/playbook/internal/proc"
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // startTagged starts sh -c script with PLAYBOOK_RUN_ID=runID, as a step of that run would be: in a
@@ -75,7 +75,7 @@ func TestRecoveryKillsGroupsKnownOnlyByEnvironment(t *testing.T) {
 	if len(rec) != 1 || rec[0].ID != runID || rec[0].Killed != 2 {
 		t.Fatalf("recovered %+v, want the run with 2 groups killed (the step's and the daemon's)", rec)
 	}
-	if got, _ := s.Run(context.Background(), runID); got.Status != scheduler.StatusInterrupted {
+	if got, _ := s.Run(context.Background(), runID); got.Status != run.StatusInterrupted {
 		t.Errorf("run status %s, want interrupted", got.Status)
 	}
 	deadline := time.Now().Add(10 * time.Second)

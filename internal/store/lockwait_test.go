@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // holdLock takes the database's write lock (BEGIN IMMEDIATE) on a connection of its own and returns
@@ -52,7 +52,7 @@ func TestLockedBatchIsWrittenLater(t *testing.T) {
 		t.Fatal(err)
 	}
 	release := holdLock(t, path)
-	recordStep(t, s, "r1", "a", scheduler.StatusSucceeded, 0, t0, time.Second, "out a", "")
+	recordStep(t, s, "r1", "a", run.StatusSucceeded, 0, t0, time.Second, "out a", "")
 	deadline := time.Now().Add(time.Minute)
 	for s.Failed() == nil {
 		if time.Now().After(deadline) {
@@ -68,12 +68,12 @@ func TestLockedBatchIsWrittenLater(t *testing.T) {
 	// The calls report the earlier failure; their writes are queued all the same.
 	b := t0.Add(time.Second)
 	ctx := context.Background()
-	if err := s.AttemptStarted(ctx, &scheduler.AttemptStart{RunID: "r1", StepID: "b", Attempt: 1, StartedAt: b, PID: 0}); !errors.As(err, &lerr) {
+	if err := s.AttemptStarted(ctx, &run.AttemptStart{RunID: "r1", StepID: "b", Attempt: 1, StartedAt: b, PID: 0}); !errors.As(err, &lerr) {
 		t.Errorf("AttemptStarted after the failure: %v, want the earlier *LockError", err)
 	}
-	s.AttemptFinished(ctx, &scheduler.AttemptRecord{RunID: "r1", StepID: "b", Attempt: 1, Status: scheduler.StatusSucceeded, StartedAt: b, FinishedAt: b.Add(time.Second), Stdout: out("out b")})
-	s.StepFinished(ctx, &scheduler.StepRecord{RunID: "r1", StepID: "b", Status: scheduler.StatusSucceeded, Attempts: 1, StartedAt: b, FinishedAt: b.Add(time.Second), Stdout: out("out b")})
-	r.Status, r.ExitCode, r.FinishedAt = scheduler.StatusSucceeded, 0, t0.Add(3*time.Second)
+	s.AttemptFinished(ctx, &run.AttemptRecord{RunID: "r1", StepID: "b", Attempt: 1, Status: run.StatusSucceeded, StartedAt: b, FinishedAt: b.Add(time.Second), Stdout: out("out b")})
+	s.StepFinished(ctx, &run.StepRecord{RunID: "r1", StepID: "b", Status: run.StatusSucceeded, Attempts: 1, StartedAt: b, FinishedAt: b.Add(time.Second), Stdout: out("out b")})
+	r.Status, r.ExitCode, r.FinishedAt = run.StatusSucceeded, 0, t0.Add(3*time.Second)
 	err = s.RunFinished(context.Background(), r)
 	if err == nil || !strings.Contains(err.Error(), "made on a later try") {
 		t.Errorf("RunFinished = %v, want the earlier failure, every write made on a later try", err)
@@ -104,7 +104,7 @@ func TestRecoveryOfARunnerThatCouldNotRecordItsEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	release := holdLock(t, path)
-	r.Status, r.ExitCode, r.FinishedAt = scheduler.StatusSucceeded, 0, t0.Add(time.Second)
+	r.Status, r.ExitCode, r.FinishedAt = run.StatusSucceeded, 0, t0.Add(time.Second)
 	err = s.RunFinished(context.Background(), r)
 	var lerr *LockError
 	if !errors.As(err, &lerr) || !strings.Contains(err.Error(), "record end of run r1") {

@@ -6,18 +6,18 @@ import (
 	"fmt"
 	"unicode/utf8"
 
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
-// RunProgress records a running run's progress (scheduler.ProgressRecorder): runs.last_seen_at
+// RunProgress records a running run's progress (run.ProgressRecorder): runs.last_seen_at
 // becomes p.Time, and each step of p.Steps gets its output so far in its steps row (the row that
 // keeps the last attempt's output; the attempt row gets the byte counts), so that `playbook logs`
 // shows it and a runner killed now leaves it. Only a step still running that attempt is written: a
 // progress record never overwrites a final one. The write is queued like AttemptStarted's, but its
 // failure is not reported by later calls: the next progress record, or the final one, replaces it.
-func (s *Store) RunProgress(_ context.Context, in *scheduler.RunProgress) error {
+func (s *Store) RunProgress(_ context.Context, in *run.Progress) error {
 	p := *in
-	p.Steps = append([]scheduler.StepProgress(nil), in.Steps...)
+	p.Steps = append([]run.StepProgress(nil), in.Steps...)
 	for i := range p.Steps {
 		st := &p.Steps[i]
 		st.Stdout.Data, st.Stderr.Data = cloneData(st.Stdout.Data), cloneData(st.Stderr.Data)
@@ -52,4 +52,4 @@ func (s *Store) RunProgress(_ context.Context, in *scheduler.RunProgress) error 
 	}})
 }
 
-var _ scheduler.ProgressRecorder = (*Store)(nil)
+var _ run.ProgressRecorder = (*Store)(nil)

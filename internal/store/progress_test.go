@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // RunProgress stores a running step's output so far and the run's last-seen time; it never writes a
@@ -18,11 +18,11 @@ func TestRunProgress(t *testing.T) {
 	if err := s.RunStarted(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AttemptStarted(ctx, &scheduler.AttemptStart{RunID: r.ID, StepID: "a", Attempt: 1, StartedAt: t0.Add(time.Second), Command: "talk"}); err != nil {
+	if err := s.AttemptStarted(ctx, &run.AttemptStart{RunID: r.ID, StepID: "a", Attempt: 1, StartedAt: t0.Add(time.Second), Command: "talk"}); err != nil {
 		t.Fatal(err)
 	}
-	long := scheduler.Output{Data: []byte("head\n[... 90 bytes omitted ...]\ntail\n"), Bytes: 100, Truncated: true}
-	p := &scheduler.RunProgress{RunID: r.ID, Time: t0.Add(5 * time.Second), Steps: []scheduler.StepProgress{
+	long := run.Output{Data: []byte("head\n[... 90 bytes omitted ...]\ntail\n"), Bytes: 100, Truncated: true}
+	p := &run.Progress{RunID: r.ID, Time: t0.Add(5 * time.Second), Steps: []run.StepProgress{
 		{StepID: "a", Attempt: 1, Stdout: out("so far\n"), Stderr: long},
 		{StepID: "a", Attempt: 2, Stdout: out("not this attempt\n")},
 		{StepID: "b", Attempt: 1, Stdout: out("not started\n")},
@@ -50,17 +50,17 @@ func TestRunProgress(t *testing.T) {
 	}
 
 	// A progress record that comes after the final one changes nothing.
-	recordStep(t, s, r.ID, "b", scheduler.StatusSucceeded, 0, t0.Add(2*time.Second), time.Second, "final b\n", "")
-	if err := s.RunProgress(ctx, &scheduler.RunProgress{RunID: r.ID, Time: t0.Add(6 * time.Second),
-		Steps: []scheduler.StepProgress{{StepID: "b", Attempt: 1, Stdout: out("stale\n")}}}); err != nil {
+	recordStep(t, s, r.ID, "b", run.StatusSucceeded, 0, t0.Add(2*time.Second), time.Second, "final b\n", "")
+	if err := s.RunProgress(ctx, &run.Progress{RunID: r.ID, Time: t0.Add(6 * time.Second),
+		Steps: []run.StepProgress{{StepID: "b", Attempt: 1, Stdout: out("stale\n")}}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	check(`SELECT CAST(stdout AS TEXT) FROM steps WHERE step_id = 'b'`, "final b\n")
-	finishRun(t, s, r, scheduler.StatusSucceeded, 0, t0.Add(7*time.Second))
-	if err := s.RunProgress(ctx, &scheduler.RunProgress{RunID: r.ID, Time: t0.Add(time.Hour)}); err != nil {
+	finishRun(t, s, r, run.StatusSucceeded, 0, t0.Add(7*time.Second))
+	if err := s.RunProgress(ctx, &run.Progress{RunID: r.ID, Time: t0.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Flush(ctx); err != nil {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // ErrNotFound is matched (errors.Is) by every "no such run, step or attempt" error.
@@ -111,9 +111,9 @@ const runColumns = `id, playbook, file, file_sha256, params, status, exit_code, 
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanRun(sc scanner) (*scheduler.RunRecord, error) {
+func scanRun(sc scanner) (*run.Record, error) {
 	var (
-		r                 scheduler.RunRecord
+		r                 run.Record
 		status            string
 		exit              sql.NullInt64
 		started           string
@@ -124,7 +124,7 @@ func scanRun(sc scanner) (*scheduler.RunRecord, error) {
 		&finished, &r.User, &r.Host, &errText, &retryOf); err != nil {
 		return nil, err
 	}
-	r.Status = scheduler.Status(status)
+	r.Status = run.Status(status)
 	r.ExitCode = -1
 	if exit.Valid {
 		r.ExitCode = int(exit.Int64)
@@ -152,15 +152,15 @@ func parseTime(s string) time.Time {
 
 // RunFilter selects runs for ListRuns. The zero value selects every run.
 type RunFilter struct {
-	Limit    int              // at most this many; 0 = no limit
-	Status   scheduler.Status // only runs with this status; "" = any
-	Playbook string           // only runs of this playbook (its name); "" = any
-	Since    time.Time        // only runs started at or after this; zero = any time
+	Limit    int        // at most this many; 0 = no limit
+	Status   run.Status // only runs with this status; "" = any
+	Playbook string     // only runs of this playbook (its name); "" = any
+	Since    time.Time  // only runs started at or after this; zero = any time
 }
 
 // ListRuns returns the runs that match f, newest first (by started_at, then id). RunRecord.StepIDs is
 // not filled; ExitCode is -1 while a run has none (running, interrupted).
-func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]*scheduler.RunRecord, error) {
+func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]*run.Record, error) {
 	_ = s.Flush(ctx) // read this Store's own writes; write errors are reported to the Recorder's caller
 	var where []string
 	var args []any
@@ -190,7 +190,7 @@ func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]*scheduler.RunReco
 		return nil, fmt.Errorf("list runs: %w", err)
 	}
 	defer rows.Close()
-	var out []*scheduler.RunRecord
+	var out []*run.Record
 	for rows.Next() {
 		r, err := scanRun(rows)
 		if err != nil {
@@ -207,17 +207,17 @@ func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]*scheduler.RunReco
 // RunDetail is one run with its steps and their attempts, read in one snapshot.
 type RunDetail struct {
 	// Run has StepIDs filled in file order. ExitCode is -1 while the run has none.
-	Run *scheduler.RunRecord
+	Run *run.Record
 	// Steps in file order. Stdout and Stderr carry Bytes and Truncated but no Data (see StepOutput).
 	// ExitCode is -1 when there is none. Outputs is nil when the step produced none.
-	Steps []*scheduler.StepRecord
+	Steps []*run.StepRecord
 	// Attempts of each step by step id, in order, without output data (see AttemptOutput). A step
 	// skipped or reused from an earlier run has none.
-	Attempts map[string][]*scheduler.AttemptRecord
+	Attempts map[string][]*run.AttemptRecord
 }
 
 // Step returns the step with id stepID, or nil.
-func (d *RunDetail) Step(stepID string) *scheduler.StepRecord {
+func (d *RunDetail) Step(stepID string) *run.StepRecord {
 	for _, st := range d.Steps {
 		if st.StepID == stepID {
 			return st
@@ -227,7 +227,7 @@ func (d *RunDetail) Step(stepID string) *scheduler.StepRecord {
 }
 
 // Run returns one run by its full id (see ResolveRun for prefixes), *NotFoundError if there is none.
-func (s *Store) Run(ctx context.Context, id string) (*scheduler.RunRecord, error) {
+func (s *Store) Run(ctx context.Context, id string) (*run.Record, error) {
 	_ = s.Flush(ctx) // read this Store's own writes; write errors are reported to the Recorder's caller
 	r, err := scanRun(s.r.QueryRowContext(ctx, "SELECT "+runColumns+" FROM runs WHERE id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -243,9 +243,9 @@ const stepColumns = `step_id, name, status, reason, error, exit_code, signal, at
 	finished_at, command, stdout_bytes, stderr_bytes, stdout_truncated, stderr_truncated, outputs,
 	continue_on_error, reused_from, fingerprint, retry_reason, retry_detail`
 
-func scanStep(sc scanner, runID string, extra ...any) (*scheduler.StepRecord, error) {
+func scanStep(sc scanner, runID string, extra ...any) (*run.StepRecord, error) {
 	var (
-		st                                  scheduler.StepRecord
+		st                                  run.StepRecord
 		status, outputs                     string
 		reason, errText, started, finished  sql.NullString
 		command, reused                     sql.NullString
@@ -260,7 +260,7 @@ func scanStep(sc scanner, runID string, extra ...any) (*scheduler.StepRecord, er
 		return nil, err
 	}
 	st.RunID = runID
-	st.Status = scheduler.Status(status)
+	st.Status = run.Status(status)
 	st.Reason = reason.String
 	st.Error = errText.String
 	st.ExitCode = -1
@@ -289,9 +289,9 @@ const attemptColumns = `attempt, status, exit_code, signal, started_at, finished
 // qualifiedAttemptColumns is attemptColumns for a query where the attempts table is "a".
 var qualifiedAttemptColumns = "a." + strings.Join(strings.Fields(strings.ReplaceAll(attemptColumns, ",", " ")), ", a.")
 
-func scanAttempt(sc scanner, runID, stepID string, extra ...any) (*scheduler.AttemptRecord, error) {
+func scanAttempt(sc scanner, runID, stepID string, extra ...any) (*run.AttemptRecord, error) {
 	var (
-		a                  scheduler.AttemptRecord
+		a                  run.AttemptRecord
 		status             string
 		exit, signal       sql.NullInt64
 		finished, errText  sql.NullString
@@ -304,7 +304,7 @@ func scanAttempt(sc scanner, runID, stepID string, extra ...any) (*scheduler.Att
 		return nil, err
 	}
 	a.RunID, a.StepID = runID, stepID
-	a.Status = scheduler.Status(status)
+	a.Status = run.Status(status)
 	a.ExitCode = -1
 	if exit.Valid {
 		a.ExitCode = int(exit.Int64)
@@ -353,7 +353,7 @@ func (s *Store) RunDetail(ctx context.Context, id string) (*RunDetail, error) {
 			return err
 		}
 		defer arows.Close()
-		d.Attempts = map[string][]*scheduler.AttemptRecord{}
+		d.Attempts = map[string][]*run.AttemptRecord{}
 		for arows.Next() {
 			var stepID string
 			a, err := scanAttempt(prefixScanner{arows, &stepID}, id, "")
@@ -386,7 +386,7 @@ func (p prefixScanner) Scan(dest ...any) error { return p.sc.Scan(append([]any{p
 
 // StepOutput returns a step's record with its stored output (the last attempt's bounded stdout and
 // stderr, Data nil when nothing was stored). *NotFoundError if the step does not exist.
-func (s *Store) StepOutput(ctx context.Context, runID, stepID string) (*scheduler.StepRecord, error) {
+func (s *Store) StepOutput(ctx context.Context, runID, stepID string) (*run.StepRecord, error) {
 	_ = s.Flush(ctx) // read this Store's own writes; write errors are reported to the Recorder's caller
 	var stdout, stderr []byte
 	st, err := scanStep(s.r.QueryRowContext(ctx, "SELECT "+stepColumns+", stdout, stderr FROM steps WHERE run_id = ? AND step_id = ?",
@@ -404,7 +404,7 @@ func (s *Store) StepOutput(ctx context.Context, runID, stepID string) (*schedule
 // AttemptOutput returns one attempt (1-based) of a step with its stored output. The last attempt's
 // output lives in the step row once the step finished; it is taken from there.
 // *NotFoundError if there is no such attempt.
-func (s *Store) AttemptOutput(ctx context.Context, runID, stepID string, attempt int) (*scheduler.AttemptRecord, error) {
+func (s *Store) AttemptOutput(ctx context.Context, runID, stepID string, attempt int) (*run.AttemptRecord, error) {
 	_ = s.Flush(ctx) // read this Store's own writes; write errors are reported to the Recorder's caller
 	var stdout, stderr []byte
 	a, err := scanAttempt(s.r.QueryRowContext(ctx, `SELECT `+qualifiedAttemptColumns+`,

@@ -8,18 +8,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // recordQuick records a finished run with one step, started at start.
-func recordQuick(t *testing.T, s *Store, id, playbook string, status scheduler.Status, start time.Time) {
+func recordQuick(t *testing.T, s *Store, id, playbook string, status run.Status, start time.Time) {
 	t.Helper()
 	r := fixtureRun(id, "only")
 	r.Playbook, r.StartedAt = playbook, start
 	if err := s.RunStarted(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}
-	if status == scheduler.StatusRunning {
+	if status == run.StatusRunning {
 		return
 	}
 	recordStep(t, s, id, "only", status, 0, start, time.Second, "out "+id, "")
@@ -32,10 +32,10 @@ func TestResolveRun(t *testing.T) {
 	if _, err := s.ResolveRun(ctx, "last"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "no run recorded yet") {
 		t.Fatalf("last on an empty database: %v", err)
 	}
-	recordQuick(t, s, "abc111", "p", scheduler.StatusSucceeded, t0)
-	recordQuick(t, s, "abc222", "p", scheduler.StatusSucceeded, t0.Add(time.Hour))
-	recordQuick(t, s, "abc", "p", scheduler.StatusSucceeded, t0.Add(-time.Hour))
-	recordQuick(t, s, "fff000", "p", scheduler.StatusFailed, t0.Add(30*time.Minute))
+	recordQuick(t, s, "abc111", "p", run.StatusSucceeded, t0)
+	recordQuick(t, s, "abc222", "p", run.StatusSucceeded, t0.Add(time.Hour))
+	recordQuick(t, s, "abc", "p", run.StatusSucceeded, t0.Add(-time.Hour))
+	recordQuick(t, s, "fff000", "p", run.StatusFailed, t0.Add(30*time.Minute))
 	cases := []struct {
 		ref, want string
 		err       error
@@ -75,14 +75,14 @@ func TestAmbiguousPrefixSaysWhenThereAreMore(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()
 	for i := range maxCandidates {
-		recordQuick(t, s, fmt.Sprintf("dd%02d", i), "p", scheduler.StatusSucceeded, t0)
+		recordQuick(t, s, fmt.Sprintf("dd%02d", i), "p", run.StatusSucceeded, t0)
 	}
 	_, err := s.ResolveRun(ctx, "dd")
 	var ae *AmbiguousRunError
 	if !errors.As(err, &ae) || len(ae.Candidates) != maxCandidates || ae.More || strings.Contains(err.Error(), "...") {
 		t.Errorf("%d matches: %v (more %v), want all listed without \"...\"", maxCandidates, err, ae != nil && ae.More)
 	}
-	recordQuick(t, s, "dd99", "p", scheduler.StatusSucceeded, t0)
+	recordQuick(t, s, "dd99", "p", run.StatusSucceeded, t0)
 	_, err = s.ResolveRun(ctx, "dd")
 	if !errors.As(err, &ae) || len(ae.Candidates) != maxCandidates || !ae.More || !strings.Contains(err.Error(), "dd09, ...;") {
 		t.Errorf("%d matches: %v, want %d listed and \"...\"", maxCandidates+1, err, maxCandidates)
@@ -93,12 +93,12 @@ func TestListRuns(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()
 	for i := 0; i < 6; i++ {
-		status := []scheduler.Status{scheduler.StatusSucceeded, scheduler.StatusFailed}[i%2]
+		status := []run.Status{run.StatusSucceeded, run.StatusFailed}[i%2]
 		pb := []string{"deploy", "backup", "deploy"}[i%3]
 		recordQuick(t, s, fmt.Sprintf("run%d", i), pb, status, t0.Add(time.Duration(i)*time.Hour))
 	}
-	recordQuick(t, s, "live", "deploy", scheduler.StatusRunning, t0.Add(10*time.Hour))
-	ids := func(rs []*scheduler.RunRecord) string {
+	recordQuick(t, s, "live", "deploy", run.StatusRunning, t0.Add(10*time.Hour))
+	ids := func(rs []*run.Record) string {
 		var out []string
 		for _, r := range rs {
 			out = append(out, r.ID)
@@ -112,11 +112,11 @@ func TestListRuns(t *testing.T) {
 	}{
 		{"all newest first", RunFilter{}, "live,run5,run4,run3,run2,run1,run0"},
 		{"limit", RunFilter{Limit: 2}, "live,run5"},
-		{"status", RunFilter{Status: scheduler.StatusFailed}, "run5,run3,run1"},
+		{"status", RunFilter{Status: run.StatusFailed}, "run5,run3,run1"},
 		{"playbook", RunFilter{Playbook: "backup"}, "run4,run1"},
 		{"since", RunFilter{Since: t0.Add(4 * time.Hour)}, "live,run5,run4"},
-		{"all filters", RunFilter{Status: scheduler.StatusSucceeded, Playbook: "deploy", Since: t0.Add(time.Hour), Limit: 5}, "run2"},
-		{"running", RunFilter{Status: scheduler.StatusRunning}, "live"},
+		{"all filters", RunFilter{Status: run.StatusSucceeded, Playbook: "deploy", Since: t0.Add(time.Hour), Limit: 5}, "run2"},
+		{"running", RunFilter{Status: run.StatusRunning}, "live"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -129,7 +129,7 @@ func TestListRuns(t *testing.T) {
 			}
 		})
 	}
-	rs, _ := s.ListRuns(ctx, RunFilter{Status: scheduler.StatusRunning})
+	rs, _ := s.ListRuns(ctx, RunFilter{Status: run.StatusRunning})
 	if rs[0].ExitCode != -1 || !rs[0].FinishedAt.IsZero() {
 		t.Errorf("running run: exit %d, finished %v", rs[0].ExitCode, rs[0].FinishedAt)
 	}
@@ -140,9 +140,9 @@ func TestPrune(t *testing.T) {
 	setup := func(t *testing.T) *Store {
 		s := openTest(t)
 		for i := 0; i < 10; i++ {
-			recordQuick(t, s, fmt.Sprintf("run%02d", i), "p", scheduler.StatusSucceeded, t0.Add(time.Duration(i)*24*time.Hour))
+			recordQuick(t, s, fmt.Sprintf("run%02d", i), "p", run.StatusSucceeded, t0.Add(time.Duration(i)*24*time.Hour))
 		}
-		recordQuick(t, s, "oldlive", "p", scheduler.StatusRunning, t0.Add(-48*time.Hour))
+		recordQuick(t, s, "oldlive", "p", run.StatusRunning, t0.Add(-48*time.Hour))
 		// run09 retries run00: deleting run00 must not delete run09 nor fail.
 		if _, err := s.w.Exec(`UPDATE runs SET retry_of = 'run00' WHERE id = 'run09'`); err != nil {
 			t.Fatal(err)
@@ -218,8 +218,8 @@ func TestPruneReclaimsSpace(t *testing.T) {
 		if err := s.RunStarted(ctx, r); err != nil {
 			t.Fatal(err)
 		}
-		recordStep(t, s, id, "s", scheduler.StatusSucceeded, 0, r.StartedAt, time.Second, big, big)
-		finishRun(t, s, r, scheduler.StatusSucceeded, 0, r.StartedAt.Add(time.Second))
+		recordStep(t, s, id, "s", run.StatusSucceeded, 0, r.StartedAt, time.Second, big, big)
+		finishRun(t, s, r, run.StatusSucceeded, 0, r.StartedAt.Add(time.Second))
 	}
 	res, err := s.Prune(ctx, PruneOptions{Keep: 1})
 	if err != nil {

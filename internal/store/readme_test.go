@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // cookbookQueries returns the ```sql blocks of the README's store region, by their first line (a
@@ -55,80 +55,80 @@ func seedCookbook(t *testing.T, path string, now time.Time) {
 			t.Fatal(err)
 		}
 	}
-	run := func(id, pb, user, host string, start time.Time, retryOf string, steps ...string) *scheduler.RunRecord {
-		r := &scheduler.RunRecord{ID: id, Playbook: pb, File: "/srv/" + pb + ".yaml", Params: "{}", StepIDs: steps,
+	startRun := func(id, pb, user, host string, start time.Time, retryOf string, steps ...string) *run.Record {
+		r := &run.Record{ID: id, Playbook: pb, File: "/srv/" + pb + ".yaml", Params: "{}", StepIDs: steps,
 			StartedAt: start, User: user, Host: host, RetryOf: retryOf}
 		must(s.RunStarted(ctx, r))
 		return r
 	}
 	type att struct {
-		status         scheduler.Status
+		status         run.Status
 		exit, signal   int
-		stdout, stderr scheduler.Output
+		stdout, stderr run.Output
 	}
 	// step records a step's attempts (each 1 s apart, the last one ending at start+d) and its end.
 	step := func(runID, id string, start time.Time, d time.Duration, outputs map[string]string, atts ...att) {
 		for i, a := range atts {
 			at := start.Add(time.Duration(i) * time.Second)
-			must(s.AttemptStarted(ctx, &scheduler.AttemptStart{RunID: runID, StepID: id, Attempt: i + 1, StartedAt: at, Command: "run " + id}))
+			must(s.AttemptStarted(ctx, &run.AttemptStart{RunID: runID, StepID: id, Attempt: i + 1, StartedAt: at, Command: "run " + id}))
 			end := at.Add(500 * time.Millisecond)
 			if i == len(atts)-1 {
 				end = start.Add(d)
 			}
-			must(s.AttemptFinished(ctx, &scheduler.AttemptRecord{RunID: runID, StepID: id, Attempt: i + 1, Status: a.status, ExitCode: a.exit,
+			must(s.AttemptFinished(ctx, &run.AttemptRecord{RunID: runID, StepID: id, Attempt: i + 1, Status: a.status, ExitCode: a.exit,
 				Signal: a.signal, StartedAt: at, FinishedAt: end, Stdout: a.stdout, Stderr: a.stderr}))
 		}
 		last := atts[len(atts)-1]
-		must(s.StepFinished(ctx, &scheduler.StepRecord{RunID: runID, StepID: id, Status: last.status, ExitCode: last.exit, Signal: last.signal,
+		must(s.StepFinished(ctx, &run.StepRecord{RunID: runID, StepID: id, Status: last.status, ExitCode: last.exit, Signal: last.signal,
 			Attempts: len(atts), StartedAt: start, FinishedAt: start.Add(d), Command: "run " + id, Stdout: last.stdout, Stderr: last.stderr, Outputs: outputs}))
 	}
-	finish := func(r *scheduler.RunRecord, st scheduler.Status, exit int, d time.Duration, msg string) {
+	finish := func(r *run.Record, st run.Status, exit int, d time.Duration, msg string) {
 		r.Status, r.ExitCode, r.FinishedAt, r.Error = st, exit, r.StartedAt.Add(d), msg
 		must(s.RunFinished(ctx, r))
 	}
-	ok := func(o string) att { return att{status: scheduler.StatusSucceeded, stdout: out(o)} }
+	ok := func(o string) att { return att{status: run.StatusSucceeded, stdout: out(o)} }
 
 	t1 := now.Add(-48 * time.Hour)
-	r := run("run-ok-1", "deploy-web", "alice", "web1", t1, "", "build", "deploy")
+	r := startRun("run-ok-1", "deploy-web", "alice", "web1", t1, "", "build", "deploy")
 	step("run-ok-1", "build", t1, 1500*time.Millisecond, map[string]string{"tag": "v1.4.2"}, ok("built\n"))
 	step("run-ok-1", "deploy", t1.Add(2*time.Second), 30*time.Second, nil, ok("deployed\n"))
-	finish(r, scheduler.StatusSucceeded, 0, time.Minute, "")
+	finish(r, run.StatusSucceeded, 0, time.Minute, "")
 
 	t2 := now.Add(-24 * time.Hour)
-	r = run("run-fail-2", "deploy-web", "bob", "web2", t2, "", "build", "test", "deploy")
+	r = startRun("run-fail-2", "deploy-web", "bob", "web2", t2, "", "build", "test", "deploy")
 	step("run-fail-2", "build", t2, 2*time.Second, map[string]string{"tag": "v1.4.3"}, ok("built\n"))
 	step("run-fail-2", "test", t2.Add(3*time.Second), 45*time.Second, nil,
-		att{status: scheduler.StatusFailed, exit: 1, stdout: out("ok\n"), stderr: out("FAIL: a1\n")},
-		att{status: scheduler.StatusFailed, exit: 1, stdout: out("ok\n"), stderr: out("FAIL: a2\n")},
-		att{status: scheduler.StatusTimedOut, exit: -1, signal: 9, stdout: out("ok\n"), stderr: out("FAIL: a3\n")})
-	must(s.StepFinished(ctx, &scheduler.StepRecord{RunID: "run-fail-2", StepID: "deploy", Status: scheduler.StatusSkipped, Reason: scheduler.ReasonDependencyFailed, ExitCode: -1}))
-	finish(r, scheduler.StatusFailed, 1, time.Minute, "step test failed")
+		att{status: run.StatusFailed, exit: 1, stdout: out("ok\n"), stderr: out("FAIL: a1\n")},
+		att{status: run.StatusFailed, exit: 1, stdout: out("ok\n"), stderr: out("FAIL: a2\n")},
+		att{status: run.StatusTimedOut, exit: -1, signal: 9, stdout: out("ok\n"), stderr: out("FAIL: a3\n")})
+	must(s.StepFinished(ctx, &run.StepRecord{RunID: "run-fail-2", StepID: "deploy", Status: run.StatusSkipped, Reason: run.ReasonDependencyFailed, ExitCode: -1}))
+	finish(r, run.StatusFailed, 1, time.Minute, "step test failed")
 
 	t3 := now.Add(-10 * 24 * time.Hour)
-	r = run("run-old-3", "deploy-web", "alice", "web1", t3, "", "build")
-	step("run-old-3", "build", t3, 5*time.Second, nil, att{status: scheduler.StatusFailed, exit: 1, stderr: out("boom\n")})
-	finish(r, scheduler.StatusFailed, 1, 6*time.Second, "step build failed")
+	r = startRun("run-old-3", "deploy-web", "alice", "web1", t3, "", "build")
+	step("run-old-3", "build", t3, 5*time.Second, nil, att{status: run.StatusFailed, exit: 1, stderr: out("boom\n")})
+	finish(r, run.StatusFailed, 1, 6*time.Second, "step build failed")
 
 	t4 := now.Add(-20 * time.Hour)
-	r = run("run-retry-4", "deploy-web", "bob", "web2", t4, "run-fail-2", "build", "test", "deploy")
-	must(s.StepFinished(ctx, &scheduler.StepRecord{RunID: "run-retry-4", StepID: "build", Status: scheduler.StatusSucceeded, Reason: scheduler.ReasonReused,
+	r = startRun("run-retry-4", "deploy-web", "bob", "web2", t4, "run-fail-2", "build", "test", "deploy")
+	must(s.StepFinished(ctx, &run.StepRecord{RunID: "run-retry-4", StepID: "build", Status: run.StatusSucceeded, Reason: run.ReasonReused,
 		Attempts: 1, StartedAt: t4, FinishedAt: t4, Command: "run build", Outputs: map[string]string{"tag": "v1.4.3"}, ReusedFrom: "run-fail-2"}))
 	step("run-retry-4", "test", t4.Add(time.Second), 12*time.Second, nil, ok("ok\n"))
 	step("run-retry-4", "deploy", t4.Add(14*time.Second), 8*time.Second, nil, ok("deployed\n"))
-	finish(r, scheduler.StatusSucceeded, 0, 30*time.Second, "")
+	finish(r, run.StatusSucceeded, 0, 30*time.Second, "")
 
 	t6 := now.Add(-time.Hour)
-	r = run("run-bin-6", "diag", "carol", "db1", t6, "", "capture", "big")
+	r = startRun("run-bin-6", "diag", "carol", "db1", t6, "", "capture", "big")
 	step("run-bin-6", "capture", t6, 100*time.Millisecond, nil, ok("\xff\xfe\x00ok\xe2\x82"))
-	big := scheduler.Output{Data: []byte("head\n[... 4999990 bytes omitted ...]\ntail\n"), Bytes: 5_000_000, Truncated: true}
-	step("run-bin-6", "big", t6.Add(time.Second), 200*time.Millisecond, nil, att{status: scheduler.StatusSucceeded, stdout: big})
-	finish(r, scheduler.StatusSucceeded, 0, 2*time.Second, "")
+	big := run.Output{Data: []byte("head\n[... 4999990 bytes omitted ...]\ntail\n"), Bytes: 5_000_000, Truncated: true}
+	step("run-bin-6", "big", t6.Add(time.Second), 200*time.Millisecond, nil, att{status: run.StatusSucceeded, stdout: big})
+	finish(r, run.StatusSucceeded, 0, 2*time.Second, "")
 
 	// run-dead-5: its runner stops recording mid-step (Close releases the lock unfinished); the next
 	// Open finds it interrupted.
 	t5 := now.Add(-3 * time.Hour)
-	run("run-dead-5", "backup", "carol", "db1", t5, "", "dump", "upload")
-	must(s.AttemptStarted(ctx, &scheduler.AttemptStart{RunID: "run-dead-5", StepID: "dump", Attempt: 1, StartedAt: t5, Command: "pg_dump prod"}))
+	startRun("run-dead-5", "backup", "carol", "db1", t5, "", "dump", "upload")
+	must(s.AttemptStarted(ctx, &run.AttemptStart{RunID: "run-dead-5", StepID: "dump", Attempt: 1, StartedAt: t5, Command: "pg_dump prod"}))
 	must(s.Close())
 	s, err = Open(ctx, path)
 	must(err)

@@ -13,11 +13,11 @@ import (
 
 	"github.com/playbookhq/playbook/internal/proc"
 	"github.com/playbookhq/playbook/pkg/engine"
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // The Store records runs for the scheduler.
-var _ scheduler.Recorder = (*Store)(nil)
+var _ run.Recorder = (*Store)(nil)
 
 // TimeFormat is how every timestamp is stored: UTC ISO-8601 with milliseconds, so that text order is
 // time order and sqlite3's date functions read it.
@@ -125,7 +125,7 @@ func boolInt(b bool) int {
 
 // blob is the value stored for an output stream: the bytes as given, an empty BLOB for a process that
 // wrote nothing, NULL when there was no process (ran is false).
-func blob(o scheduler.Output, ran bool) any {
+func blob(o run.Output, ran bool) any {
 	if o.Data == nil {
 		if !ran {
 			return nil
@@ -153,7 +153,7 @@ func validRunID(id string) error {
 // recovery in any process leaves the run alone. r.Status is ignored (a starting run is running). It
 // waits until the run is committed. ctx's cancellation is ignored (the write is bounded by its own
 // timeout).
-func (s *Store) RunStarted(ctx context.Context, r *scheduler.RunRecord) error {
+func (s *Store) RunStarted(ctx context.Context, r *run.Record) error {
 	if err := validRunID(r.ID); err != nil {
 		return fmt.Errorf("record start of run: %w", err)
 	}
@@ -218,7 +218,7 @@ func (s *Store) RunStarted(ctx context.Context, r *scheduler.RunRecord) error {
 // at once (writer.go explains why); the error it returns is that of an earlier queued write, if one
 // failed, or of a closed Store. ctx is not used: recording must not stop because the run was
 // cancelled.
-func (s *Store) AttemptStarted(_ context.Context, in *scheduler.AttemptStart) error {
+func (s *Store) AttemptStarted(_ context.Context, in *run.AttemptStart) error {
 	a := *in
 	var pid, pidStart any
 	if a.PID > 0 {
@@ -287,7 +287,7 @@ var errUnknownStep = errors.New("no such step in the run (was RunStarted called 
 // AttemptFinished records a finished attempt with its bounded output, exact byte totals and truncated
 // flags. An attempt that AttemptStarted did not announce is created. The write is queued (see
 // AttemptStarted).
-func (s *Store) AttemptFinished(_ context.Context, in *scheduler.AttemptRecord) error {
+func (s *Store) AttemptFinished(_ context.Context, in *run.AttemptRecord) error {
 	a := *in
 	a.Stdout.Data, a.Stderr.Data = cloneData(a.Stdout.Data), cloneData(a.Stderr.Data)
 	if a.FinishedAt.IsZero() {
@@ -334,7 +334,7 @@ func (s *Store) AttemptFinished(_ context.Context, in *scheduler.AttemptRecord) 
 // (the attempt_output view and AttemptOutput put them back). A skipped step (Attempts 0) gets NULL
 // output. A step that RunStarted did not list is added after the others. The write is queued (see
 // AttemptStarted).
-func (s *Store) StepFinished(_ context.Context, in *scheduler.StepRecord) error {
+func (s *Store) StepFinished(_ context.Context, in *run.StepRecord) error {
 	st := *in
 	st.Stdout.Data, st.Stderr.Data = cloneData(st.Stdout.Data), cloneData(st.Stderr.Data)
 	outputs := []byte("{}")
@@ -407,8 +407,8 @@ func (s *Store) StepFinished(_ context.Context, in *scheduler.StepRecord) error 
 // so and names the writes that were not made. When the final write itself fails, the run stays
 // running, and its lock file keeps a note that its runner ended on its own (exit status 3, the
 // contract of a failed RunFinished), so that crash recovery does not say it died.
-func (s *Store) RunFinished(ctx context.Context, r *scheduler.RunRecord) error {
-	if r.Status == scheduler.StatusRunning || r.Status == scheduler.StatusPending || r.Status == "" {
+func (s *Store) RunFinished(ctx context.Context, r *run.Record) error {
+	if r.Status == run.StatusRunning || r.Status == run.StatusPending || r.Status == "" {
 		return fmt.Errorf("record end of run %s: status %q is not a final status", r.ID, r.Status)
 	}
 	finished := r.FinishedAt
@@ -421,8 +421,8 @@ func (s *Store) RunFinished(ctx context.Context, r *scheduler.RunRecord) error {
 	status, exitCode, errText := r.Status, r.ExitCode, r.Error
 	if earlier != nil {
 		exitCode = exitRecord
-		if status == scheduler.StatusSucceeded {
-			status = scheduler.StatusFailed
+		if status == run.StatusSucceeded {
+			status = run.StatusFailed
 			errText = "the run could not be recorded: " + earlier.Error()
 		}
 	}

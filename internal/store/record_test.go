@@ -14,54 +14,54 @@ import (
 	"testing"
 	"time"
 
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // recordSampleRun records, through the Recorder only, a run with one step of each kind: succeeded,
 // failed after a retry, skipped, continue_on_error, reused.
-func recordSampleRun(t *testing.T, s *Store, id string) *scheduler.RunRecord {
+func recordSampleRun(t *testing.T, s *Store, id string) *run.Record {
 	t.Helper()
 	ctx := context.Background()
 	r := fixtureRun(id, "build", "test", "deploy", "lint", "cache")
 	if err := s.RunStarted(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	recordStep(t, s, id, "build", scheduler.StatusSucceeded, 0, t0.Add(time.Second), 1500*time.Millisecond, "built\n", "")
+	recordStep(t, s, id, "build", run.StatusSucceeded, 0, t0.Add(time.Second), 1500*time.Millisecond, "built\n", "")
 	// test: attempt 1 fails, attempt 2 fails too.
 	for n := 1; n <= 2; n++ {
 		start := t0.Add(time.Duration(2+n) * time.Second)
-		if err := s.AttemptStarted(ctx, &scheduler.AttemptStart{RunID: id, StepID: "test", Attempt: n, StartedAt: start, Command: "go test ./...", PID: 0}); err != nil {
+		if err := s.AttemptStarted(ctx, &run.AttemptStart{RunID: id, StepID: "test", Attempt: n, StartedAt: start, Command: "go test ./...", PID: 0}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.AttemptFinished(ctx, &scheduler.AttemptRecord{RunID: id, StepID: "test", Attempt: n, Status: scheduler.StatusFailed,
+		if err := s.AttemptFinished(ctx, &run.AttemptRecord{RunID: id, StepID: "test", Attempt: n, Status: run.StatusFailed,
 			ExitCode: n, StartedAt: start, FinishedAt: start.Add(500 * time.Millisecond),
-			Stdout: out("try " + string(rune('0'+n)) + "\n"), Stderr: scheduler.Output{Data: []byte("head...[omitted]...tail"), Bytes: 5000, Truncated: true}}); err != nil {
+			Stdout: out("try " + string(rune('0'+n)) + "\n"), Stderr: run.Output{Data: []byte("head...[omitted]...tail"), Bytes: 5000, Truncated: true}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.StepFinished(ctx, &scheduler.StepRecord{RunID: id, StepID: "test", Status: scheduler.StatusFailed, ExitCode: 2,
+	if err := s.StepFinished(ctx, &run.StepRecord{RunID: id, StepID: "test", Status: run.StatusFailed, ExitCode: 2,
 		Attempts: 2, StartedAt: t0.Add(3 * time.Second), FinishedAt: t0.Add(4500 * time.Millisecond), Command: "go test ./...",
-		Stdout: out("try 2\n"), Stderr: scheduler.Output{Data: []byte("head...[omitted]...tail"), Bytes: 5000, Truncated: true},
+		Stdout: out("try 2\n"), Stderr: run.Output{Data: []byte("head...[omitted]...tail"), Bytes: 5000, Truncated: true},
 		Error: "exit status 2"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.StepFinished(ctx, &scheduler.StepRecord{RunID: id, StepID: "deploy", Status: scheduler.StatusSkipped,
-		Reason: scheduler.ReasonDependencyFailed, ExitCode: -1}); err != nil {
+	if err := s.StepFinished(ctx, &run.StepRecord{RunID: id, StepID: "deploy", Status: run.StatusSkipped,
+		Reason: run.ReasonDependencyFailed, ExitCode: -1}); err != nil {
 		t.Fatal(err)
 	}
-	recordStep(t, s, id, "lint", scheduler.StatusFailed, 1, t0.Add(time.Second), time.Second, "", "lint: 3 problems\n")
-	if err := s.StepFinished(ctx, &scheduler.StepRecord{RunID: id, StepID: "lint", Status: scheduler.StatusFailed, ExitCode: 1,
+	recordStep(t, s, id, "lint", run.StatusFailed, 1, t0.Add(time.Second), time.Second, "", "lint: 3 problems\n")
+	if err := s.StepFinished(ctx, &run.StepRecord{RunID: id, StepID: "lint", Status: run.StatusFailed, ExitCode: 1,
 		Attempts: 1, StartedAt: t0.Add(time.Second), FinishedAt: t0.Add(2 * time.Second), Command: "echo lint",
 		Stderr: out("lint: 3 problems\n"), ContinueOnError: true}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.StepFinished(ctx, &scheduler.StepRecord{RunID: id, StepID: "cache", Status: scheduler.StatusSucceeded,
-		Reason: scheduler.ReasonReused, ExitCode: 0, Attempts: 1, StartedAt: t0.Add(time.Second), FinishedAt: t0.Add(time.Second),
+	if err := s.StepFinished(ctx, &run.StepRecord{RunID: id, StepID: "cache", Status: run.StatusSucceeded,
+		Reason: run.ReasonReused, ExitCode: 0, Attempts: 1, StartedAt: t0.Add(time.Second), FinishedAt: t0.Add(time.Second),
 		Outputs: map[string]string{"key": "v1", "multi": "a\nb"}, ReusedFrom: "older"}); err != nil {
 		t.Fatal(err)
 	}
 	r.Error = "step test failed"
-	finishRun(t, s, r, scheduler.StatusFailed, 1, t0.Add(5*time.Second))
+	finishRun(t, s, r, run.StatusFailed, 1, t0.Add(5*time.Second))
 	return r
 }
 
@@ -75,7 +75,7 @@ func TestRecorderRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := d.Run
-	if r.Status != scheduler.StatusFailed || r.ExitCode != 1 || !r.StartedAt.Equal(t0) || !r.FinishedAt.Equal(t0.Add(5*time.Second)) ||
+	if r.Status != run.StatusFailed || r.ExitCode != 1 || !r.StartedAt.Equal(t0) || !r.FinishedAt.Equal(t0.Add(5*time.Second)) ||
 		r.User != "alice" || r.Host != "web1" || r.Params != `{"env":"prod","token":"***"}` || r.Error != "step test failed" {
 		t.Errorf("run = %+v", r)
 	}
@@ -83,21 +83,21 @@ func TestRecorderRoundTrip(t *testing.T) {
 		t.Errorf("StepIDs = %s (file order)", got)
 	}
 	test := d.Step("test")
-	if test.Status != scheduler.StatusFailed || test.Attempts != 2 || test.ExitCode != 2 || test.Stderr.Bytes != 5000 || !test.Stderr.Truncated || test.Error != "exit status 2" {
+	if test.Status != run.StatusFailed || test.Attempts != 2 || test.ExitCode != 2 || test.Stderr.Bytes != 5000 || !test.Stderr.Truncated || test.Error != "exit status 2" {
 		t.Errorf("test step = %+v", test)
 	}
 	if len(d.Attempts["test"]) != 2 || d.Attempts["test"][0].ExitCode != 1 || d.Attempts["test"][1].ExitCode != 2 {
 		t.Errorf("attempts of test = %+v", d.Attempts["test"])
 	}
 	deploy := d.Step("deploy")
-	if deploy.Status != scheduler.StatusSkipped || deploy.Reason != scheduler.ReasonDependencyFailed || deploy.ExitCode != -1 || deploy.Attempts != 0 || !deploy.StartedAt.IsZero() {
+	if deploy.Status != run.StatusSkipped || deploy.Reason != run.ReasonDependencyFailed || deploy.ExitCode != -1 || deploy.Attempts != 0 || !deploy.StartedAt.IsZero() {
 		t.Errorf("deploy step = %+v", deploy)
 	}
 	if lint := d.Step("lint"); !lint.ContinueOnError {
 		t.Errorf("lint step lost continue_on_error: %+v", lint)
 	}
 	cache := d.Step("cache")
-	if cache.ReusedFrom != "older" || cache.Outputs["multi"] != "a\nb" || cache.Reason != scheduler.ReasonReused {
+	if cache.ReusedFrom != "older" || cache.Outputs["multi"] != "a\nb" || cache.Reason != run.ReasonReused {
 		t.Errorf("cache step = %+v", cache)
 	}
 
@@ -164,7 +164,7 @@ func TestBinaryOutputPreserved(t *testing.T) {
 	if err := s.RunStarted(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	recordStep(t, s, "bin", "b", scheduler.StatusSucceeded, 0, t0, time.Millisecond, raw, "fine")
+	recordStep(t, s, "bin", "b", run.StatusSucceeded, 0, t0, time.Millisecond, raw, "fine")
 	if err := s.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -192,15 +192,15 @@ func TestRecordingSurvivesCancelledContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel()
-	if err := s.StepFinished(ctx, &scheduler.StepRecord{RunID: "c1", StepID: "a", Status: scheduler.StatusSkipped, Reason: scheduler.ReasonRunCancelled, ExitCode: -1}); err != nil {
+	if err := s.StepFinished(ctx, &run.StepRecord{RunID: "c1", StepID: "a", Status: run.StatusSkipped, Reason: run.ReasonRunCancelled, ExitCode: -1}); err != nil {
 		t.Fatalf("StepFinished with a cancelled context: %v", err)
 	}
-	r.Status, r.ExitCode, r.FinishedAt = scheduler.StatusCancelled, 130, t0.Add(time.Second)
+	r.Status, r.ExitCode, r.FinishedAt = run.StatusCancelled, 130, t0.Add(time.Second)
 	if err := s.RunFinished(ctx, r); err != nil {
 		t.Fatalf("RunFinished with a cancelled context: %v", err)
 	}
 	got, _ := s.Run(context.Background(), "c1")
-	if got.Status != scheduler.StatusCancelled || got.ExitCode != 130 {
+	if got.Status != run.StatusCancelled || got.ExitCode != 130 {
 		t.Fatalf("run = %+v", got)
 	}
 }
@@ -225,14 +225,14 @@ func TestRecorderErrors(t *testing.T) {
 	if _, err := s.w.Exec(`UPDATE runs SET status = 'interrupted' WHERE id = 'e1'`); err != nil {
 		t.Fatal(err)
 	}
-	r.Status, r.FinishedAt = scheduler.StatusSucceeded, t0.Add(time.Second)
+	r.Status, r.FinishedAt = run.StatusSucceeded, t0.Add(time.Second)
 	if err := s.RunFinished(ctx, r); err == nil || !strings.Contains(err.Error(), "no longer running (status interrupted)") {
 		t.Errorf("RunFinished over an interrupted run: %v", err)
 	}
-	if got, _ := s.Run(ctx, "e1"); got.Status != scheduler.StatusInterrupted {
+	if got, _ := s.Run(ctx, "e1"); got.Status != run.StatusInterrupted {
 		t.Errorf("status = %s, want interrupted kept", got.Status)
 	}
-	r.Status = scheduler.StatusRunning
+	r.Status = run.StatusRunning
 	if err := s.RunFinished(ctx, r); err == nil {
 		t.Error("RunFinished accepted status running")
 	}
@@ -250,27 +250,27 @@ func TestAsyncWriteErrorsReported(t *testing.T) {
 	if err := s.RunStarted(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AttemptStarted(ctx, &scheduler.AttemptStart{RunID: "e2", StepID: "nope", Attempt: 1, StartedAt: t0}); err != nil {
+	if err := s.AttemptStarted(ctx, &run.AttemptStart{RunID: "e2", StepID: "nope", Attempt: 1, StartedAt: t0}); err != nil {
 		t.Fatalf("AttemptStarted returns before the write: %v", err)
 	}
 	err = s.Flush(ctx)
 	if err == nil || !strings.Contains(err.Error(), "record start of attempt 1 of step nope of run e2: no such step") {
 		t.Fatalf("Flush: %v", err)
 	}
-	if err := s.StepFinished(ctx, &scheduler.StepRecord{RunID: "e2", StepID: "a", Status: scheduler.StatusSkipped}); err == nil || !strings.Contains(err.Error(), "an earlier write failed") {
+	if err := s.StepFinished(ctx, &run.StepRecord{RunID: "e2", StepID: "a", Status: run.StatusSkipped}); err == nil || !strings.Contains(err.Error(), "an earlier write failed") {
 		t.Errorf("the next call: %v", err)
 	}
-	r.Status, r.ExitCode, r.FinishedAt = scheduler.StatusFailed, 3, t0.Add(time.Second)
+	r.Status, r.ExitCode, r.FinishedAt = run.StatusFailed, 3, t0.Add(time.Second)
 	if err := s.RunFinished(ctx, r); err == nil || !strings.Contains(err.Error(), "step nope") {
 		t.Errorf("RunFinished: %v", err)
 	}
-	if got, _ := s.Run(ctx, "e2"); got.Status != scheduler.StatusFailed {
+	if got, _ := s.Run(ctx, "e2"); got.Status != run.StatusFailed {
 		t.Errorf("the final state was not written after the failure: %s", got.Status)
 	}
 	if err := s.Close(); err == nil || !strings.Contains(err.Error(), "step nope") {
 		t.Errorf("Close: %v", err)
 	}
-	if err := s.AttemptStarted(ctx, &scheduler.AttemptStart{RunID: "e2", StepID: "a", Attempt: 1}); err == nil {
+	if err := s.AttemptStarted(ctx, &run.AttemptStart{RunID: "e2", StepID: "a", Attempt: 1}); err == nil {
 		t.Error("a Recorder call after Close succeeded")
 	}
 
@@ -279,13 +279,13 @@ func TestAsyncWriteErrorsReported(t *testing.T) {
 	if err := s3.RunStarted(ctx, fixtureRun("e3", "a", "b")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s3.StepFinished(ctx, &scheduler.StepRecord{RunID: "e3", StepID: "a", Status: scheduler.StatusSkipped, ExitCode: -1}); err != nil {
+	if err := s3.StepFinished(ctx, &run.StepRecord{RunID: "e3", StepID: "a", Status: run.StatusSkipped, ExitCode: -1}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s3.AttemptStarted(ctx, &scheduler.AttemptStart{RunID: "e3", StepID: "nope", Attempt: 1, StartedAt: t0}); err != nil {
+	if err := s3.AttemptStarted(ctx, &run.AttemptStart{RunID: "e3", StepID: "nope", Attempt: 1, StartedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s3.StepFinished(ctx, &scheduler.StepRecord{RunID: "e3", StepID: "b", Status: scheduler.StatusSkipped, ExitCode: -1}); err != nil {
+	if err := s3.StepFinished(ctx, &run.StepRecord{RunID: "e3", StepID: "b", Status: run.StatusSkipped, ExitCode: -1}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s3.Flush(ctx); err == nil || !strings.Contains(err.Error(), "record start of attempt 1 of step nope") {
@@ -296,7 +296,7 @@ func TestAsyncWriteErrorsReported(t *testing.T) {
 	}
 
 	s2 := openTest(t)
-	if err := s2.StepFinished(ctx, &scheduler.StepRecord{RunID: "ghost", StepID: "a", Status: scheduler.StatusSkipped}); err != nil {
+	if err := s2.StepFinished(ctx, &run.StepRecord{RunID: "ghost", StepID: "a", Status: run.StatusSkipped}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s2.Flush(ctx); err == nil || !strings.Contains(err.Error(), "FOREIGN KEY") {
@@ -312,10 +312,10 @@ func TestRunFinishedClosesLeftoverSteps(t *testing.T) {
 	if err := s.RunStarted(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AttemptStarted(ctx, &scheduler.AttemptStart{RunID: "l1", StepID: "a", Attempt: 1, StartedAt: t0}); err != nil {
+	if err := s.AttemptStarted(ctx, &run.AttemptStart{RunID: "l1", StepID: "a", Attempt: 1, StartedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
-	finishRun(t, s, r, scheduler.StatusFailed, 3, t0.Add(time.Second))
+	finishRun(t, s, r, run.StatusFailed, 3, t0.Add(time.Second))
 	db := rawDB(t, s.Path())
 	if got := queryString(t, db, `SELECT group_concat(status) FROM (SELECT status FROM steps ORDER BY seq)`); got != "interrupted,interrupted" {
 		t.Errorf("steps = %s", got)
@@ -339,7 +339,7 @@ func TestAttemptStartedRecordsTheGivenStartTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := gone.Process.Pid
-	if err := s.AttemptStarted(ctx, &scheduler.AttemptStart{RunID: "pst", StepID: "a", Attempt: 1, StartedAt: t0,
+	if err := s.AttemptStarted(ctx, &run.AttemptStart{RunID: "pst", StepID: "a", Attempt: 1, StartedAt: t0,
 		Command: "true", PID: pid, PIDStart: 4242}); err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/playbookhq/playbook/internal/proc"
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // RecoveredRun is a run that crash recovery found without its runner and marked interrupted.
@@ -66,7 +66,7 @@ func (s *Store) Recover(ctx context.Context) ([]RecoveredRun, error) {
 		pid          sql.NullInt64
 		start        sql.NullInt64
 		host, bootID sql.NullString
-		tempDir      sql.NullString // scheduler.RunRecord.TempDir
+		tempDir      sql.NullString // run.Record.TempDir
 	}
 	var cands []candidate
 	rows, err := s.r.QueryContext(ctx, `SELECT id, playbook, owner_pid, owner_start, owner_host, owner_boot_id, temp_dir
@@ -171,10 +171,10 @@ func (s *Store) RecoveryErr() error {
 	return s.recoverErr
 }
 
-// removeTempDir removes dir, the temporary folder a dead run left (scheduler.RunRecord.TempDir, read
+// removeTempDir removes dir, the temporary folder a dead run left (run.Record.TempDir, read
 // with the run by Recover): its steps' $PLAYBOOK_OUTPUT files, which may hold secrets in clear. It
 // removes the folder only when it can tell it is that run's: an absolute path whose last element is
-// named for the run (scheduler.TempDirPrefix, the run id, "-"), a real folder (a symlink there is
+// named for the run (run.TempDirPrefix, the run id, "-"), a real folder (a symlink there is
 // neither followed nor removed) owned by this process's user. Anything else is left alone: the path
 // comes from a database that other users may be able to write. It reports whether it removed the
 // folder.
@@ -182,7 +182,7 @@ func removeTempDir(runID, dir string) bool {
 	if dir == "" || !filepath.IsAbs(dir) || filepath.Clean(dir) != dir {
 		return false
 	}
-	if !strings.HasPrefix(filepath.Base(dir), scheduler.TempDirPrefix+runID+"-") {
+	if !strings.HasPrefix(filepath.Base(dir), run.TempDirPrefix+runID+"-") {
 		return false
 	}
 	fi, err := os.Lstat(dir)

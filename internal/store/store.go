@@ -79,7 +79,7 @@ func (e *NewerSchemaError) Error() string {
 		e.Path, e.Version, e.Known)
 }
 
-// Store is the run database. It implements scheduler.Recorder. Its methods are safe for concurrent use,
+// Store is the run database. It implements run.Recorder. Its methods are safe for concurrent use,
 // but a run's Recorder calls must come in order (RunStarted first, RunFinished last), as the scheduler
 // makes them. Close it when done: that also releases the locks of runs still being recorded.
 type Store struct {

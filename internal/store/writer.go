@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // The recorder's writes go through one background writer, in the order they were made. Each
@@ -105,7 +105,7 @@ type outputSizes struct {
 	total [2]int64
 }
 
-func outputSize(stdout, stderr scheduler.Output) outputSizes {
+func outputSize(stdout, stderr run.Output) outputSizes {
 	return outputSizes{kept: [2]int{len(stdout.Data), len(stderr.Data)}, total: [2]int64{stdout.Bytes, stderr.Bytes}}
 }
 
@@ -465,12 +465,12 @@ func (s *Store) failed() error {
 }
 
 // Failed returns the first queued write that failed, or nil. The scheduler asks before it starts a
-// step (scheduler.FailureReporter), so that no step starts once the run cannot be recorded; a write
+// step (run.FailureReporter), so that no step starts once the run cannot be recorded; a write
 // that failed is reported here as soon as its batch did, before any later Recorder call returns it.
 func (s *Store) Failed() error { return s.failed() }
 
 // Stalled reports whether a write has been waiting for another process's lock for about a second
-// (the moment Options.Waiting is told) and still waits (scheduler.Staller): the run then starts no
+// (the moment Options.Waiting is told) and still waits (run.Staller): the run then starts no
 // step until the write is made, or fails at Options.LockWait, so that nothing runs that could go
 // unrecorded.
 func (s *Store) Stalled() bool { return s.stalled.Load() }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/playbookhq/playbook/pkg/engine"
 	"github.com/playbookhq/playbook/pkg/playbook"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // BenchmarkOverheadChain measures what the scheduler adds to the engine on a chain of /bin/true steps,
@@ -60,7 +61,7 @@ func BenchmarkOverheadChain(b *testing.B) {
 
 		start = time.Now()
 		sum, err := Run(ctx, pb, Options{})
-		if err != nil || sum.Run.Status != StatusSucceeded {
+		if err != nil || sum.Run.Status != run.StatusSucceeded {
 			b.Fatal(sum, err)
 		}
 		scheduled += time.Since(start)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/playbookhq/playbook/pkg/playbook"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // TestExamplesRun runs every example of examples/playbooks through the scheduler, with its defaults and
@@ -27,22 +28,22 @@ func TestExamplesRun(t *testing.T) {
 	cases := []struct {
 		file   string
 		params map[string]string
-		want   map[string]Status // step id -> status; steps not listed must have succeeded
-		run    Status
+		want   map[string]run.Status // step id -> status; steps not listed must have succeeded
+		run    run.Status
 	}{
-		{file: "hello.yaml", run: StatusSucceeded},
-		{file: "hello.yaml", params: map[string]string{"name": "Ada"}, run: StatusSucceeded},
-		{file: "release.yaml", want: map[string]Status{"rollback": StatusSkipped}, run: StatusSucceeded},
+		{file: "hello.yaml", run: run.StatusSucceeded},
+		{file: "hello.yaml", params: map[string]string{"name": "Ada"}, run: run.StatusSucceeded},
+		{file: "release.yaml", want: map[string]run.Status{"rollback": run.StatusSkipped}, run: run.StatusSucceeded},
 		{file: "release.yaml", params: map[string]string{"fail_deploy": "true"},
-			want: map[string]Status{"deploy": StatusFailed}, run: StatusFailed},
-		{file: "backup.yaml", run: StatusSucceeded},
-		{file: "diagnostics.yaml", run: StatusSucceeded},
-		{file: "cert-rotation.yaml", want: map[string]Status{"restore": StatusSkipped}, run: StatusSucceeded},
+			want: map[string]run.Status{"deploy": run.StatusFailed}, run: run.StatusFailed},
+		{file: "backup.yaml", run: run.StatusSucceeded},
+		{file: "diagnostics.yaml", run: run.StatusSucceeded},
+		{file: "cert-rotation.yaml", want: map[string]run.Status{"restore": run.StatusSkipped}, run: run.StatusSucceeded},
 		{file: "cert-rotation.yaml", params: map[string]string{"fail_reload": "true"},
-			want: map[string]Status{"reload": StatusFailed}, run: StatusFailed},
+			want: map[string]run.Status{"reload": run.StatusFailed}, run: run.StatusFailed},
 		{file: "cert-rotation.yaml", params: map[string]string{"renew_below_days": "10"},
-			want: map[string]Status{"issue": StatusSkipped, "verify": StatusSkipped, "install": StatusSkipped,
-				"reload": StatusSkipped, "restore": StatusSkipped}, run: StatusSucceeded},
+			want: map[string]run.Status{"issue": run.StatusSkipped, "verify": run.StatusSkipped, "install": run.StatusSkipped,
+				"reload": run.StatusSkipped, "restore": run.StatusSkipped}, run: run.StatusSucceeded},
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s %v", c.file, c.params), func(t *testing.T) {
@@ -56,8 +57,8 @@ func TestExamplesRun(t *testing.T) {
 				t.Fatal(err)
 			}
 			var log strings.Builder // the steps' output, for the failure message
-			sum, err := Run(context.Background(), pb, Options{Params: params, Observer: ObserverFunc(func(e Event) {
-				if e.Type == EventStepOutput {
+			sum, err := Run(context.Background(), pb, Options{Params: params, Observer: run.ObserverFunc(func(e run.Event) {
+				if e.Type == run.EventStepOutput {
 					fmt.Fprintf(&log, "[%s] %s\n", e.StepID, e.Line)
 				}
 			})})
@@ -67,7 +68,7 @@ func TestExamplesRun(t *testing.T) {
 			for _, s := range sum.Steps {
 				want := c.want[s.StepID]
 				if want == "" {
-					want = StatusSucceeded
+					want = run.StatusSucceeded
 				}
 				if s.Status != want {
 					t.Errorf("step %s: %s, want %s (%s)", s.StepID, s.Status, want, s.Error)

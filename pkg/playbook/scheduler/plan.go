@@ -5,6 +5,7 @@ import (
 
 	"github.com/playbookhq/playbook/internal/mask"
 	"github.com/playbookhq/playbook/pkg/playbook"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // PlannedStep is one step of a dry run.
@@ -26,7 +27,7 @@ type PlannedStep struct {
 func Plan(pb *playbook.Playbook, params playbook.Params) ([]PlannedStep, error) {
 	masker := mask.New(SecretValues(pb, params))
 	state := playbook.State{
-		Run:    playbook.RunState{ID: "dry-run", Name: pb.Name, Status: string(StatusSucceeded)},
+		Run:    playbook.RunState{ID: "dry-run", Name: pb.Name, Status: string(run.StatusSucceeded)},
 		Params: params,
 		Env:    map[string]string{},
 		Steps:  map[string]playbook.StepState{},

@@ -7,15 +7,17 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // progressRecorder is a fakeRecorder that also keeps progress, handing each record to the test.
 type progressRecorder struct {
 	fakeRecorder
-	got chan RunProgress
+	got chan run.Progress
 }
 
-func (p *progressRecorder) RunProgress(_ context.Context, rp *RunProgress) error {
+func (p *progressRecorder) RunProgress(_ context.Context, rp *run.Progress) error {
 	select {
 	case p.got <- *rp:
 	default: // the test is not listening: drop it, as a slow store would make the next one count
@@ -36,7 +38,7 @@ steps:
   - id: a
     run: "while [ ! -e %s ]; do sleep 0.01; done; echo hello; while [ ! -e %s ]; do sleep 0.01; done"
 `, g1, g2))
-	rec := &progressRecorder{got: make(chan RunProgress)}
+	rec := &progressRecorder{got: make(chan run.Progress)}
 	type result struct {
 		sum *Summary
 		err error
@@ -46,7 +48,7 @@ steps:
 		sum, err := Run(context.Background(), pb, Options{Recorder: rec})
 		done <- result{sum, err}
 	}()
-	next := func() RunProgress {
+	next := func() run.Progress {
 		t.Helper()
 		select {
 		case p := <-rec.got:
@@ -56,7 +58,7 @@ steps:
 		case <-time.After(30 * time.Second):
 			t.Fatal("no progress record within 30s")
 		}
-		return RunProgress{}
+		return run.Progress{}
 	}
 	// Silent: the time moves on, no step.
 	p1, p2 := next(), next()
@@ -64,7 +66,7 @@ steps:
 		t.Errorf("progress of a silent step: %+v then %+v", p1, p2)
 	}
 	os.WriteFile(g1, nil, 0o600)
-	var p RunProgress
+	var p run.Progress
 	for len(p.Steps) == 0 {
 		p = next()
 	}
@@ -79,7 +81,7 @@ steps:
 	}
 	os.WriteFile(g2, nil, 0o600)
 	r := <-done
-	if r.err != nil || r.sum.Run.Status != StatusSucceeded {
+	if r.err != nil || r.sum.Run.Status != run.StatusSucceeded {
 		t.Fatalf("run: %+v, %v", r.sum, r.err)
 	}
 }

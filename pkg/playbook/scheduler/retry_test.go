@@ -9,6 +9,7 @@ import (
 
 	"github.com/playbookhq/playbook/pkg/engine"
 	"github.com/playbookhq/playbook/pkg/playbook"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // loadIn parses a playbook written for a test in dir (where its script files are).
@@ -25,7 +26,7 @@ var testKey = []byte("0123456789abcdef0123456789abcdef")
 
 // runOnce runs pb with the given params (name=value) as a retry of prev (nil: a first run) and
 // returns its steps by id.
-func runOnce(t *testing.T, pb *playbook.Playbook, prev map[string]*StepRecord, params ...string) map[string]*StepRecord {
+func runOnce(t *testing.T, pb *playbook.Playbook, prev map[string]*run.StepRecord, params ...string) map[string]*run.StepRecord {
 	t.Helper()
 	values := map[string]string{}
 	for _, p := range params {
@@ -44,7 +45,7 @@ func runOnce(t *testing.T, pb *playbook.Playbook, prev map[string]*StepRecord, p
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]*StepRecord{}
+	out := map[string]*run.StepRecord{}
 	for _, s := range sum.Steps {
 		out[s.StepID] = s
 	}
@@ -52,7 +53,7 @@ func runOnce(t *testing.T, pb *playbook.Playbook, prev map[string]*StepRecord, p
 }
 
 // verdicts lists each step as "id status reason/retry_reason:detail", in the order given.
-func verdicts(steps map[string]*StepRecord, ids ...string) string {
+func verdicts(steps map[string]*run.StepRecord, ids ...string) string {
 	var b strings.Builder
 	for _, id := range ids {
 		s := steps[id]
@@ -65,7 +66,7 @@ func verdicts(steps map[string]*StepRecord, ids ...string) string {
 	return b.String()
 }
 
-func checkVerdicts(t *testing.T, got map[string]*StepRecord, want string, ids ...string) {
+func checkVerdicts(t *testing.T, got map[string]*run.StepRecord, want string, ids ...string) {
 	t.Helper()
 	if g := verdicts(got, ids...); g != want {
 		t.Errorf("steps:\n%s\nwant:\n%s", g, want)
@@ -251,7 +252,7 @@ steps:
 	os.Remove(filepath.Join(dir, "broken"))
 	// The record of tag says it produced v2 (an earlier retry of the same run could have): image
 	// would now build another tag than it did.
-	prev := map[string]*StepRecord{}
+	prev := map[string]*run.StepRecord{}
 	for id, s := range first {
 		c := *s
 		prev[id] = &c

@@ -21,6 +21,7 @@ import (
 	"github.com/playbookhq/playbook/internal/proc"
 	"github.com/playbookhq/playbook/pkg/engine"
 	"github.com/playbookhq/playbook/pkg/playbook"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // Options configure Run. The zero value runs the playbook with its own settings, records nothing and
@@ -38,9 +39,9 @@ type Options struct {
 	// Recorder (head and tail with a marker). 0 takes the playbook's output_limit, else 1 MiB.
 	OutputLimit int64
 	// Recorder receives the run as it happens. Nil records nothing.
-	Recorder Recorder
+	Recorder run.Recorder
 	// Observer receives progress events. Nil reports nothing.
-	Observer Observer
+	Observer run.Observer
 	// LogDir, when set, receives the complete (masked) streams of every attempt:
 	// <LogDir>/<run id>/<step id>.stdout and .stderr for the first attempt, <step id>.<n>.stdout for
 	// attempt n > 1. Folders are created 0700, files 0600.
@@ -53,7 +54,7 @@ type Options struct {
 	// (it may have undone the step), every step it needs was taken over too, and its fingerprint is the
 	// same. Each step that runs or is taken over records why (StepRecord.RetryReason). Nil: not a retry.
 	RetryOf string
-	Reuse   map[string]*StepRecord
+	Reuse   map[string]*run.StepRecord
 	// FingerprintKey keys the fingerprint of each step's inputs (HMAC-SHA256): without the key, a
 	// recorded fingerprint cannot be used to guess a short secret param by trying values. Fingerprints
 	// made with different keys never match, so a step is then run again rather than reused. Nil is
@@ -69,35 +70,10 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Interrupt is the cancellation cause a runner gives when a signal stops the run (context.WithCancelCause):
-// it decides the exit status, 128 plus the signal's number (130 for SIGINT, 143 for SIGTERM). The zero
-// Kill is the graceful stop; Kill true is the forced stop from the start, as if Options.Kill were closed
-// at the same time.
-type Interrupt struct {
-	Signal os.Signal
-	Kill   bool
-}
-
-// ExitCode is the exit status of a run the signal stopped: 128 plus its number, as a shell reports a
-// process killed by it; 130 (SIGINT's) for a signal that has no number.
-func (i *Interrupt) ExitCode() int {
-	if sig, ok := i.Signal.(syscall.Signal); ok {
-		return 128 + int(sig)
-	}
-	return exitInterrupt
-}
-
-func (i *Interrupt) Error() string {
-	if sig, ok := i.Signal.(syscall.Signal); ok {
-		return "interrupted by " + engine.SignalName(sig)
-	}
-	return "interrupted by " + i.Signal.String()
-}
-
 // Summary is the outcome of a run.
 type Summary struct {
-	Run   RunRecord
-	Steps []*StepRecord // file order; Stdout and Stderr data are dropped once recorded (the byte counts stay)
+	Run   run.Record
+	Steps []*run.StepRecord // file order; Stdout and Stderr data are dropped once recorded (the byte counts stay)
 	// RecordErr is the first error the Recorder returned. The run then exits with status 3.
 	RecordErr error
 }
@@ -161,10 +137,10 @@ type stepRun struct {
 	outputsPath string
 	command     string // of the last attempt, masked
 	pid         int
-	last        *AttemptRecord
+	last        *run.AttemptRecord
 	retryTimer  *time.Timer
 	dropped     int // output lines the observer missed and has not been told of
-	record      *StepRecord
+	record      *run.StepRecord
 
 	// failedUpstream: a direct or transitive dependency failed or timed out (failure()).
 	failedUpstream bool
@@ -182,9 +158,9 @@ func (s *stepRun) ok() bool {
 		return false
 	}
 	switch s.record.Status {
-	case StatusSucceeded:
+	case run.StatusSucceeded:
 		return true
-	case StatusFailed, StatusTimedOut:
+	case run.StatusFailed, run.StatusTimedOut:
 		return s.record.ContinueOnError
 	}
 	return false
@@ -195,7 +171,7 @@ func (s *stepRun) failed() bool {
 	if s.record == nil {
 		return false
 	}
-	return (s.record.Status == StatusFailed || s.record.Status == StatusTimedOut) && !s.record.ContinueOnError
+	return (s.record.Status == run.StatusFailed || s.record.Status == run.StatusTimedOut) && !s.record.ContinueOnError
 }
 
 type runner struct {
@@ -226,11 +202,11 @@ type runner struct {
 
 	fp *fingerprinter
 
-	rec       RunRecord
+	rec       run.Record
 	recordErr error
-	failer    FailureReporter // the Recorder, when it reports queued failures
-	staller   Staller         // the Recorder, when its writes may wait for another process's lock
-	held      bool            // launch held steps back: the Recorder's writes are stalled
+	failer    run.FailureReporter // the run.Recorder, when it reports queued failures
+	staller   run.Staller         // the run.Recorder, when its writes may wait for another process's lock
+	held      bool                // launch held steps back: the run.Recorder's writes are stalled
 	// The context of the Recorder's writes and when to replace it (recordContext).
 	recCtx    context.Context
 	recCancel context.CancelFunc
@@ -261,8 +237,8 @@ type runner struct {
 
 func newRunner(pb *playbook.Playbook, opts Options) (*runner, error) {
 	r := &runner{pb: pb, opts: opts, now: opts.Now, fp: newFingerprinter(opts.FingerprintKey)}
-	r.failer, _ = opts.Recorder.(FailureReporter)
-	r.staller, _ = opts.Recorder.(Staller)
+	r.failer, _ = opts.Recorder.(run.FailureReporter)
+	r.staller, _ = opts.Recorder.(run.Staller)
 	if r.now == nil {
 		r.now = time.Now
 	}
@@ -296,7 +272,7 @@ func newRunner(pb *playbook.Playbook, opts Options) (*runner, error) {
 	r.masker = mask.New(r.secret)
 
 	r.state = playbook.State{
-		Run:    playbook.RunState{ID: r.rec.ID, Name: pb.Name, Status: string(StatusSucceeded)},
+		Run:    playbook.RunState{ID: r.rec.ID, Name: pb.Name, Status: string(run.StatusSucceeded)},
 		Params: params,
 		Env:    map[string]string{},
 		Steps:  make(map[string]playbook.StepState, len(pb.Steps)),
@@ -350,7 +326,7 @@ func newRunner(pb *playbook.Playbook, opts Options) (*runner, error) {
 	r.rec.User = opts.User
 	r.rec.Host = opts.Host
 	r.rec.RetryOf = opts.RetryOf
-	r.rec.Status = StatusRunning
+	r.rec.Status = run.StatusRunning
 	for _, s := range r.steps {
 		r.rec.StepIDs = append(r.rec.StepIDs, s.step.ID)
 	}
@@ -396,11 +372,6 @@ func newRunner(pb *playbook.Playbook, opts Options) (*runner, error) {
 	return r, nil
 }
 
-// TempDirPrefix begins the name of every run's temporary folder, which holds its steps'
-// $PLAYBOOK_OUTPUT files: TempDirPrefix + run id + "-" + a random suffix, in the first of tempBases
-// that takes it. Crash recovery recognises the folder of a dead run by this name.
-const TempDirPrefix = "playbook-run-"
-
 // tempBases lists where a run's temporary folder may go, best first. Every attempt gets a new
 // $PLAYBOOK_OUTPUT file there, created 0600 before its step starts, and on a journalled disk creating
 // a file costs a chain of short steps about as much as launching it: a memory file system (tmpfs)
@@ -422,9 +393,9 @@ func tempBases(getenv func(string) string) []string {
 // reports that the umask removes the owner's read or write bit, so that files created in the folder
 // need an explicit chmod.
 func makeTempDir(runID string) (dir string, fixModes bool, err error) {
-	pattern := TempDirPrefix + runID + "-"
+	pattern := run.TempDirPrefix + runID + "-"
 	if strings.ContainsAny(runID, "/\x00") {
-		pattern = TempDirPrefix // the id cannot be part of a file name; recovery will not claim the folder
+		pattern = run.TempDirPrefix // the id cannot be part of a file name; recovery will not claim the folder
 	}
 	for _, base := range tempBases(os.Getenv) {
 		if dir, err = os.MkdirTemp(base, pattern); err == nil {
@@ -522,7 +493,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		// Nothing ran: the run cannot be audited, so it does not start.
 		return nil, fmt.Errorf("%w: %w", ErrRecord, err)
 	}
-	r.observe(Event{Type: EventRunStarted, Run: r.runSnapshot()})
+	r.observe(run.Event{Type: run.EventRunStarted, Run: r.runSnapshot()})
 
 	var deadline <-chan time.Time
 	if r.pb.Timeout > 0 {
@@ -544,7 +515,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		if cause == nil {
 			cause = ctx.Err()
 		}
-		if intr := (*Interrupt)(nil); errors.As(cause, &intr) && intr.Kill {
+		if intr := (*run.Interrupt)(nil); errors.As(cause, &intr) && intr.Kill {
 			r.forceKill(cause)
 			return
 		}
@@ -553,7 +524,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	if ctx.Err() != nil { // a signal during loading: start nothing but always()/cancelled() steps
 		cancel()
 	}
-	flusher, _ := r.opts.Observer.(Flusher)
+	flusher, _ := r.opts.Observer.(run.Flusher)
 	var flushed time.Time       // the last Flush
 	var flushC <-chan time.Time // set while a Flush is due
 	flushTimer := time.NewTimer(time.Hour)
@@ -644,13 +615,13 @@ func (r *runner) stop(timedOut bool, cause error) {
 	}
 	if timedOut {
 		r.timedOut = true
-		r.state.Run.Status = string(StatusTimedOut)
+		r.state.Run.Status = string(run.StatusTimedOut)
 	} else {
 		r.cancelled = true
-		r.state.Run.Status = string(StatusCancelled)
+		r.state.Run.Status = string(run.StatusCancelled)
 	}
 	r.cause = cause
-	r.observe(Event{Type: EventRunCancelling, Reason: r.masker.String(cause.Error())})
+	r.observe(run.Event{Type: run.EventRunCancelling, Reason: r.masker.String(cause.Error())})
 	r.abandonBackoff()
 	for _, s := range r.steps {
 		if s.state == stateRunning && s.execID != "" {
@@ -668,7 +639,7 @@ func (r *runner) forceKill(cause error) {
 	}
 	if !r.cancelled && !r.timedOut {
 		r.cancelled = true
-		r.state.Run.Status = string(StatusCancelled)
+		r.state.Run.Status = string(run.StatusCancelled)
 		if r.cause == nil {
 			r.cause = cause
 		}
@@ -677,7 +648,7 @@ func (r *runner) forceKill(cause error) {
 		}
 	}
 	r.killed = true
-	r.observe(Event{Type: EventRunCancelling, Reason: "killed: every running step's process group gets SIGKILL"})
+	r.observe(run.Event{Type: run.EventRunCancelling, Reason: "killed: every running step's process group gets SIGKILL"})
 	r.abandonBackoff()
 	r.eng.KillAll()
 }
@@ -739,12 +710,12 @@ func (r *runner) launch() {
 			r.startAttempt(s)
 			continue
 		}
-		run, status, reason, errMsg := r.decide(s)
-		if run && r.running >= r.maxPar {
+		start, status, reason, errMsg := r.decide(s)
+		if start && r.running >= r.maxPar {
 			return
 		}
 		heap.Pop(&r.ready)
-		if !run {
+		if !start {
 			r.finishStep(s, status, reason, errMsg)
 			continue
 		}
@@ -777,7 +748,7 @@ func (r *runner) findUndone() {
 	seen := make([]bool, len(r.steps))
 	var stack []*stepRun
 	for _, s := range r.steps {
-		if prev := r.opts.Reuse[s.step.ID]; prev == nil || prev.Status != StatusSucceeded {
+		if prev := r.opts.Reuse[s.step.ID]; prev == nil || prev.Status != run.StatusSucceeded {
 			continue
 		}
 		clear(seen)
@@ -813,33 +784,33 @@ func outputsMasked(outputs map[string]string) bool {
 
 // retryVerdict decides, in a retry, whether a step that is to run is taken over from the retried run
 // instead: it returns that run's record when so, and notes why either way.
-func (r *runner) retryVerdict(s *stepRun, p prepared) *StepRecord {
+func (r *runner) retryVerdict(s *stepRun, p prepared) *run.StepRecord {
 	prev := r.opts.Reuse[s.step.ID]
 	s.retryDetail = ""
 	switch {
 	case prev == nil:
-		s.retryReason = RetryNewStep
-	case prev.Status != StatusSucceeded:
-		s.retryReason, s.retryDetail = RetryNotSucceeded, string(prev.Status)
+		s.retryReason = run.RetryNewStep
+	case prev.Status != run.StatusSucceeded:
+		s.retryReason, s.retryDetail = run.RetryNotSucceeded, string(prev.Status)
 	case s.undoneBy != "":
-		s.retryReason, s.retryDetail = RetryUndone, s.undoneBy
+		s.retryReason, s.retryDetail = run.RetryUndone, s.undoneBy
 	case outputsMasked(prev.Outputs):
 		// The record keeps "***" where a secret was: reused, the step would hand that to later steps.
-		s.retryReason = RetryOutputsMasked
+		s.retryReason = run.RetryOutputsMasked
 	default:
 		for _, n := range s.needs {
-			if n.record == nil || n.record.Reason != ReasonReused {
-				s.retryReason, s.retryDetail = RetryNeedNotReused, n.step.ID
+			if n.record == nil || n.record.Reason != run.ReasonReused {
+				s.retryReason, s.retryDetail = run.RetryNeedNotReused, n.step.ID
 				return nil
 			}
 		}
 		switch {
 		case prev.Fingerprint == "":
-			s.retryReason = RetryNoFingerprint
+			s.retryReason = run.RetryNoFingerprint
 		case p.err != nil || s.fingerprint != prev.Fingerprint:
-			s.retryReason = RetryChanged
+			s.retryReason = run.RetryChanged
 		default:
-			s.retryReason = RetryReused
+			s.retryReason = run.RetryReused
 			return prev
 		}
 	}
@@ -848,7 +819,7 @@ func (r *runner) retryVerdict(s *stepRun, p prepared) *StepRecord {
 
 // decide applies the step's if and the run's stop rules. When the step does not run it returns the
 // status and reason to record.
-func (r *runner) decide(s *stepRun) (run bool, status Status, reason, errMsg string) {
+func (r *runner) decide(s *stepRun) (start bool, status run.Status, reason, errMsg string) {
 	cond := s.step.If
 	for _, n := range s.needs {
 		if n.failed() || n.failedUpstream {
@@ -856,22 +827,22 @@ func (r *runner) decide(s *stepRun) (run bool, status Status, reason, errMsg str
 		}
 	}
 	if r.killed {
-		return false, StatusSkipped, r.stopReason(), ""
+		return false, run.StatusSkipped, r.stopReason(), ""
 	}
 	if r.cancelled || r.timedOut || r.stopping {
 		if !cond.Calls("always") && !cond.Calls("cancelled") {
-			return false, StatusSkipped, r.stopReason(), ""
+			return false, run.StatusSkipped, r.stopReason(), ""
 		}
 	}
 	funcs := playbook.StatusFuncs{Success: true, Cancelled: r.cancelled || r.timedOut, Failure: s.failedUpstream}
 	// Which way did the needs go? A skipped need makes the step skipped "dependency_skipped" unless a
 	// need also failed.
-	depReason := ReasonDependencySkipped
+	depReason := run.ReasonDependencySkipped
 	for _, n := range s.needs {
 		if !n.ok() {
 			funcs.Success = false
-			if n.record == nil || n.record.Status != StatusSkipped {
-				depReason = ReasonDependencyFailed
+			if n.record == nil || n.record.Status != run.StatusSkipped {
+				depReason = run.ReasonDependencyFailed
 			}
 		}
 	}
@@ -882,22 +853,22 @@ func (r *runner) decide(s *stepRun) (run bool, status Status, reason, errMsg str
 	// `success() || ...` may still hold, so it is evaluated, before fail_fast is applied.
 	depSkip := onlySuccess && !funcs.Success
 	if depSkip && !callsStatus {
-		return false, StatusSkipped, depReason, ""
+		return false, run.StatusSkipped, depReason, ""
 	}
 	failFast := r.failFast && !cond.Calls("always") && !cond.Calls("failure")
 	if failFast && !depSkip {
-		return false, StatusSkipped, ReasonFailFast, ""
+		return false, run.StatusSkipped, run.ReasonFailFast, ""
 	}
 	ok, err := cond.Eval(&r.state, funcs)
 	switch {
 	case err != nil:
-		return false, StatusFailed, ReasonConditionError, r.masker.String(err.Error()) // the error names the if
+		return false, run.StatusFailed, run.ReasonConditionError, r.masker.String(err.Error()) // the error names the if
 	case !ok && depSkip:
-		return false, StatusSkipped, depReason, ""
+		return false, run.StatusSkipped, depReason, ""
 	case !ok:
-		return false, StatusSkipped, ReasonConditionFalse, ""
+		return false, run.StatusSkipped, run.ReasonConditionFalse, ""
 	case failFast:
-		return false, StatusSkipped, ReasonFailFast, ""
+		return false, run.StatusSkipped, run.ReasonFailFast, ""
 	}
 	return true, "", "", ""
 }
@@ -905,22 +876,22 @@ func (r *runner) decide(s *stepRun) (run bool, status Status, reason, errMsg str
 func (r *runner) stopReason() string {
 	switch {
 	case r.timedOut:
-		return ReasonRunTimedOut
+		return run.ReasonRunTimedOut
 	case r.stopping && !r.cancelled:
-		return ReasonRecordError
+		return run.ReasonRecordError
 	}
-	return ReasonRunCancelled
+	return run.ReasonRunCancelled
 }
 
 // reuse takes a step's result from the run being retried.
-func (r *runner) reuse(s *stepRun, prev *StepRecord) {
+func (r *runner) reuse(s *stepRun, prev *run.StepRecord) {
 	now := r.now().UTC()
-	rec := &StepRecord{
+	rec := &run.StepRecord{
 		RunID:      r.rec.ID,
 		StepID:     s.step.ID,
 		Name:       s.step.Name,
-		Status:     StatusSucceeded,
-		Reason:     ReasonReused,
+		Status:     run.StatusSucceeded,
+		Reason:     run.ReasonReused,
 		ExitCode:   prev.ExitCode,
 		Attempts:   prev.Attempts,
 		StartedAt:  now,
@@ -993,10 +964,10 @@ func (r *runner) launchPrepared(s *stepRun, p prepared) {
 		// that failed at once, recorded like any other.
 		msg := r.masker.String(err.Error())
 		r.record(func(c context.Context) error {
-			return r.opts.Recorder.AttemptStarted(c, &AttemptStart{RunID: r.rec.ID, StepID: s.step.ID, Attempt: s.attempt, StartedAt: now, Command: s.command})
+			return r.opts.Recorder.AttemptStarted(c, &run.AttemptStart{RunID: r.rec.ID, StepID: s.step.ID, Attempt: s.attempt, StartedAt: now, Command: s.command})
 		})
-		r.observe(Event{Type: EventStepStarted, StepID: s.step.ID, Attempt: s.attempt, Command: s.command})
-		att := &AttemptRecord{RunID: r.rec.ID, StepID: s.step.ID, Attempt: s.attempt, Status: StatusFailed,
+		r.observe(run.Event{Type: run.EventStepStarted, StepID: s.step.ID, Attempt: s.attempt, Command: s.command})
+		att := &run.AttemptRecord{RunID: r.rec.ID, StepID: s.step.ID, Attempt: s.attempt, Status: run.StatusFailed,
 			ExitCode: -1, StartedAt: now, FinishedAt: now, Error: msg}
 		r.attemptDone(s, att, isRetryableStartError(err))
 	}
@@ -1138,10 +1109,10 @@ func (r *runner) handle(ev engine.Event) {
 			s.startedAt = start
 		}
 		r.record(func(c context.Context) error {
-			return r.opts.Recorder.AttemptStarted(c, &AttemptStart{RunID: r.rec.ID, StepID: s.step.ID, Attempt: s.attempt,
+			return r.opts.Recorder.AttemptStarted(c, &run.AttemptStart{RunID: r.rec.ID, StepID: s.step.ID, Attempt: s.attempt,
 				StartedAt: start, Command: s.command, PID: ev.PID, PIDStart: ev.StartTicks})
 		})
-		r.observe(Event{Type: EventStepStarted, StepID: s.step.ID, Attempt: s.attempt, PID: ev.PID, Command: s.command})
+		r.observe(run.Event{Type: run.EventStepStarted, StepID: s.step.ID, Attempt: s.attempt, PID: ev.PID, Command: s.command})
 	case engine.EventStdout, engine.EventStderr:
 		if r.opts.Observer == nil {
 			return
@@ -1150,7 +1121,7 @@ func (r *runner) handle(ev engine.Event) {
 		if ev.Type == engine.EventStderr {
 			stream = "stderr"
 		}
-		r.observe(Event{Type: EventStepOutput, StepID: s.step.ID, Attempt: s.attempt, Stream: stream,
+		r.observe(run.Event{Type: run.EventStepOutput, StepID: s.step.ID, Attempt: s.attempt, Stream: stream,
 			Line: ev.Line, Partial: ev.Partial, Omitted: ev.Omitted, Dropped: int(ev.Dropped)})
 	case engine.EventCompleted, engine.EventFailed, engine.EventTimedOut, engine.EventCancelled:
 		if ev.Result == nil {
@@ -1177,7 +1148,7 @@ func (r *runner) attemptFinished(s *stepRun, res *engine.Result) {
 	if s.command == "" {
 		s.command = res.Command
 	}
-	att := &AttemptRecord{
+	att := &run.AttemptRecord{
 		RunID:      r.rec.ID,
 		StepID:     s.step.ID,
 		Attempt:    s.attempt,
@@ -1185,8 +1156,8 @@ func (r *runner) attemptFinished(s *stepRun, res *engine.Result) {
 		Signal:     res.Signal,
 		StartedAt:  res.StartedAt.UTC(),
 		FinishedAt: res.FinishedAt.UTC(),
-		Stdout:     Output{Data: res.Stdout, Bytes: res.StdoutBytes, Truncated: res.StdoutTruncated},
-		Stderr:     Output{Data: res.Stderr, Bytes: res.StderrBytes, Truncated: res.StderrTruncated},
+		Stdout:     run.Output{Data: res.Stdout, Bytes: res.StdoutBytes, Truncated: res.StdoutTruncated},
+		Stderr:     run.Output{Data: res.Stderr, Bytes: res.StderrBytes, Truncated: res.StderrTruncated},
 		Error:      r.masker.String(res.Error),
 	}
 	if att.StartedAt.IsZero() {
@@ -1198,9 +1169,9 @@ func (r *runner) attemptFinished(s *stepRun, res *engine.Result) {
 	switch res.Status {
 	case engine.StatusCompleted:
 		if res.ExitCode == 0 {
-			att.Status = StatusSucceeded
+			att.Status = run.StatusSucceeded
 		} else {
-			att.Status = StatusFailed
+			att.Status = run.StatusFailed
 			if att.Error == "" {
 				if res.Signal != 0 {
 					att.Error = "killed by " + engine.SignalName(syscall.Signal(res.Signal))
@@ -1210,17 +1181,17 @@ func (r *runner) attemptFinished(s *stepRun, res *engine.Result) {
 			}
 		}
 	case engine.StatusTimedOut:
-		att.Status = StatusTimedOut
+		att.Status = run.StatusTimedOut
 		if att.Error == "" {
 			att.Error = fmt.Sprintf("timed out after %s", s.step.Timeout)
 		}
 	case engine.StatusCancelled:
-		att.Status = StatusCancelled
+		att.Status = run.StatusCancelled
 		if att.Error == "" {
 			att.Error = "cancelled"
 		}
 	default:
-		att.Status = StatusFailed
+		att.Status = run.StatusFailed
 	}
 	if res.Warning != "" {
 		w := r.masker.String(res.Warning)
@@ -1234,13 +1205,13 @@ func (r *runner) attemptFinished(s *stepRun, res *engine.Result) {
 }
 
 // attemptDone records an attempt, then retries the step or finishes it.
-func (r *runner) attemptDone(s *stepRun, att *AttemptRecord, retryable bool) {
+func (r *runner) attemptDone(s *stepRun, att *run.AttemptRecord, retryable bool) {
 	var outputs map[string]string
-	if att.Status == StatusSucceeded {
+	if att.Status == run.StatusSucceeded {
 		var err error
 		outputs, err = ReadOutputs(s.outputsPath)
 		if err != nil {
-			att.Status = StatusFailed
+			att.Status = run.StatusFailed
 			att.Error = r.masker.String(err.Error())
 			retryable = false
 		}
@@ -1253,7 +1224,7 @@ func (r *runner) attemptDone(s *stepRun, att *AttemptRecord, retryable bool) {
 	if r.shouldRetry(s, att, retryable) {
 		delay := retryDelay(s.step.Retry, s.attempt)
 		s.state = stateBackoff
-		r.observe(Event{Type: EventStepRetrying, StepID: s.step.ID, Attempt: s.attempt, Failed: att, Delay: delay, Dropped: s.dropped})
+		r.observe(run.Event{Type: run.EventStepRetrying, StepID: s.step.ID, Attempt: s.attempt, Failed: att, Delay: delay, Dropped: s.dropped})
 		s.dropped = 0
 		s.retryTimer = time.AfterFunc(delay, func() { r.retries <- s })
 		return
@@ -1261,13 +1232,13 @@ func (r *runner) attemptDone(s *stepRun, att *AttemptRecord, retryable bool) {
 	r.finishStepWith(s, att.Status, "", att.Error, outputs)
 }
 
-func (r *runner) shouldRetry(s *stepRun, att *AttemptRecord, retryable bool) bool {
+func (r *runner) shouldRetry(s *stepRun, att *run.AttemptRecord, retryable bool) bool {
 	p := s.step.Retry
 	if !retryable || s.attempt >= p.Attempts || r.cancelled || r.timedOut || r.killed || r.stopping {
 		return false
 	}
 	switch att.Status {
-	case StatusFailed:
+	case run.StatusFailed:
 		if len(p.OnExitCodes) == 0 {
 			return true
 		}
@@ -1277,7 +1248,7 @@ func (r *runner) shouldRetry(s *stepRun, att *AttemptRecord, retryable bool) boo
 			}
 		}
 		return false
-	case StatusTimedOut:
+	case run.StatusTimedOut:
 		return len(p.OnExitCodes) == 0
 	}
 	return false
@@ -1304,16 +1275,16 @@ func retryDelay(p playbook.Retry, attempt int) time.Duration {
 	return time.Duration(d)
 }
 
-func (r *runner) finishStep(s *stepRun, status Status, reason, errMsg string) {
+func (r *runner) finishStep(s *stepRun, status run.Status, reason, errMsg string) {
 	r.finishStepWith(s, status, reason, errMsg, nil)
 }
 
 // finishStepWith writes the step's final record and releases its dependents.
-func (r *runner) finishStepWith(s *stepRun, status Status, reason, errMsg string, outputs map[string]string) {
-	if status == StatusCancelled && r.timedOut && reason == "" {
-		reason = ReasonRunTimedOut
+func (r *runner) finishStepWith(s *stepRun, status run.Status, reason, errMsg string, outputs map[string]string) {
+	if status == run.StatusCancelled && r.timedOut && reason == "" {
+		reason = run.ReasonRunTimedOut
 	}
-	rec := &StepRecord{
+	rec := &run.StepRecord{
 		RunID:           r.rec.ID,
 		StepID:          s.step.ID,
 		Name:            s.step.Name,
@@ -1323,7 +1294,7 @@ func (r *runner) finishStepWith(s *stepRun, status Status, reason, errMsg string
 		ExitCode:        -1,
 		Attempts:        s.attempt,
 		Command:         s.command,
-		ContinueOnError: s.step.ContinueOnError && (status == StatusFailed || status == StatusTimedOut),
+		ContinueOnError: s.step.ContinueOnError && (status == run.StatusFailed || status == run.StatusTimedOut),
 		Fingerprint:     s.fingerprint,
 		RetryReason:     s.retryReason,
 		RetryDetail:     s.retryDetail,
@@ -1361,7 +1332,7 @@ func (r *runner) finishStepWith(s *stepRun, status Status, reason, errMsg string
 }
 
 // complete records a finished step, updates what expressions see and releases its dependents.
-func (r *runner) complete(s *stepRun, rec *StepRecord) {
+func (r *runner) complete(s *stepRun, rec *run.StepRecord) {
 	s.record = rec
 	s.state = stateFinished
 	s.last = nil
@@ -1372,15 +1343,15 @@ func (r *runner) complete(s *stepRun, rec *StepRecord) {
 		if r.pb.FailFast {
 			r.failFast = true
 		}
-		if r.state.Run.Status == string(StatusSucceeded) {
-			r.state.Run.Status = string(StatusFailed)
+		if r.state.Run.Status == string(run.StatusSucceeded) {
+			r.state.Run.Status = string(run.StatusFailed)
 		}
 	}
 	dropped := s.dropped
 	s.dropped = 0
 	r.later = append(r.later, func() {
 		r.record(func(c context.Context) error { return r.opts.Recorder.StepFinished(c, rec) })
-		r.observe(Event{Type: EventStepFinished, StepID: s.step.ID, Attempt: rec.Attempts, Step: rec, Dropped: dropped})
+		r.observe(run.Event{Type: run.EventStepFinished, StepID: s.step.ID, Attempt: rec.Attempts, Step: rec, Dropped: dropped})
 		// The bounded output has been recorded; keeping it for every step would make the runner's
 		// memory grow with the number of steps.
 		rec.Stdout.Data, rec.Stderr.Data = nil, nil
@@ -1403,13 +1374,13 @@ func (r *runner) finish() (*Summary, error) {
 		}
 	}
 	sort.Strings(failed)
-	var intr *Interrupt
+	var intr *run.Interrupt
 	switch {
 	case r.timedOut:
-		r.rec.Status, r.rec.ExitCode = StatusTimedOut, exitTimedOut
+		r.rec.Status, r.rec.ExitCode = run.StatusTimedOut, exitTimedOut
 		r.rec.Error = r.cause.Error()
 	case r.cancelled:
-		r.rec.Status, r.rec.ExitCode = StatusCancelled, exitInterrupt
+		r.rec.Status, r.rec.ExitCode = run.StatusCancelled, exitInterrupt
 		if errors.As(r.cause, &intr) {
 			r.rec.ExitCode = intr.ExitCode()
 		}
@@ -1417,22 +1388,22 @@ func (r *runner) finish() (*Summary, error) {
 			r.rec.Error = r.cause.Error()
 		}
 	case len(failed) > 0:
-		r.rec.Status, r.rec.ExitCode = StatusFailed, exitFailed
+		r.rec.Status, r.rec.ExitCode = run.StatusFailed, exitFailed
 		r.rec.Error = "failed steps: " + strings.Join(failed, ", ")
 	default:
-		r.rec.Status, r.rec.ExitCode = StatusSucceeded, exitSucceeded
+		r.rec.Status, r.rec.ExitCode = run.StatusSucceeded, exitSucceeded
 	}
 	if r.recordErr != nil {
 		r.rec.ExitCode = exitRecord
-		if r.rec.Status == StatusSucceeded {
+		if r.rec.Status == run.StatusSucceeded {
 			// Its steps may all have succeeded, but a run whose record is incomplete has not.
-			r.rec.Status = StatusFailed
+			r.rec.Status = run.StatusFailed
 			r.rec.Error = "the run could not be recorded: " + r.recordErr.Error()
 		}
 	}
 	r.rec.Error = r.masker.String(r.rec.Error)
 	r.noteStop()
-	if f, ok := r.opts.Observer.(Flusher); ok && r.unflushed {
+	if f, ok := r.opts.Observer.(run.Flusher); ok && r.unflushed {
 		// RunFinished waits for the database, which may be locked or full: what happened shows first.
 		f.Flush()
 		r.unflushed = false
@@ -1442,8 +1413,8 @@ func (r *runner) finish() (*Summary, error) {
 		// RunFinished reports every earlier failure too, and what was not written: its error is the
 		// one to show. A run whose record is incomplete has not succeeded, whatever its steps did.
 		r.recordErr = finErr
-		if r.rec.Status == StatusSucceeded {
-			r.rec.Status = StatusFailed
+		if r.rec.Status == run.StatusSucceeded {
+			r.rec.Status = run.StatusFailed
 			r.rec.Error = r.masker.String("the run could not be recorded: " + finErr.Error())
 		}
 	}
@@ -1454,7 +1425,7 @@ func (r *runner) finish() (*Summary, error) {
 	for _, s := range r.steps {
 		sum.Steps = append(sum.Steps, s.record)
 	}
-	r.observe(Event{Type: EventRunFinished, Run: &sum.Run})
+	r.observe(run.Event{Type: run.EventRunFinished, Run: &sum.Run})
 	if r.recordErr != nil {
 		return sum, fmt.Errorf("%w: %w", ErrRecord, r.recordErr)
 	}
@@ -1515,7 +1486,7 @@ func (r *runner) noteStop() {
 			return // its started (or refused) event is on the way
 		}
 	}
-	r.observe(Event{Type: EventRunCancelling, Reason: r.stopNote})
+	r.observe(run.Event{Type: run.EventRunCancelling, Reason: r.stopNote})
 	r.stopNote = ""
 }
 
@@ -1534,7 +1505,7 @@ func (r *runner) recordContext() context.Context {
 	return r.recCtx
 }
 
-func (r *runner) observe(e Event) {
+func (r *runner) observe(e run.Event) {
 	if r.opts.Observer == nil {
 		return
 	}
@@ -1545,7 +1516,7 @@ func (r *runner) observe(e Event) {
 	r.opts.Observer.Observe(e)
 }
 
-func (r *runner) runSnapshot() *RunRecord {
+func (r *runner) runSnapshot() *run.Record {
 	c := r.rec
 	c.StepIDs = append([]string(nil), r.rec.StepIDs...)
 	return &c

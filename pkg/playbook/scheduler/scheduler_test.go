@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/playbookhq/playbook/pkg/playbook"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 func TestRetryDelay(t *testing.T) {
@@ -66,20 +67,20 @@ func (f *fakeRecorder) log(call string) error {
 	return nil
 }
 
-func (f *fakeRecorder) RunStarted(_ context.Context, r *RunRecord) error {
+func (f *fakeRecorder) RunStarted(_ context.Context, r *run.Record) error {
 	f.params = r.Params
 	return f.log("RunStarted " + strings.Join(r.StepIDs, ","))
 }
-func (f *fakeRecorder) AttemptStarted(_ context.Context, a *AttemptStart) error {
+func (f *fakeRecorder) AttemptStarted(_ context.Context, a *run.AttemptStart) error {
 	return f.log(fmt.Sprintf("AttemptStarted %s %d", a.StepID, a.Attempt))
 }
-func (f *fakeRecorder) AttemptFinished(_ context.Context, a *AttemptRecord) error {
+func (f *fakeRecorder) AttemptFinished(_ context.Context, a *run.AttemptRecord) error {
 	return f.log(fmt.Sprintf("AttemptFinished %s %d %s", a.StepID, a.Attempt, a.Status))
 }
-func (f *fakeRecorder) StepFinished(_ context.Context, s *StepRecord) error {
+func (f *fakeRecorder) StepFinished(_ context.Context, s *run.StepRecord) error {
 	return f.log(fmt.Sprintf("StepFinished %s %s %s", s.StepID, s.Status, s.Reason))
 }
-func (f *fakeRecorder) RunFinished(_ context.Context, r *RunRecord) error {
+func (f *fakeRecorder) RunFinished(_ context.Context, r *run.Record) error {
 	return f.log(fmt.Sprintf("RunFinished %s %d", r.Status, r.ExitCode))
 }
 
@@ -122,7 +123,7 @@ steps:
 	if rec.params != `{"token":"***","who":"ops"}` {
 		t.Errorf("recorded params %s: the secret must be masked", rec.params)
 	}
-	if sum.Run.Status != StatusFailed || sum.Run.ExitCode != 1 || len(sum.Steps) != 3 {
+	if sum.Run.Status != run.StatusFailed || sum.Run.ExitCode != 1 || len(sum.Steps) != 3 {
 		t.Errorf("summary %+v", sum.Run)
 	}
 }
@@ -146,19 +147,19 @@ func (d *deadlineRecorder) check(ctx context.Context, call string) error {
 	return d.log(call)
 }
 
-func (d *deadlineRecorder) RunStarted(ctx context.Context, r *RunRecord) error {
+func (d *deadlineRecorder) RunStarted(ctx context.Context, r *run.Record) error {
 	return d.check(ctx, "RunStarted")
 }
-func (d *deadlineRecorder) AttemptStarted(ctx context.Context, a *AttemptStart) error {
+func (d *deadlineRecorder) AttemptStarted(ctx context.Context, a *run.AttemptStart) error {
 	return d.check(ctx, "AttemptStarted "+a.StepID)
 }
-func (d *deadlineRecorder) AttemptFinished(ctx context.Context, a *AttemptRecord) error {
+func (d *deadlineRecorder) AttemptFinished(ctx context.Context, a *run.AttemptRecord) error {
 	return d.check(ctx, "AttemptFinished "+a.StepID)
 }
-func (d *deadlineRecorder) StepFinished(ctx context.Context, s *StepRecord) error {
+func (d *deadlineRecorder) StepFinished(ctx context.Context, s *run.StepRecord) error {
 	return d.check(ctx, "StepFinished "+s.StepID)
 }
-func (d *deadlineRecorder) RunFinished(ctx context.Context, r *RunRecord) error {
+func (d *deadlineRecorder) RunFinished(ctx context.Context, r *run.Record) error {
 	return d.check(ctx, "RunFinished "+string(r.Status))
 }
 
@@ -188,7 +189,7 @@ steps:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Run.Status != StatusCancelled {
+	if sum.Run.Status != run.StatusCancelled {
 		t.Errorf("run %s, want cancelled", sum.Run.Status)
 	}
 	want := "RunStarted AttemptStarted a AttemptFinished a StepFinished a AttemptStarted b AttemptFinished b " +
@@ -208,11 +209,11 @@ type flushObserver struct {
 	shown   chan struct{}
 }
 
-func (o *flushObserver) Observe(e Event) {
+func (o *flushObserver) Observe(e run.Event) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.events++
-	if e.Type == EventStepOutput && string(e.Line) == "hello" {
+	if e.Type == run.EventStepOutput && string(e.Line) == "hello" {
 		o.hello = true
 	}
 }
@@ -253,7 +254,7 @@ steps:
 	sum, err := Run(context.Background(), pb, Options{Observer: obs})
 	close(ended)
 	<-opened
-	if err != nil || sum.Run.Status != StatusSucceeded {
+	if err != nil || sum.Run.Status != run.StatusSucceeded {
 		t.Fatalf("run: %+v, %v", sum, err)
 	}
 	obs.mu.Lock()
@@ -333,7 +334,7 @@ steps:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Run.Status != StatusSucceeded {
+	if sum.Run.Status != run.StatusSucceeded {
 		for _, st := range sum.Steps {
 			t.Logf("%s: %s %v %s", st.StepID, st.Status, st.Outputs, st.Error)
 		}
@@ -368,7 +369,7 @@ steps:
 	if !errors.Is(err, ErrRecord) {
 		t.Fatalf("err = %v, want ErrRecord", err)
 	}
-	if sum == nil || sum.Run.ExitCode != 3 || sum.Run.Status != StatusFailed || sum.RecordErr == nil {
+	if sum == nil || sum.Run.ExitCode != 3 || sum.Run.Status != run.StatusFailed || sum.RecordErr == nil {
 		t.Fatalf("summary %+v", sum)
 	}
 	got := strings.Join(rec.calls, "\n")
@@ -410,10 +411,10 @@ steps:
 		t.Fatal(err)
 	}
 	s := sum.Steps[0]
-	if s.Status != StatusFailed || s.Reason != ReasonConditionError || !strings.Contains(s.Error, "if len(1..10000000) > 0") {
+	if s.Status != run.StatusFailed || s.Reason != run.ReasonConditionError || !strings.Contains(s.Error, "if len(1..10000000) > 0") {
 		t.Errorf("step %+v, want failed with condition_error", s)
 	}
-	if sum.Run.Status != StatusFailed || sum.Run.ExitCode != 1 {
+	if sum.Run.Status != run.StatusFailed || sum.Run.ExitCode != 1 {
 		t.Errorf("run %s/%d, want failed/1", sum.Run.Status, sum.Run.ExitCode)
 	}
 }
@@ -429,30 +430,30 @@ steps:
   - id: b
     run: echo three
 `)
-	var events []Event
-	_, err := Run(context.Background(), pb, Options{Observer: ObserverFunc(func(e Event) { events = append(events, e) })})
+	var events []run.Event
+	_, err := Run(context.Background(), pb, Options{Observer: run.ObserverFunc(func(e run.Event) { events = append(events, e) })})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if events[0].Type != EventRunStarted || events[len(events)-1].Type != EventRunFinished {
+	if events[0].Type != run.EventRunStarted || events[len(events)-1].Type != run.EventRunFinished {
 		t.Fatalf("first %s, last %s", events[0].Type, events[len(events)-1].Type)
 	}
-	seen := map[string]EventType{}
+	seen := map[string]run.EventType{}
 	lines := map[string][]string{}
 	for _, e := range events[1 : len(events)-1] {
 		last := seen[e.StepID]
 		switch e.Type {
-		case EventStepStarted:
+		case run.EventStepStarted:
 			if last != "" {
 				t.Errorf("%s started after %s", e.StepID, last)
 			}
-		case EventStepOutput:
-			if last != EventStepStarted && last != EventStepOutput {
+		case run.EventStepOutput:
+			if last != run.EventStepStarted && last != run.EventStepOutput {
 				t.Errorf("%s output after %s", e.StepID, last)
 			}
 			lines[e.StepID] = append(lines[e.StepID], string(e.Line))
-		case EventStepFinished:
-			if last != EventStepStarted && last != EventStepOutput {
+		case run.EventStepFinished:
+			if last != run.EventStepStarted && last != run.EventStepOutput {
 				t.Errorf("%s finished after %s", e.StepID, last)
 			}
 		}
@@ -477,8 +478,8 @@ steps:
     run: echo "env=$PLAYBOOK_PARAM_SIZE expr=${{ params.size }}"; echo "pin ${{ params.pin }}"
 `)
 	var lines []string
-	sum, err := Run(context.Background(), pb, Options{Observer: ObserverFunc(func(e Event) {
-		if e.Type == EventStepOutput {
+	sum, err := Run(context.Background(), pb, Options{Observer: run.ObserverFunc(func(e run.Event) {
+		if e.Type == run.EventStepOutput {
 			lines = append(lines, string(e.Line))
 		}
 	})})
@@ -501,7 +502,7 @@ type queuedFailRecorder struct {
 	failed    error
 }
 
-func (q *queuedFailRecorder) AttemptStarted(ctx context.Context, a *AttemptStart) error {
+func (q *queuedFailRecorder) AttemptStarted(ctx context.Context, a *run.AttemptStart) error {
 	err := q.fakeRecorder.AttemptStarted(ctx, a)
 	q.mu.Lock()
 	if q.failed == nil && "AttemptStarted "+a.StepID == q.failAfter {
@@ -549,14 +550,14 @@ steps:
 		t.Errorf("a's end was not recorded: %q", rec.calls)
 	}
 	for _, s := range sum.Steps[1:] {
-		if s.Status != StatusSkipped || s.Reason != ReasonRecordError {
+		if s.Status != run.StatusSkipped || s.Reason != run.ReasonRecordError {
 			t.Errorf("step %s: %s %s, want skipped record_error", s.StepID, s.Status, s.Reason)
 		}
 	}
-	if sum.Run.ExitCode != 3 || sum.Run.Status == StatusSucceeded {
+	if sum.Run.ExitCode != 3 || sum.Run.Status == run.StatusSucceeded {
 		t.Errorf("run %s exit %d, want not succeeded, exit 3", sum.Run.Status, sum.Run.ExitCode)
 	}
-	if !obs.has(EventRunCancelling) {
+	if !obs.has(run.EventRunCancelling) {
 		t.Error("no run_cancelling event")
 	}
 }
@@ -572,7 +573,7 @@ type stallRecorder struct {
 
 const holdPolls = 5
 
-func (r *stallRecorder) AttemptStarted(ctx context.Context, a *AttemptStart) error {
+func (r *stallRecorder) AttemptStarted(ctx context.Context, a *run.AttemptStart) error {
 	err := r.fakeRecorder.AttemptStarted(ctx, a)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -625,11 +626,11 @@ steps:
 			t.Errorf("b started while the writes stalled (calls then: %q)", rec.heldCalls)
 		}
 	}
-	if sum.Run.Status != StatusSucceeded {
+	if sum.Run.Status != run.StatusSucceeded {
 		t.Errorf("run %s, want succeeded once the writes went through", sum.Run.Status)
 	}
 	for _, s := range sum.Steps {
-		if s.Status != StatusSucceeded {
+		if s.Status != run.StatusSucceeded {
 			t.Errorf("step %s: %s, want succeeded", s.StepID, s.Status)
 		}
 	}
@@ -649,7 +650,7 @@ steps:
 	if !errors.Is(err, ErrRecord) {
 		t.Fatalf("Run error %v, want ErrRecord", err)
 	}
-	if sum.Run.ExitCode != 3 || sum.Run.Status == StatusSucceeded || !strings.Contains(sum.Run.Error, "could not be recorded") {
+	if sum.Run.ExitCode != 3 || sum.Run.Status == run.StatusSucceeded || !strings.Contains(sum.Run.Error, "could not be recorded") {
 		t.Errorf("summary: %s exit %d (%s), want not succeeded, exit 3, and why", sum.Run.Status, sum.Run.ExitCode, sum.Run.Error)
 	}
 }
@@ -657,16 +658,16 @@ steps:
 // eventLog is an Observer that keeps the event types.
 type eventLog struct {
 	mu    sync.Mutex
-	types []EventType
+	types []run.EventType
 }
 
-func (l *eventLog) Observe(e Event) {
+func (l *eventLog) Observe(e run.Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.types = append(l.types, e.Type)
 }
 
-func (l *eventLog) has(t EventType) bool {
+func (l *eventLog) has(t run.EventType) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, x := range l.types {

@@ -8,24 +8,26 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // startRecorder keeps what AttemptStarted was given, and the output of the last step.
 type startRecorder struct {
 	fakeRecorder
 	mu     sync.Mutex
-	starts []AttemptStart
+	starts []run.AttemptStart
 	stdout string
 }
 
-func (r *startRecorder) StepFinished(ctx context.Context, s *StepRecord) error {
+func (r *startRecorder) StepFinished(ctx context.Context, s *run.StepRecord) error {
 	r.mu.Lock()
 	r.stdout = string(s.Stdout.Data)
 	r.mu.Unlock()
 	return r.fakeRecorder.StepFinished(ctx, s)
 }
 
-func (r *startRecorder) AttemptStarted(ctx context.Context, a *AttemptStart) error {
+func (r *startRecorder) AttemptStarted(ctx context.Context, a *run.AttemptStart) error {
 	r.mu.Lock()
 	r.starts = append(r.starts, *a)
 	r.mu.Unlock()
@@ -46,7 +48,7 @@ steps:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Run.Status != StatusSucceeded {
+	if sum.Run.Status != run.StatusSucceeded {
 		t.Fatalf("run %s: %s", sum.Run.Status, sum.Run.Error)
 	}
 	own, err := strconv.ParseUint(strings.TrimSpace(rec.stdout), 10, 64)

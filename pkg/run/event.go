@@ -1,4 +1,4 @@
-package scheduler
+package run
 
 import "time"
 
@@ -16,12 +16,12 @@ const (
 )
 
 // Event is one thing that happened during a run, for progress displays. Events come in order from the
-// scheduler's goroutine; an Observer that blocks delays the scheduler (but never a step's process: the
+// runner's goroutine; an Observer that blocks delays the runner (but never a step's process: the
 // engine buffers output and drops lines a slow observer cannot take, reporting the count in Dropped).
 type Event struct {
 	Type    EventType
 	Time    time.Time
-	Run     *RunRecord // run_started, run_finished
+	Run     *Record // run_started, run_finished
 	StepID  string
 	Attempt int
 	PID     int
@@ -42,8 +42,8 @@ type Observer interface {
 	Observe(Event)
 }
 
-// Flusher is an Observer that buffers what it shows: while the run goes on, the scheduler calls Flush
-// when it is about to wait for something to happen, at most every 10 ms (flushLag) and only after new
+// Flusher is an Observer that buffers what it shows: while the run goes on, the runner calls Flush
+// when it is about to wait for something to happen, at most every 10 ms and only after new
 // events, so a burst of events costs one write and nothing shown lags behind by more than 10 ms. Run
 // does not flush the last events (run finished): the Flusher's owner does, once Run returns.
 type Flusher interface {
