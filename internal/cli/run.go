@@ -19,7 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/playbookhq/playbook/pkg/playbook"
-	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/playbook/local"
 	"github.com/playbookhq/playbook/pkg/run"
 )
 
@@ -192,12 +192,12 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (
 	}
 
 	type result struct {
-		sum *scheduler.Summary
+		sum *local.Summary
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		sum, err := scheduler.Run(ctx, pb, scheduler.Options{
+		sum, err := local.Run(ctx, pb, local.Options{
 			Params:      params,
 			MaxParallel: o.MaxParallel,
 			OutputLimit: limit,
@@ -232,7 +232,7 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (
 	}
 	prog.Close()
 	if res.sum == nil {
-		if errors.Is(res.err, scheduler.ErrRecord) {
+		if errors.Is(res.err, local.ErrRecord) {
 			return storeError(res.err)
 		}
 		return res.err
@@ -342,7 +342,7 @@ func hostname() string {
 }
 
 // printSummary is the table after a text-mode run, with where the complete output is.
-func printSummary(out io.Writer, sum *scheduler.Summary, logDir string) {
+func printSummary(out io.Writer, sum *local.Summary, logDir string) {
 	// tabwriter writes cell by cell: buffered, a thousand-step table is one write, not twelve thousand.
 	w := bufio.NewWriter(out)
 	defer w.Flush()
@@ -392,7 +392,7 @@ func printSummary(out io.Writer, sum *scheduler.Summary, logDir string) {
 
 // printPlan is --dry-run: the steps level by level, with what each if says.
 func printPlan(w io.Writer, pb *playbook.Playbook, params playbook.Params) error {
-	plan, err := scheduler.Plan(pb, params)
+	plan, err := local.Plan(pb, params)
 	if err != nil {
 		return &ExitError{Code: run.ExitUsage, Err: fmt.Errorf("%s: %w", pb.File, err)}
 	}

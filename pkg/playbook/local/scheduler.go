@@ -1,4 +1,4 @@
-package scheduler
+package local
 
 import (
 	"container/heap"
