@@ -20,6 +20,7 @@ import (
 
 	"github.com/playbookhq/playbook/pkg/playbook"
 	"github.com/playbookhq/playbook/pkg/playbook/local"
+	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
 	"github.com/playbookhq/playbook/pkg/run"
 )
 
@@ -392,7 +393,7 @@ func printSummary(out io.Writer, sum *local.Summary, logDir string) {
 
 // printPlan is --dry-run: the steps level by level, with what each if says.
 func printPlan(w io.Writer, pb *playbook.Playbook, params playbook.Params) error {
-	plan, err := local.Plan(pb, params)
+	plan, err := scheduler.Plan(pb, params)
 	if err != nil {
 		return &ExitError{Code: run.ExitUsage, Err: fmt.Errorf("%s: %w", pb.File, err)}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/playbookhq/playbook/internal/shquote"
 	"io"
 	"os"
 	"path/filepath"
@@ -398,31 +399,4 @@ func isExecutable(path string) bool {
 
 // QuoteArgs renders argv the way a POSIX shell would need it typed: the display form of an Exec command
 // (Result.Command), for records and terminals. Plain words stay as they are; anything else is quoted.
-func QuoteArgs(argv []string) string {
-	var b strings.Builder
-	for i, a := range argv {
-		if i > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(shellQuote(a))
-	}
-	return b.String()
-}
-
-func shellQuote(s string) string {
-	if s == "" {
-		return "''"
-	}
-	safe := true
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("_-./:=@%+,", c) >= 0) {
-			safe = false
-			break
-		}
-	}
-	if safe {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
+func QuoteArgs(argv []string) string { return shquote.Join(argv) }

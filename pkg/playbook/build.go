@@ -1,8 +1,11 @@
 package playbook
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -321,6 +324,7 @@ func (b *builder) step(i int, rs *rawStep, def *rawDefaults, ids []string) {
 	}
 	if rs.Script.set() {
 		s.Script = b.script(rs.Script, where)
+		s.ScriptSHA256 = digestFile(s.Script)
 		s.Interpreter = rs.Interpreter.V
 	}
 	if rs.AWS != nil {
@@ -414,6 +418,22 @@ func (b *builder) script(f textField, where string) string {
 		b.errorf(f.Val, "script %q of %s is a folder, not a file", f.V, where)
 	}
 	return p
+}
+
+// digestFile is the hex SHA-256 of a script's content as the playbook was loaded, "" when it cannot
+// be read (the step then fails when it starts, and says why). It is part of the step's fingerprint:
+// a retry must not reuse a step whose script changed.
+func digestFile(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return ""
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // condition compiles an if.

@@ -56,12 +56,15 @@ type Step struct {
 	If *Condition
 
 	// Exactly one of Run, Exec, Script and AWS is set.
-	Run         *Template   // a shell command, run as Shell -c COMMAND
-	Shell       string      // for Run: "" = bash (from the step, else defaults.shell)
-	Exec        []*Template // argv, run without a shell; at least one item
-	Script      string      // absolute path of a file that existed when the playbook was loaded
-	Interpreter string      // for Script: "" = run the file itself
-	AWS         *AWS
+	Run    *Template   // a shell command, run as Shell -c COMMAND
+	Shell  string      // for Run: "" = bash (from the step, else defaults.shell)
+	Exec   []*Template // argv, run without a shell; at least one item
+	Script string      // absolute path of a file that existed when the playbook was loaded
+	// ScriptSHA256 is the hex SHA-256 of Script's content when the playbook was loaded; "" when it
+	// could not be read then (the step fails when it starts).
+	ScriptSHA256 string
+	Interpreter  string // for Script: "" = run the file itself
+	AWS          *AWS
 
 	Env []EnvVar // the step's own env, declaration order; added to (and overriding) the playbook's env
 	// Dir is the working folder. nil = the playbook's folder; a relative result of Render resolves

@@ -1,4 +1,4 @@
-package local
+package scheduler
 
 import (
 	"crypto/hmac"
@@ -6,11 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"hash"
-	"io"
-	"os"
 	"slices"
-
-	"github.com/playbookhq/playbook/pkg/engine"
 )
 
 // perRunEnv are the variables that differ in every run whatever the step does: they are left out of
@@ -38,26 +34,24 @@ func newFingerprinter(key []byte) *fingerprinter {
 // stop settings are left out: they decide how long and how often the same thing runs, not what runs.
 //
 // Every field is written with its length first, so that no two different inputs give the same bytes.
-func (f *fingerprinter) fingerprint(req engine.Request) string {
+func (f *fingerprinter) fingerprint(l *Launch) string {
 	f.buf = f.buf[:0]
 	f.str("playbook-step-fingerprint-v1")
-	switch c := req.Command.(type) {
-	case engine.Shell:
-		f.str("run", c.Shell, c.Command)
-	case engine.Exec:
-		f.str("exec", c.Program)
-		f.list(c.Args)
-	case engine.Script:
-		f.str("script", c.Path, c.Interpreter)
-		f.file(c.Path)
-	case engine.AWSCLI:
-		f.str("aws", c.Service, c.Operation, c.Profile, c.Region)
-		f.list(c.Args)
+	switch {
+	case l.Argv != nil:
+		f.str("exec", l.Argv[0])
+		f.list(l.Argv[1:])
+	case l.Script != "":
+		f.str("script", l.Script, l.Interpreter)
+		f.digest(l.scriptSHA256)
+	case l.AWS != nil:
+		f.str("aws", l.AWS.Service, l.AWS.Operation, l.AWS.Profile, l.AWS.Region)
+		f.list(l.AWS.Args)
 	default:
-		f.str("unknown")
+		f.str("run", l.Shell, l.Run)
 	}
 	f.keys = f.keys[:0]
-	for k := range req.Env {
+	for k := range l.Env {
 		if !perRunEnv[k] {
 			f.keys = append(f.keys, k)
 		}
@@ -65,9 +59,9 @@ func (f *fingerprinter) fingerprint(req engine.Request) string {
 	slices.Sort(f.keys)
 	f.num(uint64(len(f.keys)))
 	for _, k := range f.keys {
-		f.str(k, req.Env[k])
+		f.str(k, l.Env[k])
 	}
-	f.str("dir", req.Dir)
+	f.str("dir", l.Dir)
 	f.h.Reset()
 	f.h.Write(f.buf)
 	return hex.EncodeToString(f.h.Sum(f.sum[:0]))
@@ -87,20 +81,15 @@ func (f *fingerprinter) list(values []string) {
 	f.str(values...)
 }
 
-// file adds a file's content (its SHA-256, of fixed length). A file that cannot be read adds the
-// error: the step will fail to start anyway, and a failed step is never reused.
-func (f *fingerprinter) file(path string) {
-	fh, err := os.Open(path)
-	if err != nil {
-		f.str("unreadable", err.Error())
-		return
-	}
-	defer fh.Close()
-	c := sha256.New()
-	if _, err := io.Copy(c, fh); err != nil {
-		f.str("unreadable", err.Error())
+// digest adds a script's content as its SHA-256 (of fixed length), taken when the playbook was
+// loaded. A file that could not be read then adds that: the step will fail to start, and a failed
+// step is never reused.
+func (f *fingerprinter) digest(sha256Hex string) {
+	sum, err := hex.DecodeString(sha256Hex)
+	if err != nil || len(sum) != sha256.Size {
+		f.str("unreadable")
 		return
 	}
 	f.str("content")
-	f.buf = c.Sum(f.buf)
+	f.buf = append(f.buf, sum...)
 }
