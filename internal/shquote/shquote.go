@@ -16,8 +16,9 @@ func Join(argv []string) string {
 	return b.String()
 }
 
-// Quote returns s as is when a shell would read it as one literal word, else in single quotes (an
-// embedded ' becomes '\''). The empty word is ''.
+// Quote returns s as is when a shell would read it as one literal word, else wrapped in single
+// quotes, where an embedded single quote is written as quote, backslash, quote, quote. The empty word
+// becomes a pair of single quotes.
 func Quote(s string) string {
 	if s == "" {
 		return "''"

@@ -16,8 +16,8 @@ var progressEvery = time.Second
 func (r *runner) recordProgress(pr run.ProgressRecorder) {
 	p := &run.Progress{RunID: r.rec.ID, Time: r.now().UTC()}
 	seen := make(map[string][2]int64, len(r.byExec))
-	for id, s := range r.byExec {
-		if s.pid == 0 {
+	for id, a := range r.byExec {
+		if a.pid == 0 {
 			continue // not started yet (its record would not match the attempt the store has)
 		}
 		out, errs, err := r.eng.OutputBytes(id)
@@ -27,7 +27,7 @@ func (r *runner) recordProgress(pr run.ProgressRecorder) {
 		prev, had := r.progressed[id]
 		now := [2]int64{out, errs}
 		seen[id] = now
-		if had && prev == now || !had && now == [2]int64{} && s.attempt == 1 {
+		if had && prev == now || !had && now == [2]int64{} && a.n == 1 {
 			continue // nothing new (a first attempt's row starts empty)
 		}
 		got, err := r.eng.Progress(id)
@@ -35,7 +35,7 @@ func (r *runner) recordProgress(pr run.ProgressRecorder) {
 			continue
 		}
 		seen[id] = [2]int64{got.StdoutBytes, got.StderrBytes}
-		p.Steps = append(p.Steps, run.StepProgress{StepID: s.step.ID, Attempt: s.attempt,
+		p.Steps = append(p.Steps, run.StepProgress{StepID: a.step.ID, Attempt: a.n,
 			Stdout: run.Output{Data: got.Stdout, Bytes: got.StdoutBytes, Truncated: got.StdoutTruncated},
 			Stderr: run.Output{Data: got.Stderr, Bytes: got.StderrBytes, Truncated: got.StderrTruncated}})
 	}

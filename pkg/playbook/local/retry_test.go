@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/playbookhq/playbook/pkg/engine"
 	"github.com/playbookhq/playbook/pkg/playbook"
 	"github.com/playbookhq/playbook/pkg/run"
 )
@@ -205,7 +204,7 @@ func TestRetryScriptChanged(t *testing.T) {
 	dir := t.TempDir()
 	script := filepath.Join(dir, "gen.sh")
 	os.WriteFile(script, []byte("echo v=1 >> \"$PLAYBOOK_OUTPUT\"\n"), 0o700)
-	pb := loadIn(t, dir, `version: 1
+	src := `version: 1
 name: script
 steps:
   - id: gen
@@ -217,14 +216,16 @@ steps:
   - id: ship
     needs: [pack]
     run: test ! -f broken
-`)
+`
+	pb := loadIn(t, dir, src)
 	os.WriteFile(filepath.Join(dir, "broken"), nil, 0o600)
 	first := runOnce(t, pb, nil)
 	os.Remove(filepath.Join(dir, "broken"))
 	unchanged := runOnce(t, pb, first)
 	checkVerdicts(t, unchanged, "gen succeeded reused/reused\npack succeeded reused/reused\nship succeeded /not_succeeded:failed\n", "gen", "pack", "ship")
 	os.WriteFile(script, []byte("echo v=2 >> \"$PLAYBOOK_OUTPUT\"\n"), 0o700)
-	changed := runOnce(t, pb, first)
+	// A retry loads the playbook again (as `playbook retry` does), and with it the script.
+	changed := runOnce(t, loadIn(t, dir, src), first)
 	checkVerdicts(t, changed, "gen succeeded /inputs_changed\npack succeeded /need_not_reused:gen\nship succeeded /not_succeeded:failed\n", "gen", "pack", "ship")
 	if got := changed["gen"].Outputs["v"]; got != "2" {
 		t.Errorf("gen's output v = %q, want 2", got)
@@ -274,66 +275,6 @@ steps:
 	first["a"].Fingerprint = ""
 	second := runOnce(t, pb, first)
 	checkVerdicts(t, second, "a succeeded /no_fingerprint\n", "a")
-}
-
-// TestFingerprint: what a step runs is in its fingerprint, the per-run variables are not, and the
-// key changes everything (a secret param cannot be guessed from a recorded fingerprint without it).
-func TestFingerprint(t *testing.T) {
-	dir := t.TempDir()
-	script := filepath.Join(dir, "s.sh")
-	os.WriteFile(script, []byte("echo 1\n"), 0o700)
-	base := func() engine.Request {
-		return engine.Request{
-			Command: engine.Shell{Command: "make VERSION=1"},
-			Env:     map[string]string{"PLAYBOOK_PARAM_TOKEN": "hunter2", "PLAYBOOK_RUN_ID": "r1", "PLAYBOOK_OUTPUT": "/tmp/x/a.1.out"},
-			Dir:     dir,
-		}
-	}
-	want := newFingerprinter(testKey).fingerprint(base())
-	if len(want) != 64 {
-		t.Fatalf("fingerprint %q is not 64 hex digits", want)
-	}
-	perRun := base()
-	perRun.Env["PLAYBOOK_RUN_ID"], perRun.Env["PLAYBOOK_OUTPUT"] = "r2", "/tmp/y/a.1.out"
-	if got := newFingerprinter(testKey).fingerprint(perRun); got != want {
-		t.Errorf("the run id or outputs file changed the fingerprint")
-	}
-	differs := map[string]func(*engine.Request){
-		"command":   func(r *engine.Request) { r.Command = engine.Shell{Command: "make VERSION=2"} },
-		"shell":     func(r *engine.Request) { r.Command = engine.Shell{Command: "make VERSION=1", Shell: "sh"} },
-		"exec":      func(r *engine.Request) { r.Command = engine.Exec{Program: "make", Args: []string{"VERSION=1"}} },
-		"secret":    func(r *engine.Request) { r.Env["PLAYBOOK_PARAM_TOKEN"] = "hunter3" },
-		"env added": func(r *engine.Request) { r.Env["X"] = "" },
-		"dir":       func(r *engine.Request) { r.Dir = "/" },
-		"script":    func(r *engine.Request) { r.Command = engine.Script{Path: script} },
-	}
-	for name, change := range differs {
-		req := base()
-		change(&req)
-		if newFingerprinter(testKey).fingerprint(req) == want {
-			t.Errorf("%s: the fingerprint did not change", name)
-		}
-	}
-	// One fingerprinter serves a whole run: what it hashed before does not leak into the next.
-	f := newFingerprinter(testKey)
-	f.fingerprint(engine.Request{Command: engine.Script{Path: script}, Env: map[string]string{"A": "1", "B": "2", "C": "3"}})
-	if got := f.fingerprint(base()); got != want {
-		t.Errorf("a reused fingerprinter gives %s, want %s", got, want)
-	}
-	if newFingerprinter([]byte("another key")).fingerprint(base()) == want {
-		t.Errorf("another key gives the same fingerprint")
-	}
-	a := newFingerprinter(testKey).fingerprint(engine.Request{Command: engine.Script{Path: script}})
-	os.WriteFile(script, []byte("echo 2\n"), 0o700)
-	if newFingerprinter(testKey).fingerprint(engine.Request{Command: engine.Script{Path: script}}) == a {
-		t.Errorf("the script's content is not in the fingerprint")
-	}
-	// Length prefixes: moving a character from one field to the next changes the fingerprint.
-	x := newFingerprinter(testKey).fingerprint(engine.Request{Command: engine.Exec{Program: "ab", Args: []string{"c"}}})
-	y := newFingerprinter(testKey).fingerprint(engine.Request{Command: engine.Exec{Program: "a", Args: []string{"bc"}}})
-	if x == y {
-		t.Errorf("exec [ab c] and [a bc] have the same fingerprint")
-	}
 }
 
 // TestRetryMaskedOutputsRunAgain: a step whose output held a secret is recorded with "***" in its
