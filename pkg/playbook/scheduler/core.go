@@ -358,6 +358,11 @@ func (c *Core) prepare(s *step) *Launch {
 	if s.attempt == 1 {
 		s.startedAt = c.now
 	}
+	if c.cfg.dry {
+		// A dry run starts nothing: what the command would be (it may read outputs a dry run does not
+		// have) is no part of its decisions.
+		return &Launch{}
+	}
 	l := c.render(s)
 	if s.attempt == 1 && l.err == nil {
 		s.fingerprint = c.fp.fingerprint(l)
