@@ -185,8 +185,6 @@ func (p *process) wait(leaderExited func(), waitDelay time.Duration) (exit, erro
 		}
 	}
 	readBufs.Put(bp)
-	// Forget the start time before the leader is reaped: its number may be reused after that.
-	forgetStart(p.pid)
 	ws, err := reap(p.pid)
 	if p.pidfd >= 0 {
 		unix.Close(p.pidfd)
