@@ -43,7 +43,7 @@ func formatTime(t time.Time) any {
 }
 
 // timeText is t.UTC().Format(TimeFormat) written out digit by digit: Format reads its layout anew on
-// every call, 2-3 us each on the run loop here, with several timestamps recorded a step.
+// every call, and the run loop records several timestamps a step.
 func timeText(t time.Time) string {
 	t = t.UTC()
 	year, month, day := t.Date()
@@ -187,7 +187,7 @@ func (s *Store) RunStarted(ctx context.Context, r *run.Record) error {
 			return nil
 		}
 		// One statement for every step: a thousand-step run's start is then one round trip into
-		// SQLite, not a thousand (about 9 ms here).
+		// SQLite, not a thousand.
 		ids, err := json.Marshal(r.StepIDs)
 		if err != nil {
 			return err
@@ -241,7 +241,8 @@ func (s *Store) AttemptStarted(_ context.Context, in *run.AttemptStart) error {
 	}
 	st := &attemptStart{key: attemptKey{a.RunID, a.StepID, a.Attempt}, started: formatTime(a.StartedAt),
 		command: nullString(a.Command), pid: pid, pidStart: pidStart, stepRow: true, attemptRow: true}
-	// The description is formatted only for an error: a Sprintf a write was 1 us on the run loop.
+	// The description is formatted only for an error: a Sprintf a write would be paid on the run loop
+	// for every step.
 	what := func() string {
 		return fmt.Sprintf("record start of attempt %d of step %s of run %s", a.Attempt, a.StepID, a.RunID)
 	}
