@@ -110,7 +110,7 @@ func flockNB(f *os.File) error {
 
 // Append writes b at the end of the locked file. It is one write(2) into the page cache, without
 // fsync: what it records must survive the holder's death, not the machine's (a reboot ends every process
-// the record could name anyway), so it costs microseconds where a database commit costs a hundred.
+// the record could name anyway), so it is far cheaper than a database commit.
 func (l *FileLock) Append(b []byte) error {
 	if l == nil || l.f == nil {
 		return fmt.Errorf("append to lock: %w", os.ErrClosed)

@@ -12,7 +12,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/playbookhq/playbook/internal/proc"
-	"github.com/playbookhq/playbook/pkg/engine"
 	"github.com/playbookhq/playbook/pkg/run"
 )
 
@@ -44,7 +43,7 @@ func formatTime(t time.Time) any {
 }
 
 // timeText is t.UTC().Format(TimeFormat) written out digit by digit: Format reads its layout anew on
-// every call, 2-3 us each on the run loop here, with several timestamps recorded a step.
+// every call, and the run loop records several timestamps a step.
 func timeText(t time.Time) string {
 	t = t.UTC()
 	year, month, day := t.Date()
@@ -188,7 +187,7 @@ func (s *Store) RunStarted(ctx context.Context, r *run.Record) error {
 			return nil
 		}
 		// One statement for every step: a thousand-step run's start is then one round trip into
-		// SQLite, not a thousand (about 9 ms here).
+		// SQLite, not a thousand.
 		ids, err := json.Marshal(r.StepIDs)
 		if err != nil {
 			return err
@@ -209,10 +208,9 @@ func (s *Store) RunStarted(ctx context.Context, r *run.Record) error {
 
 // AttemptStarted records that an attempt of a step began: the step becomes running, and an attempt row
 // keeps the command, the pid (the step's process group id) and that process's start time, which crash
-// recovery checks before killing the group. The start time is PIDStart; when that is 0 it is looked up
-// during the call (in the engine of this program, else in /proc), so the call must then come from the
-// process that started the step, before that process reaps it. A PID of 0 (the process never started)
-// records no pid.
+// recovery checks before killing the group. The start time is PIDStart; when that is 0 it is read from
+// /proc during the call, so the call must then come from the process that started the step, before that
+// process reaps it. A PID of 0 (the process never started) records no pid.
 //
 // Like AttemptFinished and StepFinished, it queues its write for the background writer and returns
 // at once (writer.go explains why); the error it returns is that of an earlier queued write, if one
@@ -225,7 +223,7 @@ func (s *Store) AttemptStarted(_ context.Context, in *run.AttemptStart) error {
 		pid = a.PID
 		t, err := a.PIDStart, error(nil)
 		if t == 0 {
-			t, err = startTicks(a.PID)
+			t, err = proc.StartTicks(a.PID)
 		}
 		if err == nil {
 			pidStart = int64(t)
@@ -243,7 +241,8 @@ func (s *Store) AttemptStarted(_ context.Context, in *run.AttemptStart) error {
 	}
 	st := &attemptStart{key: attemptKey{a.RunID, a.StepID, a.Attempt}, started: formatTime(a.StartedAt),
 		command: nullString(a.Command), pid: pid, pidStart: pidStart, stepRow: true, attemptRow: true}
-	// The description is formatted only for an error: a Sprintf a write was 1 us on the run loop.
+	// The description is formatted only for an error: a Sprintf a write would be paid on the run loop
+	// for every step.
 	what := func() string {
 		return fmt.Sprintf("record start of attempt %d of step %s of run %s", a.Attempt, a.StepID, a.RunID)
 	}
@@ -271,15 +270,6 @@ func (s *Store) AttemptStarted(_ context.Context, in *run.AttemptStart) error {
 			a.RunID, a.StepID, a.Attempt, st.started, st.command, st.pid, st.pidStart)
 		return err
 	}})
-}
-
-// startTicks is the start time of a step's process: known to the engine that forked it (no /proc
-// read, which costs tens of microseconds per step), else read from /proc.
-func startTicks(pid int) (uint64, error) {
-	if t, ok := engine.StartTicks(pid); ok {
-		return t, nil
-	}
-	return proc.StartTicks(pid)
 }
 
 var errUnknownStep = errors.New("no such step in the run (was RunStarted called with it?)")

@@ -56,7 +56,8 @@ type Event struct {
 	PID int `json:"pid,omitempty"`
 	// StartTicks is when PID started, in clock ticks since boot as field 22 of /proc/<pid>/stat gives it
 	// (started; Linux; 0 when unknown). With PID it names the process even after its number is reused,
-	// which is how crash recovery knows a recorded group is still the step's.
+	// which is how crash recovery knows a recorded group is still the step's. It is taken while the
+	// child cannot have been reaped, and the engine keeps no copy: a caller that needs it keeps this one.
 	StartTicks uint64 `json:"start_ticks,omitempty"`
 	// Line is one line of stdout or stderr without its line ending ("\n" or "\r\n"), masked, raw bytes.
 	// A line longer than Config.MaxLineBytes arrives in chunks; every chunk but the last has Partial set.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/playbookhq/playbook/internal/mask"
+	"github.com/playbookhq/playbook/internal/proc"
 )
 
 // execution is the state of one request. Its status moves pending → running → terminal under mu, and a
@@ -124,8 +125,10 @@ func (ex *execution) start() (*started, error) {
 	if ex.e.devNull != nil { // a nil *os.File in the interface would not mean "no stdin"
 		cmd.Stdin = ex.e.devNull
 	}
-	clock := forkClock()
-	proc, err := startProcess(cmd, ex.stdout, ex.stderr)
+	// The started event carries the child's start time for crash recovery; the clock around the fork
+	// gives it without a /proc read in most cases (proc.ForkClock).
+	clock := proc.BeforeFork()
+	child, err := startProcess(cmd, ex.stdout, ex.stderr)
 	if err != nil {
 		for _, f := range files {
 			f.close()
@@ -142,8 +145,8 @@ func (ex *execution) start() (*started, error) {
 		return nil, nil
 	}
 	ex.sp.unchecked = nil // the fork found the files; the request need not be kept
-	ex.pid = proc.pid
-	ex.startTicks, _ = clock(ex.pid)
+	ex.pid = child.pid
+	ex.startTicks, _ = clock.Start(ex.pid)
 	ex.startedAt = time.Now()
 	ex.e.running.Add(1) // before the status, so whoever sees running is counted by Running
 	ex.setState(StatusRunning)
@@ -160,7 +163,7 @@ func (ex *execution) start() (*started, error) {
 	}
 	ex.ready.Store(true)
 	ex.mu.Unlock()
-	return &started{proc: proc, files: files}, nil
+	return &started{proc: child, files: files}, nil
 }
 
 // monitor reads the started process's output until it has ended, then publishes the Result.

@@ -30,8 +30,8 @@ func setDeathSignal(a *syscall.SysProcAttr) { a.Pdeathsig = syscall.SIGKILL }
 // over the two pipes and a pidfd (which becomes readable when the leader exits), instead of os/exec's
 // copying goroutines, its netpoller registrations and a separate waitid. The child is started with
 // syscall.ForkExec directly: os/exec and os.StartProcess add a Stat of the folder, a pidfd handle with
-// its finalizer and file wrappers, which cost tens of microseconds on every one of a chain's steps and
-// buy nothing here (the engine validated the request, and owns the pipes and the wait).
+// its finalizer and file wrappers, work on every step's launch that buys nothing here (the engine
+// validated the request, and owns the pipes and the wait).
 type process struct {
 	pid    int
 	out    [2]*stream
@@ -185,8 +185,6 @@ func (p *process) wait(leaderExited func(), waitDelay time.Duration) (exit, erro
 		}
 	}
 	readBufs.Put(bp)
-	// Forget the start time before the leader is reaped: its number may be reused after that.
-	forgetStart(p.pid)
 	ws, err := reap(p.pid)
 	if p.pidfd >= 0 {
 		unix.Close(p.pidfd)
