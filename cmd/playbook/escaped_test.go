@@ -16,14 +16,16 @@ import (
 // the run: every run, ten times each way, ends with no process carrying its PLAYBOOK_RUN_ID. A daemon
 // that has left the group lives on for the later steps of the run.
 func TestEscapedProcessesEndWithTheRun(t *testing.T) {
+	// The pause ends once the daemon has left the group and said so, however loaded the machine.
+	const waitPID = "until [ -s daemon.pid ]; do sleep 0.01; done"
 	for _, tc := range []struct {
 		name, run string
 		alive     bool // the next step sees the daemon
 	}{
 		{name: "setsid as the last command", run: `setsid sh -c 'echo $$ > daemon.pid; exec sleep 300' &`},
 		{name: "setsid -f as the last command", run: `setsid -f sh -c 'echo $$ > daemon.pid; exec sleep 300' </dev/null >/dev/null 2>&1`},
-		{name: "setsid, then a pause", run: "setsid sh -c 'echo $$ > daemon.pid; exec sleep 300' </dev/null >/dev/null 2>&1 &\n      sleep 0.5", alive: true},
-		{name: "setsid -f, then a pause", run: "setsid -f sh -c 'echo $$ > daemon.pid; exec sleep 300' </dev/null >/dev/null 2>&1\n      sleep 0.5", alive: true},
+		{name: "setsid, then a pause", run: "setsid sh -c 'echo $$ > daemon.pid; exec sleep 300' </dev/null >/dev/null 2>&1 &\n      " + waitPID, alive: true},
+		{name: "setsid -f, then a pause", run: "setsid -f sh -c 'echo $$ > daemon.pid; exec sleep 300' </dev/null >/dev/null 2>&1\n      " + waitPID, alive: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
