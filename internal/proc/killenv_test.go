@@ -15,7 +15,9 @@ import (
 // TestKillWithEnv: a process that left its group (setsid) and the child it started are killed by
 // their environment entry; a process without the entry is not.
 func TestKillWithEnv(t *testing.T) {
-	const entry = "PLAYBOOK_RUN_ID=killwithenv0123456789abcdef0123"
+	// Unique to this test process: another test binary running this test at the same time (another
+	// checkout's) must not see its processes counted here, nor have them killed.
+	entry := fmt.Sprintf("PLAYBOOK_RUN_ID=killwithenv-%d-%d", os.Getpid(), time.Now().UnixNano())
 	dir := t.TempDir()
 	daemon := exec.Command("sh", "-c", `sleep 300 & echo $! > child; exec sleep 300`)
 	daemon.Dir = dir
