@@ -408,14 +408,11 @@ func (s *Store) RunFinished(ctx context.Context, r *run.Record) error {
 	// Every earlier write first: whether one failed decides what is written now.
 	_ = s.Flush(ctx)
 	earlier := s.failed()
-	status, exitCode, errText := r.Status, r.ExitCode, r.Error
+	final := *r
 	if earlier != nil {
-		exitCode = exitRecord
-		if status == run.StatusSucceeded {
-			status = run.StatusFailed
-			errText = "the run could not be recorded: " + earlier.Error()
-		}
+		final.Unrecorded(earlier)
 	}
+	status, exitCode, errText := final.Status, final.ExitCode, final.Error
 	// The final state is written even after an earlier write failed: the run then ends with exit
 	// status 3, and its row should say it is over.
 	err := s.write("record end of run "+r.ID, func(ctx context.Context, tx *sql.Tx) error {
@@ -478,9 +475,6 @@ func (s *Store) RunFinished(ctx context.Context, r *run.Record) error {
 	}
 	return err
 }
-
-// exitRecord is the exit status of a runner whose record is incomplete (scheduler's, and the CLI's).
-const exitRecord = 3
 
 // exitedNote starts the line RunFinished appends to a run's lock file when it could not record the
 // run's end: the runner then exits on its own with status 3, and crash recovery says so.

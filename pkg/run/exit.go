@@ -36,20 +36,20 @@ func SignalExit(signal syscall.Signal) int {
 
 // ExitStatus is the one table from a run's outcome to the exit status of the process that ran it:
 //
-//	recorded false (a record could not be written) -> ExitStore, whatever the steps did
-//	succeeded                                      -> ExitSucceeded
-//	timed_out                                      -> ExitTimedOut
-//	cancelled                                      -> SignalExit(signal)
-//	anything else (failed)                         -> ExitFailed
-func ExitStatus(status Status, signal syscall.Signal, recorded bool) int {
-	switch {
-	case !recorded:
-		return ExitStore
-	case status == StatusSucceeded:
+//	succeeded              -> ExitSucceeded
+//	timed_out              -> ExitTimedOut
+//	cancelled              -> SignalExit(signal): 128 plus the number of the signal that stopped it
+//	anything else (failed) -> ExitFailed
+//
+// A run that could not be recorded in full exits ExitStore instead, whatever its steps did
+// (Record.Unrecorded).
+func ExitStatus(status Status, signal syscall.Signal) int {
+	switch status {
+	case StatusSucceeded:
 		return ExitSucceeded
-	case status == StatusTimedOut:
+	case StatusTimedOut:
 		return ExitTimedOut
-	case status == StatusCancelled:
+	case StatusCancelled:
 		return SignalExit(signal)
 	}
 	return ExitFailed

@@ -24,6 +24,18 @@ type Record struct {
 	TempDir string
 }
 
+// Unrecorded marks the record of a run that could not be recorded in full, err saying what failed:
+// it exits ExitStore whatever its steps did, and a run whose steps all succeeded has failed (its
+// record is incomplete), with err as its Error. A run that failed, timed out or was cancelled keeps
+// its status and error.
+func (r *Record) Unrecorded(err error) {
+	r.ExitCode = ExitStore
+	if r.Status == StatusSucceeded {
+		r.Status = StatusFailed
+		r.Error = "the run could not be recorded: " + err.Error()
+	}
+}
+
 // AttemptStart is one attempt of a step whose process has started.
 type AttemptStart struct {
 	RunID     string

@@ -596,12 +596,10 @@ func (c *Core) settle() {
 	default:
 		c.rec.Status = run.StatusSucceeded
 	}
-	if c.recordErr != nil && c.rec.Status == run.StatusSucceeded {
-		// Its steps may all have succeeded, but a run whose record is incomplete has not.
-		c.rec.Status = run.StatusFailed
-		c.rec.Error = "the run could not be recorded: " + c.recordErr.Error()
+	c.rec.ExitCode = run.ExitStatus(c.rec.Status, signal)
+	if c.recordErr != nil {
+		c.rec.Unrecorded(c.recordErr)
 	}
-	c.rec.ExitCode = run.ExitStatus(c.rec.Status, signal, c.recordErr == nil)
 	c.rec.Error = c.masker.String(c.rec.Error)
 }
 
