@@ -91,9 +91,12 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (
 	}
 	var limit int64
 	if o.OutputLimit != "" {
-		n, err := parseSize(o.OutputLimit)
-		if err != nil || n <= 0 {
-			return usageErrorf("--output-limit %q: want a positive size such as 65536, 512KiB or 1MiB", o.OutputLimit)
+		n, err := playbook.ParseSize(o.OutputLimit)
+		if err != nil {
+			return usageErrorf("--output-limit: %v; want a size from 1 byte to 1GiB, such as 65536, 512KiB or 1MiB", err)
+		}
+		if n <= 0 || n > playbook.MaxOutputLimit {
+			return usageErrorf("--output-limit %q: want a size from 1 byte to 1GiB, such as 65536, 512KiB or 1MiB", o.OutputLimit)
 		}
 		limit = n
 	}
@@ -441,27 +444,6 @@ func stepCommand(s *playbook.Step) string {
 		return "aws " + s.AWS.Service + " " + s.AWS.Operation
 	}
 	return ""
-}
-
-// parseSize reads a byte count: 65536, 64KiB, 1MiB, 1GiB (KB/MB/GB are powers of 1000).
-func parseSize(s string) (int64, error) {
-	s = strings.TrimSpace(s)
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}, {"B", 1}}
-	mult := int64(1)
-	for _, u := range units {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
-			break
-		}
-	}
-	var n int64
-	if _, err := fmt.Sscan(s, &n); err != nil || fmt.Sprint(n) != s {
-		return 0, fmt.Errorf("bad size %q", s)
-	}
-	return n * mult, nil
 }
 
 // signo is the number of a signal the runner was sent; 0 for one that has none.

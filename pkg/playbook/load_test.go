@@ -141,7 +141,8 @@ func TestStepRules(t *testing.T) {
 	}
 }
 
-// TestOutputLimit: bytes or sizes with units.
+// TestOutputLimit: bytes or sizes with units, from 1 byte to 1GiB; a size that overflows is refused, not
+// wrapped around.
 func TestOutputLimit(t *testing.T) {
 	for in, want := range map[string]int64{"1000": 1000, "512KiB": 512 << 10, "1MiB": 1 << 20, "1 GiB": 1 << 30, "2MB": 2_000_000, "10B": 10} {
 		pb := mustParse(t, "version: 1\nname: x\noutput_limit: "+in+"\nsteps:\n  - {id: a, run: x}\n")
@@ -153,6 +154,13 @@ func TestOutputLimit(t *testing.T) {
 		list := parseErr(t, "version: 1\nname: x\noutput_limit: "+in+"\nsteps:\n  - {id: a, run: x}\n")
 		if !strings.Contains(list.Error(), "output_limit") {
 			t.Errorf("%s: %v", in, list)
+		}
+	}
+	// Too large for an int64 is out of range, not wrapped around to a size that fits.
+	for _, in := range []string{"17179869185GiB", "9223372036854775808", "9223372036854775808B"} {
+		list := parseErr(t, "version: 1\nname: x\noutput_limit: "+in+"\nsteps:\n  - {id: a, run: x}\n")
+		if want := "output_limit must be between 1 byte and 1GiB, not " + in; !strings.Contains(list.Error(), want) {
+			t.Errorf("%s: %v, want %q", in, list, want)
 		}
 	}
 }
