@@ -275,10 +275,11 @@ func (c stepCount) Set(s string) error {
 func (c stepCount) Type() string { return "int" }
 
 // collectLess makes the garbage collector run less often than Go's default, unless GOGC is set. The
-// runner's live heap is a few MiB (output and event buffers are bounded), so the default collects every
-// couple of MiB allocated: twice while a 1,000-step playbook loads (its YAML tree is about 5 MiB) and
-// several times per hundred steps of a chain. A larger target saves that CPU (about 2 ms of the 23 ms
-// such a playbook takes to load); the soft limit keeps a big playbook's heap from growing with it.
+// runner's live heap is small (output and event buffers are bounded), so with the default target the
+// collector runs again after every few MiB allocated: several times while a large playbook loads (its
+// YAML tree is several times the file) and over and over through a chain of short steps. A larger
+// target means fewer collections, whose CPU goes to the run instead; the soft limit keeps a big
+// playbook's heap from growing with it.
 func collectLess(sys *System) {
 	if sys.getenv("GOGC") == "" {
 		debug.SetGCPercent(400)

@@ -30,7 +30,8 @@ func TestOwnProcessGroup(t *testing.T) {
 
 // pitfalls row 1: timeout stops the whole group, not just the shell.
 func TestTimeoutKillsTree(t *testing.T) {
-	// The timeout leaves a loaded machine time to start the shell and print "before" (200 ms did not).
+	// The timeout leaves a loaded machine time to start the shell and print "before" (a much shorter
+	// one failed there).
 	const timeout, grace = 2 * time.Second, 500 * time.Millisecond
 	e := newEngine(t, Config{StopGrace: grace})
 	rec := newRecorder(e)

@@ -214,7 +214,7 @@ func TestLoadFileErrors(t *testing.T) {
 }
 
 // TestParse10000Steps: a 10,000-step playbook loads, in an order that respects every need. How fast is
-// not a test's to judge on a shared machine: BenchmarkParse10000Steps gives the figure (about 0.3 s),
+// not a test's to judge on a shared machine: BenchmarkParse10000Steps gives the figure,
 // and bench/run.sh checks `playbook validate` of a 10,000-step tree against its goal.
 func TestParse10000Steps(t *testing.T) {
 	if testing.Short() {

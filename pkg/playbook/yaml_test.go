@@ -154,8 +154,8 @@ func TestLimits(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "playbook too large") {
 			t.Fatalf("got %v", err)
 		}
-		// Refused before parsing: parsing a file allocates several times its size (7 MiB for a 1 MiB
-		// one), refusing it a few hundred bytes.
+		// Refused before parsing: parsing a file allocates several times its size, refusing it next
+		// to nothing.
 		if grown := after.TotalAlloc - before.TotalAlloc; grown > 64<<10 {
 			t.Errorf("refusing allocated %d bytes: the file was parsed before being refused", grown)
 		}
