@@ -371,7 +371,7 @@ func (x *numberField) schema(tag reflect.StructTag) map[string]any {
 }
 
 // boolField takes only true and false. yaml v3 accepts yes, no, on, off, y and n for Go bools (YAML 1.1
-// rules), which is how `continue_on_error: no` could silently become something else (pitfall 23).
+// rules), which is how `continue_on_error: no` could silently become something else (TestBoolStrict).
 type boolField struct {
 	node
 	V bool
