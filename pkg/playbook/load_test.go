@@ -12,16 +12,17 @@ import (
 
 // TestLoadFull checks what the loader makes of a file using every key.
 func TestLoadFull(t *testing.T) {
-	pb, err := Load("testdata/valid/full.yaml")
+	full := corpus + "/valid/full.yaml"
+	pb, err := Load(full)
 	if err != nil {
 		t.Fatal(err)
 	}
-	abs, _ := filepath.Abs("testdata/valid/full.yaml")
+	abs, _ := filepath.Abs(full)
 	if pb.File != abs || pb.Dir != filepath.Dir(abs) {
 		t.Errorf("File %q Dir %q", pb.File, pb.Dir)
 	}
-	data, _ := os.ReadFile("testdata/valid/full.yaml")
-	again, err := Parse("testdata/valid/full.yaml", data)
+	data, _ := os.ReadFile(full)
+	again, err := Parse(full, data)
 	if err != nil || len(pb.SHA256) != 64 || pb.SHA256 != again.SHA256 {
 		t.Errorf("SHA256 %q", pb.SHA256)
 	}
@@ -197,7 +198,8 @@ steps:
 
 // TestLoadFileErrors: unreadable paths are errors naming the file as given.
 func TestLoadFileErrors(t *testing.T) {
-	for _, path := range []string{"testdata/no-such-file.yaml", "testdata"} {
+	dir := t.TempDir()
+	for _, path := range []string{filepath.Join(dir, "no-such-file.yaml"), dir} {
 		_, err := Load(path)
 		var list ErrorList
 		if !errors.As(err, &list) || len(list) != 1 || list[0].File != path || list[0].Line != 0 {
