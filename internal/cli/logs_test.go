@@ -30,7 +30,7 @@ func TestLogsCommand(t *testing.T) {
 	})
 }
 
-// Pitfall 7: binary output is shown as valid UTF-8, and --raw gives the stored bytes back.
+// TestLogsBinaryOutput: binary output is shown as valid UTF-8, and --raw gives the stored bytes back.
 func TestLogsBinaryOutput(t *testing.T) {
 	db := seedDB(t)
 	r := runCLI(t, nil, "logs", "--db", db, runBinary, "dump")

@@ -92,9 +92,12 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (
 	}
 	var limit int64
 	if o.OutputLimit != "" {
-		n, err := parseSize(o.OutputLimit)
-		if err != nil || n <= 0 {
-			return usageErrorf("--output-limit %q: want a positive size such as 65536, 512KiB or 1MiB", o.OutputLimit)
+		n, err := playbook.ParseSize(o.OutputLimit)
+		if err != nil {
+			return usageErrorf("--output-limit: %v; want a size from 1 byte to 1GiB, such as 65536, 512KiB or 1MiB", err)
+		}
+		if n <= 0 || n > playbook.MaxOutputLimit {
+			return usageErrorf("--output-limit %q: want a size from 1 byte to 1GiB, such as 65536, 512KiB or 1MiB", o.OutputLimit)
 		}
 		limit = n
 	}
@@ -273,10 +276,11 @@ func (c stepCount) Set(s string) error {
 func (c stepCount) Type() string { return "int" }
 
 // collectLess makes the garbage collector run less often than Go's default, unless GOGC is set. The
-// runner's live heap is a few MiB (output and event buffers are bounded), so the default collects every
-// couple of MiB allocated: twice while a 1,000-step playbook loads (its YAML tree is about 5 MiB) and
-// several times per hundred steps of a chain. A larger target saves that CPU (about 2 ms of the 23 ms
-// such a playbook takes to load); the soft limit keeps a big playbook's heap from growing with it.
+// runner's live heap is small (output and event buffers are bounded), so with the default target the
+// collector runs again after every few MiB allocated: several times while a large playbook loads (its
+// YAML tree is several times the file) and over and over through a chain of short steps. A larger
+// target means fewer collections, whose CPU goes to the run instead; the soft limit keeps a big
+// playbook's heap from growing with it.
 func collectLess(sys *System) {
 	if sys.getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
@@ -442,27 +446,6 @@ func stepCommand(s *playbook.Step) string {
 		return "aws " + s.AWS.Service + " " + s.AWS.Operation
 	}
 	return ""
-}
-
-// parseSize reads a byte count: 65536, 64KiB, 1MiB, 1GiB (KB/MB/GB are powers of 1000).
-func parseSize(s string) (int64, error) {
-	s = strings.TrimSpace(s)
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}, {"B", 1}}
-	mult := int64(1)
-	for _, u := range units {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
-			break
-		}
-	}
-	var n int64
-	if _, err := fmt.Sscan(s, &n); err != nil || fmt.Sprint(n) != s {
-		return 0, fmt.Errorf("bad size %q", s)
-	}
-	return n * mult, nil
 }
 
 // signo is the number of a signal the runner was sent; 0 for one that has none.

@@ -34,7 +34,8 @@ func TestShowCommand(t *testing.T) {
 	})
 }
 
-// Pitfall 7: JSON output stays valid (and UTF-8) whatever bytes the run recorded.
+// TestShowJSONDecodes: show --json stays valid JSON (and UTF-8) whatever bytes the run recorded: output
+// is stored as raw bytes, and invalid UTF-8 copied into JSON text would break every consumer.
 func TestShowJSONDecodes(t *testing.T) {
 	db := seedDB(t)
 	for _, args := range [][]string{{"runs", "--json"}, {"show", runBinary, "--json"}} {

@@ -79,8 +79,8 @@ func pageBytes(b testing.TB, s *Store) int64 {
 // BenchmarkRecordingOverheadChain runs a chain of /bin/true steps twice over, interleaved in blocks of
 // 50 steps (this machine's noise hits both alike), without and with recording each step the way the
 // scheduler does, and reports what recording adds: overhead-% of the chain's time, overhead-µs/step,
-// and µs/step spent inside the three Recorder calls on the caller's goroutine. The issue asks for less
-// than 10%. (It used to be a test that ran 2,000 processes on every test run just to log the figure.)
+// and µs/step spent inside the three Recorder calls on the caller's goroutine. The goal is less than
+// 10%. (It used to be a test that ran 2,000 processes on every test run just to log the figure.)
 //
 //	go test -run '^$' -bench RecordingOverheadChain -benchtime 1000x ./internal/store/
 func BenchmarkRecordingOverheadChain(b *testing.B) {

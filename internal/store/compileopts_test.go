@@ -7,7 +7,8 @@ import (
 	"testing"
 )
 
-// Pitfall 13 (c): built with -tags sqlite_omit_load_extension, SQLite cannot load extensions.
+// TestCompileOptionsOmitLoadExtension: built with -tags sqlite_omit_load_extension, SQLite cannot load
+// extensions.
 // Run: go test -tags sqlite_omit_load_extension -run TestCompileOptions ./internal/store
 func TestCompileOptionsOmitLoadExtension(t *testing.T) {
 	s := openTest(t)

@@ -78,8 +78,8 @@ func concurrentWriter(dbPath string) error {
 	return s.RunFinished(ctx, r)
 }
 
-// Pitfall 8: eight processes write one database at once; all succeed, nothing is lost, and nobody
-// sees "database is locked".
+// TestConcurrentWriterProcesses: eight processes write one database at once; all succeed, nothing is
+// lost, and nobody sees "database is locked".
 func TestConcurrentWriterProcesses(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "p.db") // fresh: the writers also race on creating the schema
 	const procs = 8

@@ -207,8 +207,9 @@ func reapOrphan(t *testing.T, pid int) {
 	}
 }
 
-// Pitfalls 4, 11: the runner dies with kill -9; the next Open marks its run and steps interrupted and
-// kills the step's leftover process group.
+// TestCrashRecoveryKillsLeftoverGroup: the runner dies with kill -9, which would leave its run "running"
+// forever and its steps' processes orphaned; the next Open marks its run and steps interrupted and kills
+// the step's leftover process group.
 func TestCrashRecoveryKillsLeftoverGroup(t *testing.T) {
 	becomeSubreaper(t)
 	path := filepath.Join(t.TempDir(), "p.db")
@@ -250,7 +251,7 @@ func TestCrashRecoveryKillsLeftoverGroup(t *testing.T) {
 	}
 }
 
-// Pitfall 11, negative case: a live runner's run is never touched by recovery elsewhere.
+// TestRecoveryLeavesLiveRunAlone: a live runner's run is never touched by recovery started elsewhere.
 func TestRecoveryLeavesLiveRunAlone(t *testing.T) {
 	becomeSubreaper(t)
 	path := filepath.Join(t.TempDir(), "p.db")
@@ -283,8 +284,8 @@ func TestRecoveryLeavesLiveRunAlone(t *testing.T) {
 	}
 }
 
-// Pitfall 12: SIGKILL at a random moment never corrupts the database, and after recovery nothing is
-// left running.
+// TestRandomKillLoop: SIGKILL at a random moment never corrupts the database, and after recovery nothing
+// is left running.
 func TestRandomKillLoop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("20 helper processes")

@@ -31,7 +31,8 @@ func TestMigrationsFreshAndReopen(t *testing.T) {
 	}
 }
 
-// Pitfall 10 (b): a migration that fails half-way leaves nothing behind.
+// TestFailingMigrationLeavesNothing: a migration that fails half-way leaves nothing behind, neither its
+// first statements' tables nor a new schema version.
 func TestFailingMigrationLeavesNothing(t *testing.T) {
 	migs, err := embeddedMigrations()
 	if err != nil {
@@ -54,7 +55,8 @@ func TestFailingMigrationLeavesNothing(t *testing.T) {
 	}
 }
 
-// Pitfall 10 (c): a database from a newer playbook is refused with a typed error, and left as it is.
+// TestNewerSchemaRefused: a database from a newer playbook is refused with a typed error, and left as it
+// is, rather than used by code that does not know its schema.
 func TestNewerSchemaRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "p.db")
 	openAt(t, path).Close()
@@ -72,7 +74,8 @@ func TestNewerSchemaRefused(t *testing.T) {
 	}
 }
 
-// Pitfall 10 (d): the embedded migrations are numbered 1, 2, 3, ... and the checker catches mistakes.
+// TestMigrationNumbering: the embedded migrations are numbered 1, 2, 3, ... and the checker catches
+// mistakes (a gap or a duplicate would skip a migration or apply two as one version).
 func TestMigrationNumbering(t *testing.T) {
 	names, err := fs.Glob(migrationFiles, "migrations/*")
 	if err != nil || len(names) == 0 {

@@ -148,7 +148,8 @@ func TestOpenBadPaths(t *testing.T) {
 	}
 }
 
-// Pitfall 13 (b): a CGO_ENABLED=0 build fails with a message that says how to fix it. The inner test
+// TestOpenWithoutCgo: a CGO_ENABLED=0 build, which compiles go-sqlite3's stub, fails with a message that
+// says how to fix it. The inner test
 // (nocgo_test.go) runs in a copy of this package built without cgo.
 func TestOpenWithoutCgo(t *testing.T) {
 	if testing.Short() {

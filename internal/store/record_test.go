@@ -155,7 +155,8 @@ func TestRecorderRoundTrip(t *testing.T) {
 	}
 }
 
-// Pitfall 7: output is stored as the exact bytes, invalid UTF-8 and NUL included.
+// TestBinaryOutputPreserved: output is stored as the exact bytes, invalid UTF-8 and NUL included (SQLite
+// does not check TEXT, so such bytes stored as text would come back altered or break an export).
 func TestBinaryOutputPreserved(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()

@@ -67,7 +67,8 @@ func TestOpenCreatesPrivateFiles(t *testing.T) {
 	}
 }
 
-// Pitfall 9: every pooled connection has every per-connection setting, because they are in the DSN.
+// TestPragmasOnEveryConn: every pooled connection has every per-connection setting, because they are in
+// the DSN (a PRAGMA run with Exec would set one connection of the pool only).
 func TestPragmasOnEveryConn(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()

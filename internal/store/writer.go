@@ -16,14 +16,14 @@ import (
 // writer commits whatever has accumulated in one short transaction (one savepoint per write, so that
 // a failing write does not take the others with it). RunStarted and RunFinished wait for their write.
 //
-// Why: a write transaction costs tens of microseconds on a fast disk and hundreds on a slow virtual
-// one, three of them per step, which would add well over 10% to a chain of short steps if the
-// scheduler waited for each. With the writer, recording overlaps the next step, and when steps end
-// faster than the database can commit, one transaction carries many of them.
+// Why: a step makes three writes, and a commit is not cheap next to a short step, least of all on a
+// slow disk; were the scheduler to wait for a transaction each, every step of a chain would pay for
+// three commits. With the writer, recording overlaps the next step, and when steps end faster than
+// the database can commit, one transaction carries many of them.
 //
 // The queue is a slice under a mutex rather than a channel: during the gathering window the writer
-// sleeps on a timer, so the calls that queue writes meanwhile wake nobody (a goroutine wake-up costs
-// microseconds, and more on a loaded machine).
+// sleeps on a timer, so the calls that queue writes meanwhile wake nobody: a wake-up per write would
+// switch to the writer and back only to add the write to a batch that is not due yet.
 //
 // The price: a state change is on disk a moment (one transaction) after the call returned, so a
 // runner killed in that moment loses it; crash recovery then marks the step interrupted, as it
@@ -36,8 +36,9 @@ import (
 
 // batchWindow is how long the writer gathers writes before it commits them, when nobody waits: the
 // delay with which a state change reaches the disk, traded for far fewer transactions. Longer is not
-// better: 5 ms made a 1,000-step chain 1.6% slower than 2 ms (21 paired rounds), although it used less
-// CPU; a longer batch holds one of the runtime's two threads here for longer at a time.
+// better: a longer window made a chain of short steps slower, although it used less CPU, because a
+// longer batch holds one of the runtime's threads for longer at a time, and on a machine with few
+// CPUs the run needs that thread (bench/README.md has the measurement).
 const batchWindow = 2 * time.Millisecond
 
 // maxBatch bounds how many writes one transaction carries, so that the write lock is held briefly.
@@ -283,9 +284,8 @@ var checkpointed func()
 // checkpointEvery.
 //
 // Why: with synchronous=NORMAL, commits do not sync the WAL; the checkpoint does, and SQLite runs one
-// when the last connection closes. Left to Close, that checkpoint syncs everything the run wrote (a
-// 200-step run: about 8 ms of the command's wall time here, more on slower disks) while the user
-// waits. Done here, between batches, it overlaps the steps, and Close only syncs the last moments.
+// when the last connection closes. Left to Close, that checkpoint syncs everything the run wrote
+// while the user waits, which on a slow disk is a pause the user sees at the end of every run. Done here, between batches, it overlaps the steps, and Close only syncs the last moments.
 // PASSIVE never waits for other connections: what it cannot copy now, a later one or Close will.
 // Its errors are not the run's: the records are committed, and a failed checkpoint loses nothing.
 func (s *Store) checkpointWhenIdle() {

@@ -154,7 +154,7 @@ func TestConcurrencyLimit(t *testing.T) {
 	}
 }
 
-// MaxConcurrent 1 is the seed's serial mode: executions never overlap and run in submission order.
+// TestSerialMode: with MaxConcurrent 1, executions never overlap and run in submission order.
 func TestSerialMode(t *testing.T) {
 	e := newEngine(t, Config{MaxConcurrent: 1})
 	var ids []string

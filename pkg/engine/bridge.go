@@ -29,8 +29,9 @@ type BridgeError struct {
 	Message string `json:"message"`
 }
 
-// ServeJSON is the seed's JSON-lines bridge on a new Engine with the default Config; see
-// Engine.ServeJSON. The engine is closed before it returns.
+// ServeJSON runs the JSON-lines bridge (Engine.ServeJSON) on a new Engine with the default Config, for a
+// program that drives the engine over a pipe rather than as a Go library. The engine is closed before
+// it returns.
 func ServeJSON(ctx context.Context, in io.Reader, out io.Writer) error {
 	e, err := New(Config{})
 	if err != nil {

@@ -12,8 +12,8 @@ import (
 // and a DefaultTimeout above MaxTimeout, with a CodeInvalidConfig error.
 type Config struct {
 	// MaxConcurrent is how many executions may run (have a live process) at once. 0 means 100. 1 runs
-	// executions one at a time in submission order (the seed's "serial mode", as a setting). Executions
-	// beyond the limit wait, with status pending, in a FIFO queue until a slot frees.
+	// executions one at a time in submission order (serial mode). Executions beyond the limit wait, with
+	// status pending, in a FIFO queue until a slot frees.
 	MaxConcurrent int
 
 	// MaxPending bounds the queue of executions waiting for a slot. 0 means unbounded. When the queue is
@@ -100,8 +100,8 @@ type Config struct {
 	// means 1 MiB. It keeps a subscriber's memory bounded when a process floods long lines.
 	EventBufferBytes int
 
-	// NoLineEvents turns off stdout/stderr line events (the seed's stream_output = false); lifecycle
-	// events still flow. Without subscribers no per-line work is done anyway.
+	// NoLineEvents turns off stdout/stderr line events, for callers that follow only the lifecycle:
+	// lifecycle events still flow. Without subscribers no per-line work is done anyway.
 	NoLineEvents bool
 
 	// OnHandlerError receives panics of event handlers that do not implement ErrorHandler. nil means

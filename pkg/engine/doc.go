@@ -1,7 +1,12 @@
-// Package engine runs system commands as owned child processes: every child in its own process group,
-// bounded in time, stoppable with a graceful ladder, its output drained and kept within bounds, its
-// lifecycle published as events. It is the Go counterpart of the escher-execution-engine crate, and what
-// playbook's scheduler runs every step through.
+// Package engine is playbook's process engine. It runs system commands as owned child processes: every
+// child in its own process group, bounded in time, stoppable with a graceful ladder, its output drained
+// and kept within bounds, its lifecycle published as events.
+//
+// Two kinds of callers use it. playbook's runner starts every attempt of every step through it, as
+// Requests built from the playbook, and turns the Results and Events into the run's records and live
+// output. Programs that are not written in Go use it through the JSON-lines bridge, ServeJSON: one
+// Request per line in, events and results as lines out. The engine itself knows nothing of playbooks,
+// YAML or the run database: it knows processes, their output and their events.
 //
 // # Lifecycle
 //

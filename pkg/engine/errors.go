@@ -147,7 +147,7 @@ func IsRetryable(err error) bool {
 // ValidationKind says what is wrong with a request. The values are stable snake_case strings.
 type ValidationKind string
 
-// Validation kinds, as in the seed engine plus the ones a Go request needs.
+// Validation kinds: what Execute, Start and Run find wrong with a request before any process starts.
 const (
 	InvalidCommand      ValidationKind = "invalid_command"       // a malformed command (NUL byte, unknown type, ...)
 	ScriptNotFound      ValidationKind = "script_not_found"      // Script.Path does not exist

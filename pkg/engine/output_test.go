@@ -13,7 +13,8 @@ import (
 	"unicode/utf8"
 )
 
-// pitfalls row 5: output far beyond the cap is drained to its end; the totals are exact; head and tail
+// TestCaptureDrainsPastCap: output far beyond the cap is drained to its end (a reader that stopped at
+// the cap would leave the child blocked on a full pipe); the totals are exact; head and tail
 // are kept.
 func TestCaptureDrainsPastCap(t *testing.T) {
 	const limit, size = 64 << 10, 10 << 20
@@ -46,7 +47,8 @@ func TestOutputWithinLimitKeptExactly(t *testing.T) {
 	}
 }
 
-// pitfalls row 6 (a): one 5 MiB line without a newline.
+// TestLongLineWithoutNewline: one 5 MiB line without a newline is captured head and tail and streamed in
+// chunks, where a line scanner would fail on it.
 func TestLongLineWithoutNewline(t *testing.T) {
 	// Room for every chunk: this test counts them all (the default 1 MiB would let a lagging subscriber
 	// drop some, as TestLineEventsBoundedByBytes checks).
@@ -88,7 +90,7 @@ func TestLongLineWithoutNewline(t *testing.T) {
 	}
 }
 
-// pitfalls row 7: invalid UTF-8 is kept as bytes and never breaks JSON.
+// TestInvalidUTF8KeptAndJSONValid: invalid UTF-8 is kept as bytes and never breaks JSON.
 func TestInvalidUTF8KeptAndJSONValid(t *testing.T) {
 	e := newEngine(t, Config{})
 	rec := newRecorder(e)

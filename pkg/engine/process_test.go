@@ -28,9 +28,11 @@ func TestOwnProcessGroup(t *testing.T) {
 	}
 }
 
-// pitfalls row 1: timeout stops the whole group, not just the shell.
+// TestTimeoutKillsTree: a timeout stops the whole process group, not just the shell it started (whose
+// children would otherwise run on).
 func TestTimeoutKillsTree(t *testing.T) {
-	// The timeout leaves a loaded machine time to start the shell and print "before" (200 ms did not).
+	// The timeout leaves a loaded machine time to start the shell and print "before" (a much shorter
+	// one failed there).
 	const timeout, grace = 2 * time.Second, 500 * time.Millisecond
 	e := newEngine(t, Config{StopGrace: grace})
 	rec := newRecorder(e)
@@ -71,7 +73,8 @@ func TestCancelStopsTree(t *testing.T) {
 	waitGroupGone(t, r.PID, 10*time.Second)
 }
 
-// pitfalls row 2 (a): the stop signal arrives and the child can clean up before the grace ends.
+// TestCancelSendsStopSignalFirst: the stop signal arrives and the child can clean up before the grace
+// ends, rather than being killed at once.
 func TestCancelSendsStopSignalFirst(t *testing.T) {
 	const grace = 20 * time.Second
 	e := newEngine(t, Config{StopGrace: grace})
@@ -110,7 +113,7 @@ func TestRequestStopSignal(t *testing.T) {
 	}
 }
 
-// pitfalls row 2 (b): a child that ignores SIGTERM gets SIGKILL after the grace.
+// TestIgnoredStopSignalEscalatesToKill: a child that ignores SIGTERM gets SIGKILL after the grace.
 func TestIgnoredStopSignalEscalatesToKill(t *testing.T) {
 	const grace = 300 * time.Millisecond
 	e := newEngine(t, Config{StopGrace: grace})
@@ -192,7 +195,7 @@ func TestKillAll(t *testing.T) {
 	}
 }
 
-// pitfalls row 3: a grandchild that escapes the group and holds the pipes does not hang Wait.
+// TestGrandchildHoldsPipe: a grandchild that escapes the group and holds the pipes does not hang Wait.
 func TestGrandchildHoldsPipe(t *testing.T) {
 	const waitDelay = 300 * time.Millisecond
 	cases := []struct {
@@ -275,7 +278,8 @@ func TestBackgroundJobsKilledWhenLeaderExits(t *testing.T) {
 	waitProcessGone(t, pid, 10*time.Second)
 }
 
-// pitfalls row 16: exit codes and signals are reported faithfully.
+// TestExitCodesAndSignals: exit codes and signals are reported faithfully: a process a signal ended has
+// the signal's number, not an exit code of -1.
 func TestExitCodesAndSignals(t *testing.T) {
 	e := newEngine(t, Config{})
 	cases := []struct {

@@ -77,9 +77,10 @@ type Request struct {
 type Metadata struct {
 	// Source says who submitted the execution ("cli", "scheduler", "test", ...).
 	Source string `json:"source,omitempty"`
-	// ConversationID links the execution to an outside conversation or session (from the seed).
+	// ConversationID links the execution to a conversation or session of the caller's (an assistant
+	// that asked for the command, say); the engine only carries it into events and results.
 	ConversationID string `json:"conversation_id,omitempty"`
-	// Tags are free-form labels; the scheduler sets the step id and attempt here.
+	// Tags are free-form labels; playbook's runner sets the step id and attempt here.
 	Tags map[string]string `json:"tags,omitempty"`
 }
 

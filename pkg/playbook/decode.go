@@ -12,11 +12,12 @@ import (
 
 // The strict decoder. yaml v3 only checks unknown keys (KnownFields) for the decoder it was set on: a
 // type with its own UnmarshalYAML that calls node.Decode gets a fresh decoder that accepts anything
-// (pitfall 20), it accepts yes/no/on/off for Go bools (pitfall 23), and it does not check duplicate keys
-// when decoding into a yaml.Node. So the file is parsed into a yaml.Node tree and this decoder walks it
-// itself, driven by the struct types of format.go: the yaml tag of each field is the allow-list of keys,
-// and the other tags (required, pattern, enum, min, max, ...) are the rules. The JSON Schema (schema.go)
-// is generated from the same types and tags, so the two cannot drift apart.
+// (the cases of TestUnknownKeys), it accepts yes/no/on/off for Go bools (TestBoolStrict), and it does
+// not check duplicate keys when decoding into a yaml.Node (TestDuplicateKeys). So the file is parsed
+// into a yaml.Node tree and this decoder walks it itself, driven by the struct types of format.go: the
+// yaml tag of each field is the allow-list of keys, and the other tags (required, pattern, enum, min,
+// max, ...) are the rules. The JSON Schema (schema.go) is generated from the same types and tags, so
+// the two cannot drift apart.
 
 // decoder holds the state of one decoding pass: the file name for positions, the errors found so far and
 // the alias budget. It is created per Parse call; nothing is shared between calls.

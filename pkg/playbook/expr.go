@@ -29,7 +29,7 @@ import (
 // Every expression is compiled against a typed context (types.Map): params typed as declared, env with
 // the playbook's declared names, steps.<id> with status, exit_code, outputs and attempts, and run. The
 // value passed to the VM at run time is a plain map[string]any of data (no methods: expr would make
-// methods callable, pitfall 18).
+// methods callable: TestEvalEnvHasNoMethods).
 //
 // Before type checking, the syntax tree is analysed and patched here:
 //   - names are checked against the context with messages that say what to write (unknown params,

@@ -282,7 +282,7 @@ func TestEvalMemoryBudget(t *testing.T) {
 	}
 }
 
-// TestEvalEnvHasNoMethods is pitfall 18: expr makes methods of the environment callable, so every value
+// TestEvalEnvHasNoMethods: expr makes methods of the environment callable, so every value
 // in it (the maps, the budget) must be plain data. It walks the environment built for an expression
 // that reads everything.
 func TestEvalEnvHasNoMethods(t *testing.T) {
@@ -324,7 +324,8 @@ func TestEvalEnvHasNoMethods(t *testing.T) {
 	}
 }
 
-// TestCompileErrors is pitfall 17: mistakes in expressions are load errors at the right position.
+// TestCompileErrors: mistakes in expressions are load errors at the right position, never found in the
+// middle of a run.
 func TestCompileErrors(t *testing.T) {
 	cases := []struct {
 		ifExpr, run string

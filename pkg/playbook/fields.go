@@ -371,7 +371,7 @@ func (x *numberField) schema(tag reflect.StructTag) map[string]any {
 }
 
 // boolField takes only true and false. yaml v3 accepts yes, no, on, off, y and n for Go bools (YAML 1.1
-// rules), which is how `continue_on_error: no` could silently become something else (pitfall 23).
+// rules), which is how `continue_on_error: no` could silently become something else (TestBoolStrict).
 type boolField struct {
 	node
 	V bool
@@ -447,35 +447,9 @@ type sizeField struct {
 	V int64
 }
 
-var sizeUnits = []struct {
-	suffix string
-	mult   int64
-}{ // longest suffixes first, so that "KiB" is not read as "B"
-	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
-	{"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000},
-	{"B", 1},
-}
-
 const sizePattern = `^[0-9]+ ?(B|KiB|MiB|GiB|KB|MB|GB)$`
 
 var sizeRe = regexp.MustCompile(sizePattern)
-
-// parseSize reads "512KiB", "1MiB", "1000" into bytes.
-func parseSize(s string) (int64, bool) {
-	s = strings.TrimSpace(s)
-	mult := int64(1)
-	for _, u := range sizeUnits {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 || n > math.MaxInt64/mult {
-		return 0, false
-	}
-	return n * mult, true
-}
 
 func (z *sizeField) decode(d *decoder, f *field) {
 	z.begin(f)
@@ -483,12 +457,12 @@ func (z *sizeField) decode(d *decoder, f *field) {
 		return
 	}
 	n := f.Val
-	v, ok := parseSize(n.Value)
-	if (n.Tag != "!!int" && n.Tag != "!!str") || !ok || (n.Tag == "!!str" && !sizeRe.MatchString(n.Value)) {
+	v, err := ParseSize(n.Value)
+	if (n.Tag != "!!int" && n.Tag != "!!str") || (err != nil && !errors.Is(err, errSizeTooLarge)) || (n.Tag == "!!str" && !sizeRe.MatchString(n.Value)) {
 		d.errorf(n, "%s must be a number of bytes or a size such as 512KiB or 1MiB, not %s", f.label(), describeNode(n))
 		return
 	}
-	if v <= 0 || v > maxOutputLimit {
+	if err != nil || v <= 0 || v > MaxOutputLimit {
 		d.errorf(n, "%s must be between 1 byte and 1GiB, not %s", f.label(), n.Value)
 		return
 	}
@@ -498,7 +472,7 @@ func (z *sizeField) decode(d *decoder, f *field) {
 
 func (z *sizeField) schema(tag reflect.StructTag) map[string]any {
 	return withDoc(map[string]any{"oneOf": []any{
-		map[string]any{"type": "integer", "minimum": 1, "maximum": maxOutputLimit},
+		map[string]any{"type": "integer", "minimum": 1, "maximum": MaxOutputLimit},
 		map[string]any{"type": "string", "pattern": sizePattern},
 	}}, tag)
 }

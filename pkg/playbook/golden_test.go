@@ -12,8 +12,24 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the .golden files of TestGoldenInvalid")
 
+// corpus is the playbook corpus the tests of several packages read (internal/cli's validate tests too):
+// valid/ holds playbooks that load, invalid/ playbooks that do not, each with the errors it gives in a
+// .golden file. It is the repository's top-level testdata/playbooks, seen from this package.
+const corpus = "../../testdata/playbooks"
+
+// chdirRepository makes the repository's root the working directory for the rest of t, so that files
+// of the corpus are named as from there (testdata/playbooks/invalid/x.yaml) in errors and golden files,
+// whichever package's test loads them.
+func chdirRepository(t *testing.T) {
+	t.Helper()
+	t.Chdir("../..")
+	if _, err := os.Stat("testdata/playbooks/invalid"); err != nil {
+		t.Fatalf("the repository's root is not two levels up: %v", err)
+	}
+}
+
 // generatedInvalid are invalid inputs too large to keep in the repository; their expected errors are
-// in testdata/invalid/<name>.golden like the others.
+// in testdata/playbooks/invalid/<name>.golden like the others.
 func generatedInvalid() map[string][]byte {
 	big := []byte("version: 1\nname: big\nsteps:\n  - id: a\n    run: echo a\n# ")
 	big = append(big, []byte(strings.Repeat("x", 2<<20))...)
@@ -33,11 +49,12 @@ func generatedInvalid() map[string][]byte {
 	}
 }
 
-// TestGoldenInvalid loads every file of testdata/invalid and compares the errors, one per line as
-// file:line:col: message, with the file's .golden. Run go test -run TestGoldenInvalid -update to rewrite
-// them after a deliberate change of messages, and review the diff.
+// TestGoldenInvalid loads every file of testdata/playbooks/invalid and compares the errors, one per line
+// as file:line:col: message, with the file's .golden. Run go test -run TestGoldenInvalid -update to
+// rewrite them after a deliberate change of messages, and review the diff.
 func TestGoldenInvalid(t *testing.T) {
-	files, err := filepath.Glob("testdata/invalid/*.yaml")
+	chdirRepository(t)
+	files, err := filepath.Glob("testdata/playbooks/invalid/*.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +66,7 @@ func TestGoldenInvalid(t *testing.T) {
 		inputs[f] = func() (*Playbook, error) { return Load(f) }
 	}
 	for name, data := range generatedInvalid() {
-		f := filepath.Join("testdata", "invalid", name)
+		f := filepath.Join("testdata", "playbooks", "invalid", name)
 		inputs[f] = func() (*Playbook, error) { return Parse(f, data) }
 	}
 	for f, load := range inputs {
@@ -86,9 +103,9 @@ func TestGoldenInvalid(t *testing.T) {
 	}
 }
 
-// TestValidFixtures loads every file of testdata/valid.
+// TestValidFixtures loads every file of testdata/playbooks/valid.
 func TestValidFixtures(t *testing.T) {
-	files, err := filepath.Glob("testdata/valid/*.yaml")
+	files, err := filepath.Glob(corpus + "/valid/*.yaml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no valid fixtures: %v", err)
 	}

@@ -118,5 +118,5 @@ func TestLongChain(t *testing.T) {
 		t.Errorf("cycle: %.300s", list.Error())
 	}
 	// Linear time is BenchmarkLongChain's to show: a time limit here failed on a loaded machine with
-	// the race detector (40 s), and a hang meets go test's own timeout.
+	// the race detector, and a hang meets go test's own timeout.
 }

@@ -30,8 +30,9 @@ const (
 	// bomb costs at most this much work however it is nested.
 	maxAliasNodes = 100_000
 
-	// maxOutputLimit is the largest output_limit accepted (1 GiB per stream per step).
-	maxOutputLimit = 1 << 30
+	// MaxOutputLimit is the largest output limit accepted, by a playbook's output_limit and by the
+	// CLI's --output-limit alike: 1 GiB of each stream (stdout, stderr) of each step.
+	MaxOutputLimit = 1 << 30
 
 	// maxRetryAttempts is the largest retry.attempts accepted.
 	maxRetryAttempts = 100

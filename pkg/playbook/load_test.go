@@ -12,16 +12,17 @@ import (
 
 // TestLoadFull checks what the loader makes of a file using every key.
 func TestLoadFull(t *testing.T) {
-	pb, err := Load("testdata/valid/full.yaml")
+	full := corpus + "/valid/full.yaml"
+	pb, err := Load(full)
 	if err != nil {
 		t.Fatal(err)
 	}
-	abs, _ := filepath.Abs("testdata/valid/full.yaml")
+	abs, _ := filepath.Abs(full)
 	if pb.File != abs || pb.Dir != filepath.Dir(abs) {
 		t.Errorf("File %q Dir %q", pb.File, pb.Dir)
 	}
-	data, _ := os.ReadFile("testdata/valid/full.yaml")
-	again, err := Parse("testdata/valid/full.yaml", data)
+	data, _ := os.ReadFile(full)
+	again, err := Parse(full, data)
 	if err != nil || len(pb.SHA256) != 64 || pb.SHA256 != again.SHA256 {
 		t.Errorf("SHA256 %q", pb.SHA256)
 	}
@@ -141,7 +142,8 @@ func TestStepRules(t *testing.T) {
 	}
 }
 
-// TestOutputLimit: bytes or sizes with units.
+// TestOutputLimit: bytes or sizes with units, from 1 byte to 1GiB; a size that overflows is refused, not
+// wrapped around.
 func TestOutputLimit(t *testing.T) {
 	for in, want := range map[string]int64{"1000": 1000, "512KiB": 512 << 10, "1MiB": 1 << 20, "1 GiB": 1 << 30, "2MB": 2_000_000, "10B": 10} {
 		pb := mustParse(t, "version: 1\nname: x\noutput_limit: "+in+"\nsteps:\n  - {id: a, run: x}\n")
@@ -153,6 +155,13 @@ func TestOutputLimit(t *testing.T) {
 		list := parseErr(t, "version: 1\nname: x\noutput_limit: "+in+"\nsteps:\n  - {id: a, run: x}\n")
 		if !strings.Contains(list.Error(), "output_limit") {
 			t.Errorf("%s: %v", in, list)
+		}
+	}
+	// Too large for an int64 is out of range, not wrapped around to a size that fits.
+	for _, in := range []string{"17179869185GiB", "9223372036854775808", "9223372036854775808B"} {
+		list := parseErr(t, "version: 1\nname: x\noutput_limit: "+in+"\nsteps:\n  - {id: a, run: x}\n")
+		if want := "output_limit must be between 1 byte and 1GiB, not " + in; !strings.Contains(list.Error(), want) {
+			t.Errorf("%s: %v, want %q", in, list, want)
 		}
 	}
 }
@@ -189,7 +198,8 @@ steps:
 
 // TestLoadFileErrors: unreadable paths are errors naming the file as given.
 func TestLoadFileErrors(t *testing.T) {
-	for _, path := range []string{"testdata/no-such-file.yaml", "testdata"} {
+	dir := t.TempDir()
+	for _, path := range []string{filepath.Join(dir, "no-such-file.yaml"), dir} {
 		_, err := Load(path)
 		var list ErrorList
 		if !errors.As(err, &list) || len(list) != 1 || list[0].File != path || list[0].Line != 0 {
@@ -206,7 +216,7 @@ func TestLoadFileErrors(t *testing.T) {
 }
 
 // TestParse10000Steps: a 10,000-step playbook loads, in an order that respects every need. How fast is
-// not a test's to judge on a shared machine: BenchmarkParse10000Steps gives the figure (about 0.3 s),
+// not a test's to judge on a shared machine: BenchmarkParse10000Steps gives the figure,
 // and bench/run.sh checks `playbook validate` of a 10,000-step tree against its goal.
 func TestParse10000Steps(t *testing.T) {
 	if testing.Short() {

@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-// TestYAMLModulePath is pitfall 25: gopkg.in/yaml.v3 is archived; no Go file of the module may import
+// TestYAMLModulePath: gopkg.in/yaml.v3 is archived; no Go file of the module may import
 // it (go.yaml.in/yaml/v3 is the maintained continuation, with the same API).
 func TestYAMLModulePath(t *testing.T) {
 	root := filepath.Join("..", "..")

@@ -57,7 +57,7 @@ func yamlAsJSON(t *testing.T, path string) any {
 func TestSchemaAcceptsValidFiles(t *testing.T) {
 	s := compileSchema(t)
 	var files []string
-	for _, g := range []string{"testdata/valid/*.yaml", "../../examples/playbooks/*.yaml"} {
+	for _, g := range []string{corpus + "/valid/*.yaml", "../../examples/playbooks/*.yaml"} {
 		m, _ := filepath.Glob(g)
 		files = append(files, m...)
 	}
@@ -84,7 +84,7 @@ func TestSchemaRejectsInvalidFiles(t *testing.T) {
 		"wrong-types", "quoted-numbers", "bad-retry", "env-values", "missing-step-id", "merge-key",
 	} {
 		t.Run(name, func(t *testing.T) {
-			f := filepath.Join("testdata", "invalid", name+".yaml")
+			f := filepath.Join(corpus, "invalid", name+".yaml")
 			if _, err := Load(f); err == nil {
 				t.Fatalf("%s loads", f)
 			}

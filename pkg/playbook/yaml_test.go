@@ -25,7 +25,7 @@ func wantError(t *testing.T, y string, line, col int, msg string) {
 	t.Errorf("no error at %d:%d containing %q; got:\n%v", line, col, msg, list)
 }
 
-// TestUnknownKeys is pitfall 20: a typo is an error at every level, including inside values that have
+// TestUnknownKeys: a typo is an error at every level, including inside values that have
 // their own decoding (params entries, the string-or-list needs, nested retry and aws mappings). yaml v3's
 // KnownFields would miss the ones inside a custom UnmarshalYAML; this loader checks every mapping itself.
 func TestUnknownKeys(t *testing.T) {
@@ -50,7 +50,8 @@ func TestUnknownKeys(t *testing.T) {
 	}
 }
 
-// TestBoolStrict is pitfall 23: bool fields take true and false only.
+// TestBoolStrict: bool fields take true and false only, not the yes/no/on/off of YAML 1.1 that yaml v3
+// still accepts for Go bools.
 func TestBoolStrict(t *testing.T) {
 	for _, v := range []string{"yes", "no", "on", "off", "y", "n", "True", "FALSE", "1", "0", `"true"`} {
 		y := "version: 1\nname: x\nsteps:\n  - id: a\n    run: x\n    continue_on_error: " + v + "\n"
@@ -70,7 +71,8 @@ func TestBoolStrict(t *testing.T) {
 	}
 }
 
-// TestEnvKeepsText is pitfall 23 for values: env values are the text written. 1.1 never appears.
+// TestEnvKeepsText: env values are the text written, never a number or bool YAML read into them: 1.10
+// stays 1.10 (never 1.1), NO stays NO.
 func TestEnvKeepsText(t *testing.T) {
 	y := "version: 1\nname: x\nenv:\n  VERSION: 1.10\n  COUNTRY: NO\n  ON: on\n  PORT: 010\n  HEX: 0x1F\n  EXP: 1e3\n  T: true\n  Q: \"1.10\"\n  E: \"\"\n  DAY: 2026-01-31\nsteps:\n  - id: a\n    exec: [echo, 1.10, 007]\n    env: {V: 2.50}\n"
 	pb := mustParse(t, y)
@@ -95,14 +97,14 @@ func TestEnvKeepsText(t *testing.T) {
 	wantError(t, "version: 1\nname: x\nenv:\n  A:\nsteps:\n  - {id: a, run: x}\n", 4, 5, `env "A" has no value; write "" for an empty string`)
 }
 
-// TestDuplicateKeys is pitfall 22: a second key of the same name is an error naming both lines.
+// TestDuplicateKeys: a second key of the same name is an error naming both lines.
 func TestDuplicateKeys(t *testing.T) {
 	wantError(t, "version: 1\nname: x\nsteps:\n  - id: a\n    run: one\n    run: two\n", 6, 5, `key "run" appears twice in step "a" (first at line 5)`)
 	wantError(t, "version: 1\nname: x\nenv:\n  A: 1\n  A: 2\nsteps:\n  - {id: a, run: x}\n", 5, 3, `env "A" is defined twice at the top level (first at line 4)`)
 	wantError(t, "version: 1\nname: x\nsteps:\n  - {id: a, run: x}\n  - {id: a, run: y}\n", 5, 10, `duplicate step id "a": also used by the step at line 4`)
 }
 
-// TestAliasBomb is pitfall 24a: a billion-laughs document is refused quickly and with bounded memory,
+// TestAliasBomb: a billion-laughs document is refused quickly and with bounded memory,
 // both where the format forbids aliases' targets and where it allows them.
 func TestAliasBomb(t *testing.T) {
 	bomb := func(where string) []byte {
@@ -143,7 +145,8 @@ func TestAliasBomb(t *testing.T) {
 	}
 }
 
-// TestLimits is pitfall 24b-d: too large, several documents, deep nesting.
+// TestLimits: a file too large, several documents in one file (the second would be ignored) and deep
+// nesting are refused.
 func TestLimits(t *testing.T) {
 	t.Run("2 MiB file", func(t *testing.T) {
 		data := append([]byte("version: 1\nname: big\nsteps:\n  - {id: a, run: x}\n# "), bytes.Repeat([]byte("x"), 2<<20)...)
@@ -154,8 +157,8 @@ func TestLimits(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "playbook too large") {
 			t.Fatalf("got %v", err)
 		}
-		// Refused before parsing: parsing a file allocates several times its size (7 MiB for a 1 MiB
-		// one), refusing it a few hundred bytes.
+		// Refused before parsing: parsing a file allocates several times its size, refusing it next
+		// to nothing.
 		if grown := after.TotalAlloc - before.TotalAlloc; grown > 64<<10 {
 			t.Errorf("refusing allocated %d bytes: the file was parsed before being refused", grown)
 		}
