@@ -17,7 +17,7 @@ import (
 	"github.com/playbookhq/playbook/pkg/run"
 )
 
-// progress shows a run as it happens. Observe is called from the scheduler's goroutine; Close stops
+// progress shows a run as it happens. Observe is called from the runner's goroutine; Close stops
 // any background redraw and leaves the terminal clean.
 type progress interface {
 	run.Observer
@@ -39,10 +39,10 @@ func newJSONProgress(w io.Writer) *jsonProgress {
 	return &jsonProgress{w: bw, enc: enc}
 }
 
-// Flush writes what is buffered; the scheduler calls it before it waits.
+// Flush writes what is buffered; the runner calls it before it waits.
 func (p *jsonProgress) Flush() { _ = p.w.Flush() }
 
-// jsonEvent is the wire form of a scheduler event. Field names are stable snake_case.
+// jsonEvent is the wire form of a run event. Field names are stable snake_case.
 type jsonEvent struct {
 	Event      string            `json:"event"`
 	Time       string            `json:"time"`
@@ -131,7 +131,7 @@ func stepDuration(s *run.StepRecord) time.Duration {
 // second, and colours statuses unless NO_COLOR or --no-color.
 type textProgress struct {
 	mu     sync.Mutex
-	w      *bufio.Writer // flushed by Flush (the scheduler, before it waits), the redraw and Close
+	w      *bufio.Writer // flushed by Flush (the runner, before it waits), the redraw and Close
 	errOut io.Writer
 	color  bool
 	live   bool
@@ -198,7 +198,7 @@ func (p *textProgress) Close() {
 	p.mu.Unlock()
 }
 
-// Flush writes what is buffered; the scheduler calls it before it waits.
+// Flush writes what is buffered; the runner calls it before it waits.
 func (p *textProgress) Flush() {
 	p.mu.Lock()
 	p.w.Flush()

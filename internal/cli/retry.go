@@ -77,7 +77,7 @@ func runRetry(ctx context.Context, sys *System, g *globalOptions, o *retryOption
 	if err != nil {
 		return err
 	}
-	// Every step of RUN, whatever its status: the scheduler decides which to reuse, and needs the others
+	// Every step of RUN, whatever its status: the scheduling core decides which to reuse, and needs the others
 	// to tell whether a step after a success ran and may have undone it.
 	reuse := map[string]*run.StepRecord{}
 	succeeded := 0

@@ -225,7 +225,7 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (
 	select {
 	case res = <-done:
 	case <-kill:
-		// The forced stop: the scheduler has killed every group; give it a moment to record that,
+		// The forced stop: the runner has killed every group; give it a moment to record that,
 		// but a second Ctrl-C must end the command promptly even if the database is stuck.
 		select {
 		case res = <-done:

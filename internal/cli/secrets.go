@@ -16,7 +16,7 @@ func (e *maskedError) Error() string { return e.m.String(e.err.Error()) }
 func (e *maskedError) Unwrap() error { return e.err }
 
 // maskSecrets returns err with the values given with -p for pb's secret params masked in its message:
-// the last line of defence for an error path that did not mask (the scheduler masks its own, in the
+// the last line of defence for an error path that did not mask (the runner masks its own, in the
 // values' typed form too).
 func maskSecrets(err error, pb *playbook.Playbook, values map[string]string) error {
 	if err == nil || pb == nil {

@@ -16,7 +16,7 @@ const fingerprintKeySize = 32
 // fingerprintKeyPath is the key file: in the lock folder, beside the database and never in it.
 func (s *Store) fingerprintKeyPath() string { return filepath.Join(s.lockDir(), "fingerprint.key") }
 
-// FingerprintKey returns the key of the steps' fingerprints (scheduler.Options.FingerprintKey): 32
+// FingerprintKey returns the key of the steps' fingerprints (the key a runner hashes each step's inputs with): 32
 // random bytes in the file locks/fingerprint.key beside the database (mode 0600, created by the first
 // call). It is never stored in the database, so that a copy of the database alone does not let anyone
 // test guesses of a secret param against a recorded fingerprint. Every database of the folder shares

@@ -15,7 +15,7 @@ import (
 	"github.com/playbookhq/playbook/pkg/run"
 )
 
-// The Store records runs for the scheduler.
+// The Store records runs: it is a run.Recorder.
 var _ run.Recorder = (*Store)(nil)
 
 // TimeFormat is how every timestamp is stored: UTC ISO-8601 with milliseconds, so that text order is
@@ -93,7 +93,7 @@ func nullString(s string) any {
 	return s
 }
 
-// nullExit maps the scheduler's -1 ("no exit code": killed by a signal or never started) to NULL.
+// nullExit maps the run model's -1 ("no exit code": killed by a signal or never started) to NULL.
 func nullExit(code int) any {
 	if code < 0 {
 		return nil
@@ -388,7 +388,7 @@ func (s *Store) StepFinished(_ context.Context, in *run.StepRecord) error {
 
 // RunFinished records the run's final status and releases its lock. The update only applies to a run
 // that is still running (compare-and-set): a run that crash recovery already marked interrupted is not
-// overwritten, and that is reported as an error. Steps the scheduler left pending or running (it
+// overwritten, and that is reported as an error. Steps the runner left pending or running (it
 // should not) become interrupted, so that no finished run keeps running steps. It waits until this
 // and every earlier write is committed. ctx's cancellation is ignored.
 //

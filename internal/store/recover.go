@@ -203,7 +203,7 @@ func removeTempDir(runID, dir string) bool {
 // background child. Every step process, and whatever it starts, inherits PLAYBOOK_RUN_ID=<run id>, a
 // random 128-bit id that no other process carries, so they are found by their environment. A process
 // that left the step's session (setsid: a daemon leads its own session and group, PGID == SID) is
-// killed too: nothing a run started outlives it, whether the runner ended the run (the scheduler kills
+// killed too: nothing a run started outlives it, whether the runner ended the run (the runner kills
 // such processes at the run's end) or died. This process's own group is spared. It returns the groups
 // killed.
 func killUnrecordedGroups(runID string, recorded []staleGroup) int {

@@ -80,7 +80,7 @@ func (e *NewerSchemaError) Error() string {
 }
 
 // Store is the run database. It implements run.Recorder. Its methods are safe for concurrent use,
-// but a run's Recorder calls must come in order (RunStarted first, RunFinished last), as the scheduler
+// but a run's Recorder calls must come in order (RunStarted first, RunFinished last), as a runner
 // makes them. Close it when done: that also releases the locks of runs still being recorded.
 type Store struct {
 	path string

@@ -17,7 +17,7 @@ import (
 // a failing write does not take the others with it). RunStarted and RunFinished wait for their write.
 //
 // Why: a step makes three writes, and a commit is not cheap next to a short step, least of all on a
-// slow disk; were the scheduler to wait for a transaction each, every step of a chain would pay for
+// slow disk; were the runner to wait for a transaction each, every step of a chain would pay for
 // three commits. With the writer, recording overlaps the next step, and when steps end faster than
 // the database can commit, one transaction carries many of them.
 //
@@ -457,14 +457,14 @@ func (s *Store) fail(err error) {
 // failed returns the first write error, or nil.
 func (s *Store) failed() error {
 	if !s.hasFailed.Load() {
-		return nil // the common case, without the mutex: the scheduler asks before every step
+		return nil // the common case, without the mutex: the runner asks before every step
 	}
 	s.errMu.Lock()
 	defer s.errMu.Unlock()
 	return s.writeErr
 }
 
-// Failed returns the first queued write that failed, or nil. The scheduler asks before it starts a
+// Failed returns the first queued write that failed, or nil. The runner asks before it starts a
 // step (run.FailureReporter), so that no step starts once the run cannot be recorded; a write
 // that failed is reported here as soon as its batch did, before any later Recorder call returns it.
 func (s *Store) Failed() error { return s.failed() }

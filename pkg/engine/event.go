@@ -131,7 +131,7 @@ type HandlerFunc func(Event)
 func (f HandlerFunc) HandleEvent(e Event) { f(e) }
 
 // ErrorHandler is optionally implemented by a Handler to hear about its own failures: a panic in
-// HandleEvent is recovered and passed to HandleError as a *HandlerPanicError (the seed's handle_error).
+// HandleEvent is recovered and passed to HandleError as a *HandlerPanicError.
 // Handlers without it report to Config.OnHandlerError.
 type ErrorHandler interface{ HandleError(error) }
 
@@ -147,11 +147,10 @@ func (p *HandlerPanicError) Error() string {
 	return fmt.Sprintf("engine: event handler panicked on %s event of %s: %v", p.Event.Type, p.Event.ExecutionID, p.Value)
 }
 
-// Discard is a Handler that ignores every event (the seed's NoopEventHandler).
+// Discard is a Handler that ignores every event.
 var Discard Handler = HandlerFunc(func(Event) {})
 
-// Multi returns a Handler that passes each event to every handler in order (the seed's
-// MultiEventHandler). A panic in one handler does not keep the event from the others: it is recovered and
+// Multi returns a Handler that passes each event to every handler in order. A panic in one handler does not keep the event from the others: it is recovered and
 // given to that handler's HandleError if it has one; otherwise, once every handler has had the event, the
 // panics are reported as one error to the subscription's error reporting.
 func Multi(handlers ...Handler) Handler { return multi(append([]Handler(nil), handlers...)) }
@@ -195,8 +194,7 @@ func deliver(h Handler, e Event) (err error) {
 	return nil
 }
 
-// NewLogHandler returns a Handler that writes one human-readable line per event to w (the seed's
-// LoggingEventHandler): started and terminal events always, status changes and output lines only when
+// NewLogHandler returns a Handler that writes one human-readable line per event to w: started and terminal events always, status changes and output lines only when
 // verbose. Writes are serialised, so one handler may serve several subscriptions. Write errors are
 // ignored.
 func NewLogHandler(w io.Writer, verbose bool) Handler { return &logHandler{w: w, verbose: verbose} }
