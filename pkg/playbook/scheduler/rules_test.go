@@ -306,6 +306,24 @@ func TestRulesHowStepsRun(t *testing.T) {
 			run:  "failed 1",
 		},
 		{
+			name: "step_starts_when_its_first_attempt_started",
+			yaml: hdr + "steps:\n  - {id: a, retry: {attempts: 2}, run: x}\n",
+			play: func(h *harness) {
+				h.begin()
+				h.step(AttemptStarted{Step: "a", Attempt: 1, At: t0.Add(time.Second)})
+				h.now = t0.Add(2 * time.Second)
+				h.fail("a", 1)
+				h.due("a")
+				h.step(AttemptStarted{Step: "a", Attempt: 2, At: t0.Add(3 * time.Second)})
+				h.succeed("a")
+			},
+			want: map[string]string{"a": "succeeded"},
+			check: func(t *testing.T, h *harness) {
+				eq(t, "a started at", h.records["a"].StartedAt, t0.Add(time.Second))
+				eq(t, "a finished at", h.records["a"].FinishedAt, t0.Add(2*time.Second))
+			},
+		},
+		{
 			name: "unrendered_attempt_fails_unstarted_and_is_not_retried",
 			yaml: hdr + "steps:\n  - {id: a, run: x}\n  - {id: b, needs: a, retry: {attempts: 3}, run: 'echo ${{ int(steps.a.outputs.n) }}'}\n",
 			play: func(h *harness) {
@@ -773,10 +791,11 @@ func TestRulesStops(t *testing.T) {
 // themselves and expressions see the real value.
 func TestRulesSecrets(t *testing.T) {
 	const secret = "hunter2-XYZ"
-	yaml := hdr + "params:\n  token: {secret: true}\nsteps:\n" +
+	yaml := hdr + "fail_fast: false\nparams:\n  token: {secret: true}\nsteps:\n" +
 		"  - {id: a, run: 'login ${{ params.token }}'}\n" +
 		"  - {id: b, needs: a, if: 'steps.a.outputs.k == params.token', run: x}\n" +
-		"  - {id: c, needs: a, if: 'int(steps.a.outputs.k) > 0', run: x}\n"
+		"  - {id: c, needs: a, if: 'int(steps.a.outputs.k) > 0', run: x}\n" +
+		"  - {id: d, needs: a, env: {N: '${{ int(params.token) }}'}, run: x}\n"
 	playRules(t, []rule{{
 		name:   "secrets_masked_in_errors_and_records",
 		yaml:   yaml,
@@ -786,7 +805,7 @@ func TestRulesSecrets(t *testing.T) {
 			h.finish("a", run.StatusSucceeded, 0, map[string]string{"k": secret})
 			h.drain(nil)
 		},
-		want: map[string]string{"a": "succeeded", "b": "succeeded", "c": "failed/condition_error"},
+		want: map[string]string{"a": "succeeded", "b": "succeeded", "c": "failed/condition_error", "d": "failed"},
 		run:  "failed 1",
 		check: func(t *testing.T, h *harness) {
 			l := h.launches["a"]
@@ -802,8 +821,8 @@ func TestRulesSecrets(t *testing.T) {
 					}
 				}
 			}
-			if h.records["c"].Error == "" {
-				t.Errorf("c: no condition error")
+			if h.records["c"].Error == "" || h.records["d"].Error == "" {
+				t.Errorf("c, d: no error: %q, %q", h.records["c"].Error, h.records["d"].Error)
 			}
 		},
 	}, {
