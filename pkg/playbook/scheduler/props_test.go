@@ -287,6 +287,18 @@ func playCase(t testing.TB, seed uint64, data []byte) (string, []string, genCase
 	if c.pct(20) {
 		cfg.MaxParallel = 1 + c.intn(4)
 	}
+	if c.pct(25) {
+		// A retry of an earlier run of the same playbook, whose steps mostly succeeded.
+		h0 := newHarnessPB(t, pb, Config{RunID: "first", FingerprintKey: testKey})
+		h0.begin()
+		h0.drain(func(string, int) (run.Status, int) {
+			if c.pct(85) {
+				return run.StatusSucceeded, 0
+			}
+			return run.StatusFailed, 1
+		})
+		cfg.RetryOf, cfg.Reuse, cfg.FingerprintKey = "first", h0.records, testKey
+	}
 	h := newHarnessPB(t, pb, cfg)
 	p := &propRun{harness: h, g: g, maxPar: g.maxPar, unstarted: map[string]int{}, stopSent: map[string]bool{}}
 	if cfg.MaxParallel > 0 {
@@ -445,7 +457,17 @@ func (p *propRun) checkEnd() {
 			p.errorf("%s never recorded", st.ID)
 			continue
 		}
-		if r.Attempts != starts[st.ID] {
+		if r.Reason == run.ReasonReused {
+			// Taken over: it succeeded in the retried run, and so was every step it needs taken over.
+			if prev := h.c.cfg.Reuse[st.ID]; prev == nil || prev.Status != run.StatusSucceeded || starts[st.ID] > 0 {
+				p.errorf("%s reused, but it ran or did not succeed in the retried run", st.ID)
+			}
+			for _, n := range st.Needs {
+				if h.records[n] == nil || h.records[n].Reason != run.ReasonReused {
+					p.errorf("%s reused, but its need %s was not", st.ID, n)
+				}
+			}
+		} else if r.Attempts != starts[st.ID] {
 			p.errorf("%s recorded with %d attempts, started %d times", st.ID, r.Attempts, starts[st.ID])
 		}
 		if (r.Status == run.StatusSkipped) != (r.Attempts == 0 && r.Reason != run.ReasonConditionError) {
