@@ -151,7 +151,6 @@ type propRun struct {
 	killed  bool
 	// failedAt: the batch from which fail_fast holds (0: not yet).
 	failedAt   int
-	unstarted  map[string]int // step -> batch of its latest AttemptUnstarted
 	stopSent   map[string]bool
 	recordFail bool
 	firstStop  string // "cancel", "timeout" or "kill": the stop that decides the run's status
@@ -181,7 +180,6 @@ func (p *propRun) checkBatch(h *harness, ev Event, cmds []Command) {
 			id, attempt = c.Step.ID, c.Attempt
 		case *AttemptUnstarted:
 			id, attempt = c.Attempt.StepID, c.Attempt.Attempt
-			p.unstarted[id] = h.batch
 		case *RetryLater:
 			if p.stopped || p.killed {
 				p.errorf("RetryLater %s#%d after the run stopped", c.Step, c.Attempt)
@@ -217,9 +215,8 @@ func (p *propRun) checkBatch(h *harness, ev Event, cmds []Command) {
 			p.errorf("start of %s#%d (if %s) after the run stopped", id, attempt, st.If.Source())
 		}
 	}
-	// Counted failures of this batch: fail_fast holds from the next batch for those decided while
-	// steps were being started (a condition error, an attempt that could not start), from this one
-	// for the attempt the event reported.
+	// Counted failures of this batch: fail_fast holds from this batch on for the attempt the event
+	// reported (its record is made before any start), from the next one for the rest.
 	for _, cmd := range cmds {
 		rs, ok := cmd.(*RecordStep)
 		if !ok {
@@ -236,10 +233,9 @@ func (p *propRun) checkBatch(h *harness, ev Event, cmds []Command) {
 		}
 		if af, ok := ev.(AttemptFinished); ok && af.Step == r.StepID {
 			p.failedAt = h.batch
-		} else if r.Reason == run.ReasonConditionError || p.unstarted[r.StepID] == h.batch {
-			p.failedAt = h.batch + 1
 		} else {
-			// A step waiting to retry that gave up: only a stop does that, and a stop is stricter.
+			// A condition error or an attempt that could not start, decided among the starts of
+			// this batch (or a step waiting to retry that a stop ended: the stop's rule is stricter).
 			p.failedAt = h.batch + 1
 		}
 	}
@@ -300,7 +296,7 @@ func playCase(t testing.TB, seed uint64, data []byte) (string, []string, genCase
 		cfg.RetryOf, cfg.Reuse, cfg.FingerprintKey = "first", h0.records, testKey
 	}
 	h := newHarnessPB(t, pb, cfg)
-	p := &propRun{harness: h, g: g, maxPar: g.maxPar, unstarted: map[string]int{}, stopSent: map[string]bool{}}
+	p := &propRun{harness: h, g: g, maxPar: g.maxPar, stopSent: map[string]bool{}}
 	if cfg.MaxParallel > 0 {
 		p.maxPar = cfg.MaxParallel
 	}
