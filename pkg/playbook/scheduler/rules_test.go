@@ -426,6 +426,22 @@ func TestRulesParallelAndOrder(t *testing.T) {
 			},
 		},
 		{
+			name: "commands_in_order_stops_retries_then_starts_then_records",
+			yaml: hdr + "fail_fast: false\nsteps:\n  - {id: a, run: x}\n  - {id: b, needs: a, run: x}\n  - {id: c, retry: {attempts: 2, delay: 1s}, run: x}\n",
+			play: func(h *harness) {
+				t := h.t.(*testing.T)
+				h.begin()
+				n := len(h.log)
+				h.succeed("a")
+				eq(t, "a's end", strings.Join(h.log[n:], " | "), `start b#1 run="x" argv=[] display="x" dir="/nonexistent/test" env=["PLAYBOOK_RUN_ID=" "PLAYBOOK_STEP_ID=b"] timeout=0s | attempt a#1 succeeded 0 "" | `+h.log[len(h.log)-1])
+				n = len(h.log)
+				h.fail("c", 1)
+				eq(t, "c's failure", strings.Join(h.log[n:], " | "), `retry c#1 in 1s (failed 1) | attempt c#1 failed 1 ""`)
+				h.drain(nil)
+			},
+			run: "succeeded 0",
+		},
+		{
 			name: "launch_environment",
 			yaml: hdr + "params:\n  dry-run: {default: 'yes'}\nenv: {A: top, B: top}\nsteps:\n  - {id: s, env: {B: mine}, dir: sub, run: x}\n",
 			cfg:  Config{RunID: "r42"},
