@@ -131,6 +131,10 @@ func TestRulesRetryRun(t *testing.T) {
 			want: map[string]string{"a": "inputs_changed/", "b": "need_not_reused/a"},
 		},
 		{
+			name: "run_id_in_the_command_is_never_reused", first: hdr + "steps:\n  - {id: a, run: 'tag ${{ run.id }}'}\n  - {id: b, run: 'echo $PLAYBOOK_RUN_ID'}\n",
+			want: map[string]string{"a": "inputs_changed/", "b": "reused"},
+		},
+		{
 			name: "inputs_changed_when_the_key_differs", first: chain, key2: []byte("another key"),
 			want: map[string]string{"a": "inputs_changed/"},
 		},
