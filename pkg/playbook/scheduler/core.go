@@ -252,6 +252,14 @@ func (c *Core) Done() bool { return c.finished }
 func (c *Core) Step(now time.Time, ev Event) []Command {
 	c.out, c.later = c.out[:0], c.later[:0]
 	c.now = now.UTC()
+	if c.finished {
+		// The run is over: a stop that comes now (a Ctrl-C while its end is written) stops nothing,
+		// and must not turn what it was into cancelled or timed_out.
+		if e, ok := ev.(RecordFailed); ok {
+			c.recordFailed(e.Err)
+		}
+		return c.out
+	}
 	switch e := ev.(type) {
 	case Begin:
 		if !c.begun {
@@ -291,7 +299,7 @@ func (c *Core) Step(now time.Time, ev Event) []Command {
 	case Hold:
 		c.hold = e.On
 	}
-	if c.begun && !c.finished {
+	if c.begun {
 		c.launch()
 		if c.done == len(c.steps) {
 			c.finish()
@@ -309,7 +317,8 @@ func (c *Core) makeReady(s *step) {
 // launch starts or skips ready steps while slots are free. Skipping a step can make others ready, so
 // it loops until nothing more can happen without an event.
 func (c *Core) launch() {
-	for c.ready.Len() > 0 && !c.hold {
+	// A killed run starts nothing (every decision is a skip), so a hold has nothing to hold back.
+	for c.ready.Len() > 0 && (!c.hold || c.killed) {
 		s := c.ready[0]
 		full := c.maxPar > 0 && c.running >= c.maxPar
 		if s.attempt > 0 {

@@ -33,7 +33,10 @@ func (c *Core) decide(s *step) decision {
 		return decision{status: run.StatusSkipped, reason: c.stopReason()}
 	}
 	if c.cancelled || c.timedOut || c.stopping {
-		if !cond.Calls("always") && !cond.Calls("cancelled") {
+		// A stopping run starts only the steps written for it: always(), and cancelled() when the run
+		// is cancelled or timed out (a run that could not be recorded is neither: cancelled() is false).
+		cancelled := cond.Calls("cancelled") && (c.cancelled || c.timedOut)
+		if !cond.Calls("always") && !cancelled {
 			return decision{status: run.StatusSkipped, reason: c.stopReason()}
 		}
 	}

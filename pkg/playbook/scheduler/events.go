@@ -59,8 +59,8 @@ type Kill struct{ Cause error }
 // with exit status 124.
 type Timeout struct{}
 
-// RecordFailed says a record of the run could not be written. The run stops starting steps but
-// always() and cancelled() ones, running steps finish, and it exits with status 3 (a run that
+// RecordFailed says a record of the run could not be written. The run starts no step but those whose
+// if calls always() (skipped ones get reason record_error), running steps finish, and it exits with status 3 (a run that
 // succeeded becomes failed: its record is incomplete). After RunDone it only changes the run's record.
 type RecordFailed struct{ Err error }
 

@@ -485,11 +485,15 @@ func (p *propRun) checkEnd() {
 	if h.done.Status != want {
 		p.errorf("run %s, want %s (first stop %q, a step failed %v)", h.done.Status, want, p.firstStop, failed)
 	}
-	if code := run.ExitStatus(want, p.signal, !p.recordFail); h.done.ExitCode != code && h.done.Status == want {
+	code := run.ExitStatus(want, p.signal)
+	if p.recordFail {
+		code = run.ExitStore
+	}
+	if h.done.ExitCode != code && h.done.Status == want {
 		p.errorf("run exit %d, want %d", h.done.ExitCode, code)
 	}
 	// After RunDone, a record that could not be written changes the run's record, and no command
-	// comes. (Cancel, Kill and Timeout after RunDone: TestCoreBugEventsAfterRunDone.)
+	// comes. (Cancel, Kill and Timeout after RunDone: TestStopsAfterRunDone.)
 	if !p.recordFail {
 		status := h.done.Status
 		if cmds := h.c.Step(h.now, RecordFailed{Err: errors.New("late")}); len(cmds) > 0 {

@@ -744,8 +744,8 @@ func TestRulesStops(t *testing.T) {
 				h.succeed("a")
 				h.drain(nil)
 			},
-			// cancelled() is false: the run is not cancelled, only stopping.
-			want: map[string]string{"a": "succeeded", "b": "skipped/record_error", "c": "succeeded", "d": "skipped/condition_false", "e": "skipped/record_error"},
+			// cancelled() is false: the run is not cancelled, only stopping, so only always() starts.
+			want: map[string]string{"a": "succeeded", "b": "skipped/record_error", "c": "succeeded", "d": "skipped/record_error", "e": "skipped/record_error"},
 			run:  "failed 3",
 			check: func(t *testing.T, h *harness) {
 				eq(t, "stopping", len(h.stopping), 1)
@@ -799,6 +799,20 @@ func TestRulesStops(t *testing.T) {
 				h.succeed("b")
 			},
 			run: "succeeded 0",
+		},
+		{
+			// A killed run starts nothing, so a hold (writes stalled) has nothing to hold back: the
+			// steps left are skipped and the run ends without waiting for the writes.
+			name: "kill_ends_a_held_run",
+			yaml: hdr + "steps:\n  - {id: a, run: x}\n  - {id: b, needs: a, if: always(), run: x}\n",
+			play: func(h *harness) {
+				h.begin()
+				h.step(Hold{On: true})
+				h.step(Kill{})
+				h.finish("a", run.StatusFailed, -1, nil)
+			},
+			want: map[string]string{"a": "failed", "b": "skipped/run_cancelled"},
+			run:  "cancelled 130",
 		},
 	})
 }
@@ -859,13 +873,12 @@ func TestRulesSecrets(t *testing.T) {
 	}})
 }
 
-// TestCoreBugEventsAfterRunDone: after RunDone only RecordFailed changes anything (Core.Step's
+// TestStopsAfterRunDone: after RunDone only RecordFailed changes anything (Core.Step's
 // doc). A Cancel, Kill or Timeout that arrives then (a Ctrl-C while the driver writes the run's end)
 // must give no command and leave the run's status alone, also for a RecordFailed that follows.
-func TestCoreBugEventsAfterRunDone(t *testing.T) {
+func TestStopsAfterRunDone(t *testing.T) {
 	for _, ev := range []Event{Cancel{Cause: &run.Interrupt{Signal: syscall.SIGTERM}}, Kill{}, Timeout{}} {
 		t.Run(fmt.Sprintf("%T", ev), func(t *testing.T) {
-			t.Skip("core bug: Step applies Cancel/Kill/Timeout after RunDone (a Stopping/KillAll command, and the run's record turns cancelled/timed_out on a later RecordFailed); fix: return at the top of Step when c.finished, except for RecordFailed")
 			h := newHarness(t, hdr+"steps:\n  - {id: a, run: x}\n", Config{})
 			h.begin()
 			h.succeed("a")
