@@ -6,19 +6,6 @@ import (
 	"time"
 )
 
-// waitGoroutines waits until at most n goroutines are left, for up to within.
-func waitGoroutines(t *testing.T, n int, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for runtime.NumGoroutine() > n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines after %v, want at most %d", runtime.NumGoroutine(), within, n)
-		}
-		runtime.Gosched()
-		time.Sleep(time.Millisecond) // polling an observable count, not waiting for a guess
-	}
-}
-
 // waitIdle waits until every live worker of e waits for a job, and returns how many there are.
 func waitIdle(t *testing.T, e *Engine) int {
 	t.Helper()
@@ -79,9 +66,14 @@ func TestWorkers(t *testing.T) {
 	}
 	defer e.Close()
 	run(e)
-	waitGoroutines(t, base, workerIdle+30*time.Second)
-	if live, idle := e.poolCounts(); live != 0 || idle != 0 {
-		t.Fatalf("%d workers (%d idle) after they timed out", live, idle)
+	for deadline := time.Now().Add(workerIdle + 30*time.Second); ; time.Sleep(time.Millisecond) {
+		live, idle := e.poolCounts()
+		if live == 0 && idle == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d workers (%d idle) %v after their last job", live, idle, workerIdle+30*time.Second)
+		}
 	}
 
 	// Workers that would wait an hour for work end at Close (else it would not return).
