@@ -297,3 +297,36 @@ steps:
 		t.Errorf("long: %s %s, want cancelled run_timed_out", s.Status, s.Reason)
 	}
 }
+
+// TestDriverStartShownBeforeItsRecordFails: a step's start is reported before it is recorded, so when
+// that record fails, the stop it begins (run_cancelling) comes after the step_started of a step that
+// did start, and nothing starts after it.
+func TestDriverStartShownBeforeItsRecordFails(t *testing.T) {
+	f := newFakeEngine()
+	rec := &fakeRecorder{failOn: "AttemptStarted a 1"}
+	var events []string
+	obs := run.ObserverFunc(func(e run.Event) {
+		if e.Type == run.EventStepStarted || e.Type == run.EventRunCancelling {
+			events = append(events, string(e.Type)+" "+e.StepID)
+		}
+	})
+	sum, err := Run(context.Background(), load(t, `version: 1
+name: startfails
+max_parallel: 1
+steps:
+  - id: a
+    run: "true"
+  - id: b
+    run: "true"
+`), Options{Engine: f, Recorder: rec, Observer: obs})
+	f.Close()
+	if !errors.Is(err, ErrRecord) || sum.Run.ExitCode != run.ExitStore {
+		t.Fatalf("err %v, exit %d: want ErrRecord and exit 3", err, sum.Run.ExitCode)
+	}
+	if got := strings.Join(events, ", "); got != "step_started a, run_cancelling " {
+		t.Errorf("events %q, want a's start, then the stop", got)
+	}
+	if s := sum.Steps[1]; s.Status != run.StatusSkipped || s.Reason != run.ReasonRecordError {
+		t.Errorf("b: %s %s, want skipped record_error", s.Status, s.Reason)
+	}
+}

@@ -489,12 +489,13 @@ func (r *runner) start(c *scheduler.StartAttempt) {
 	}
 }
 
-// unstarted records the start of an attempt that never had a process, and reports it.
+// unstarted reports and records the start of an attempt that never had a process (reported first,
+// as a step that started is).
 func (r *runner) unstarted(stepID string, n int, at time.Time, command string) {
+	r.observe(run.Event{Type: run.EventStepStarted, StepID: stepID, Attempt: n, Command: command})
 	r.record(func(ctx context.Context) error {
 		return r.opts.Recorder.AttemptStarted(ctx, &run.AttemptStart{RunID: r.rec.ID, StepID: stepID, Attempt: n, StartedAt: at, Command: command})
 	})
-	r.observe(run.Event{Type: run.EventStepStarted, StepID: stepID, Attempt: n, Command: command})
 }
 
 func isRetryableStartError(err error) bool {
@@ -569,11 +570,13 @@ func (r *runner) handle(ev engine.Event) {
 			a.command = ev.Command
 		}
 		start := ev.Time.UTC()
+		// Shown before it is recorded: should the record fail, the stop it begins (run_cancelling) comes
+		// after this step's start, which was made before anyone knew.
+		r.observe(run.Event{Type: run.EventStepStarted, StepID: a.step.ID, Attempt: a.n, PID: ev.PID, Command: a.command})
 		r.record(func(c context.Context) error {
 			return r.opts.Recorder.AttemptStarted(c, &run.AttemptStart{RunID: r.rec.ID, StepID: a.step.ID, Attempt: a.n,
 				StartedAt: start, Command: a.command, PID: ev.PID, PIDStart: ev.StartTicks})
 		})
-		r.observe(run.Event{Type: run.EventStepStarted, StepID: a.step.ID, Attempt: a.n, PID: ev.PID, Command: a.command})
 		if a.n == 1 {
 			r.feed(scheduler.AttemptStarted{Step: a.step.ID, Attempt: a.n, At: start})
 		}
