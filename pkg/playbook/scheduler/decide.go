@@ -16,7 +16,7 @@ type decision struct {
 	status run.Status
 	reason string
 	err    string // masked; condition_error
-	why    string // for Plan: what decided it, in words
+	why    string // for Plan: what decided it, in words ("" in a real run but for literal ones)
 	// undecided: Plan started the step without evaluating its if (it reads what only a real run knows).
 	undecided bool
 }
@@ -74,10 +74,10 @@ func (c *Core) decide(s *step) decision {
 	case err != nil:
 		msg := c.masker.String(err.Error()) // the error names the if
 		return decision{status: run.StatusFailed, reason: run.ReasonConditionError, err: msg,
-			why: fmt.Sprintf("if %s: error: %s", cond.Source(), msg)}
+			why: c.explain("if %s: error: %s", cond.Source(), msg)}
 	case !ok:
-		why := fmt.Sprintf("if %s: false", cond.Source())
-		if cond.Calls("failure") {
+		why := c.explain("if %s: false", cond.Source())
+		if why != "" && cond.Calls("failure") {
 			why += " (it runs when a dependency fails)"
 		}
 		if depSkip {
@@ -89,9 +89,17 @@ func (c *Core) decide(s *step) decision {
 	}
 	d := decision{start: true}
 	if cond.Source() != "success()" {
-		d.why = fmt.Sprintf("if %s: true", cond.Source())
+		d.why = c.explain("if %s: true", cond.Source())
 	}
 	return d
+}
+
+// explain is a decision in words, for Plan; a real run does not format what nobody reads.
+func (c *Core) explain(format string, args ...any) string {
+	if !c.cfg.dry {
+		return ""
+	}
+	return fmt.Sprintf(format, args...)
 }
 
 // stopReason is the skip reason of a step that a stopping run does not start.
