@@ -67,11 +67,11 @@ type Interrupt struct {
 // ExitCode is SignalExit(i.Signal).
 func (i *Interrupt) ExitCode() int { return SignalExit(i.Signal) }
 
-func (i *Interrupt) Error() string { return "interrupted by " + SignalName(i.Signal) }
+func (i *Interrupt) Error() string { return "interrupted by " + signalName(i.Signal) }
 
-// SignalName is the signal's name as the kernel's headers spell it ("SIGTERM"), or its number when it
-// has none.
-func SignalName(sig syscall.Signal) string {
+// signalName is the signal's name as the kernel's headers spell it ("SIGTERM"), or its number when it
+// has none: engine.SignalName, which this leaf package cannot import.
+func signalName(sig syscall.Signal) string {
 	if name := unix.SignalName(sig); name != "" {
 		return name
 	}

@@ -636,7 +636,7 @@ func (r *runner) classify(a *attempt, res *engine.Result) (att *run.AttemptRecor
 			att.Status = run.StatusFailed
 			if att.Error == "" {
 				if res.Signal != 0 {
-					att.Error = "killed by " + run.SignalName(syscall.Signal(res.Signal))
+					att.Error = "killed by " + engine.SignalName(syscall.Signal(res.Signal))
 				} else {
 					att.Error = fmt.Sprintf("exit status %d", res.ExitCode)
 				}

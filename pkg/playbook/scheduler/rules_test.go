@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/playbookhq/playbook/pkg/run"
 )
 
@@ -614,7 +616,7 @@ func TestRulesStops(t *testing.T) {
 			want: map[string]string{"a": "cancelled", "b": "skipped/run_cancelled", "c": "succeeded", "d": "succeeded"},
 			run:  want,
 			check: func(t *testing.T, h *harness) {
-				eq(t, "run error", h.done.Error, "interrupted by "+run.SignalName(sig))
+				eq(t, "run error", h.done.Error, "interrupted by "+unix.SignalName(sig))
 			},
 		}
 	}
