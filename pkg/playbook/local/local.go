@@ -566,9 +566,6 @@ func (r *runner) handle(ev engine.Event) {
 	case engine.EventStarted:
 		a.pid = ev.PID
 		r.started = true
-		if ev.Command != "" && a.command == "" {
-			a.command = ev.Command
-		}
 		start := ev.Time.UTC()
 		// Shown before it is recorded: should the record fail, the stop it begins (run_cancelling) comes
 		// after this step's start, which was made before anyone knew.
