@@ -31,6 +31,8 @@ type builder struct {
 	needNodes [][]*yaml.Node     // per step, the node of each entry of pb.Steps[i].Needs
 	reads     [][]stepRead       // per step, the steps its expressions read
 	warned    map[[2]string]bool // (step, param) pairs already warned about
+
+	topQueue, defaultQueue *Template // runs_on at the top level and under defaults; nil when not given
 }
 
 // stepRead is one steps.<id> in an expression of a step, positioned in the file.
@@ -75,6 +77,12 @@ func (b *builder) build(raw *rawPlaybook, abs string) *Playbook {
 	}
 	b.ec = newExprCompiler(b.info)
 	pb.Env = b.env(raw.Env, "", scopeParams, -1)
+	if raw.RunsOn.set() {
+		b.topQueue = b.queue(raw.RunsOn, "runs_on")
+	}
+	if raw.Defaults != nil && raw.Defaults.RunsOn.set() {
+		b.defaultQueue = b.queue(raw.Defaults.RunsOn, "runs_on of defaults")
+	}
 	b.steps(raw)
 	b.graph()
 	b.checkReads()
@@ -358,6 +366,14 @@ func (b *builder) step(i int, rs *rawStep, def *rawDefaults, ids []string) {
 	s.ContinueOnError = pick(rs.ContinueOnError.V, rs.ContinueOnError.set(), def.ContinueOnError.V)
 	s.StopSignal = pick(rs.StopSignal.V, rs.StopSignal.set(), def.StopSignal.V)
 	s.StopGrace = pick(rs.StopGrace.V, rs.StopGrace.set(), def.StopGrace.V)
+	switch {
+	case rs.RunsOn.set():
+		s.RunsOn = b.queue(rs.RunsOn, "runs_on of "+where)
+	case def.RunsOn.set():
+		s.RunsOn = b.defaultQueue
+	default:
+		s.RunsOn = b.topQueue
+	}
 	s.Retry = Retry{Attempts: 1}
 	switch {
 	case rs.Retry != nil:
@@ -418,6 +434,17 @@ func (b *builder) script(f textField, where string) string {
 		b.errorf(f.Val, "script %q of %s is a folder, not a file", f.V, where)
 	}
 	return p
+}
+
+// queue compiles a runs_on: a template over params, checked now when it holds no ${{ }}.
+func (b *builder) queue(f textField, where string) *Template {
+	t := b.template(f.Val, where, scopeParams, -1)
+	if t.IsLiteral() {
+		if err := CheckQueue(f.V); err != nil {
+			b.errorf(f.Val, "%s: %v", where, err)
+		}
+	}
+	return t
 }
 
 // digestFile is the hex SHA-256 of a script's content as the playbook was loaded, "" when it cannot

@@ -104,7 +104,7 @@ const (
 type exprScope uint8
 
 const (
-	scopeParams exprScope = iota // the playbook's env: params only (it is rendered before any step)
+	scopeParams exprScope = iota // the playbook's env and runs_on: params only (rendered before any step)
 	scopeStep                    // anything in a step: params, env, steps, run
 )
 
@@ -462,7 +462,7 @@ func (a *analyzer) identifier(n *ast.IdentifierNode) {
 		case statusBit(name) != 0:
 			a.errorf(n, "%s() can only be used in if", name)
 		case a.scope == scopeParams && slices.Contains([]string{"env", "steps", "run"}, name):
-			a.errorf(n, "the playbook's env can only read params (it is set before any step runs); move this value into a step's env")
+			a.errorf(n, "only params can be read here: the playbook's env and runs_on are set before any step runs (a step's own env can read steps)")
 		case didYouMean(name, a.contextNames()) != "":
 			a.errorf(n, "unknown name %q%s", name, didYouMean(name, a.contextNames()))
 		default:

@@ -535,7 +535,7 @@ steps:
 	}
 	for _, bad := range []string{"${{ env.A }}", "${{ steps.one.status }}", "${{ run.id }}"} {
 		list := parseErr(t, strings.Replace(y, "${{ params.p }}-a", bad, 1))
-		if !strings.Contains(list.Error(), "the playbook's env can only read params") {
+		if !strings.Contains(list.Error(), "only params can be read here: the playbook's env") {
 			t.Errorf("playbook env %s: %v", bad, list)
 		}
 	}

@@ -27,7 +27,8 @@ type rawPlaybook struct {
 	Timeout     durationField         `yaml:"timeout" positive:"true" doc:"Time limit of the whole run, a Go duration such as 30m."`
 	FailFast    boolField             `yaml:"fail_fast" doc:"Default true: after a step fails no new step starts, except those whose if calls always() or failure()."`
 	OutputLimit sizeField             `yaml:"output_limit" doc:"Bytes of each output stream kept per step in the database (head and tail): a number of bytes or a size such as 512KiB or 1MiB. Default 1MiB."`
-	Defaults    *rawDefaults          `yaml:"defaults" doc:"Default values of step settings: shell, timeout, retry, continue_on_error, stop_signal and stop_grace. A step's own value wins."`
+	RunsOn      textField             `yaml:"runs_on" nonempty:"true" doc:"Distributed runs: the task queue whose workers run the steps (default playbook). May hold ${{ expressions }} over params. A local run ignores it."`
+	Defaults    *rawDefaults          `yaml:"defaults" doc:"Default values of step settings: shell, timeout, retry, continue_on_error, stop_signal, stop_grace and runs_on. A step's own value wins."`
 	Steps       []rawStep             `yaml:"steps" required:"true" minItems:"1" doc:"The steps. They run in parallel where their needs allow."`
 }
 
@@ -49,6 +50,7 @@ type rawDefaults struct {
 	ContinueOnError boolField     `yaml:"continue_on_error" doc:"Whether a failing step counts as succeeded for its dependents and the run."`
 	StopSignal      signalField   `yaml:"stop_signal" doc:"Signal sent to a step's process group on cancel or timeout (default SIGTERM)."`
 	StopGrace       durationField `yaml:"stop_grace" positive:"true" doc:"How long to wait after stop_signal before SIGKILL."`
+	RunsOn          textField     `yaml:"runs_on" nonempty:"true" doc:"Distributed runs: the task queue of steps that name none. May hold ${{ expressions }} over params."`
 }
 
 type rawRetry struct {
@@ -79,6 +81,7 @@ type rawStep struct {
 	ContinueOnError boolField             `yaml:"continue_on_error" doc:"When true a failure is recorded but counts as success for dependents and for the run."`
 	StopSignal      signalField           `yaml:"stop_signal" doc:"Signal sent to the step's process group on cancel or timeout (default SIGTERM)."`
 	StopGrace       durationField         `yaml:"stop_grace" positive:"true" doc:"How long to wait after stop_signal before SIGKILL."`
+	RunsOn          textField             `yaml:"runs_on" nonempty:"true" doc:"Distributed runs: the task queue whose workers run this step. May hold ${{ expressions }} over params. A local run ignores it."`
 }
 
 // stepKinds are the keys that say what a step runs; a step has exactly one. The loader and the schema

@@ -126,6 +126,9 @@ func TestStepRules(t *testing.T) {
 		{"needs itself", "{id: a, run: x, needs: a}", "needs itself"},
 		{"id pattern", "{id: a.b, run: x}", "may only hold letters, digits, - and _"},
 		{"script with expression", "{id: a, script: '${{ params.x }}'}", "cannot hold ${{ }}"},
+		{"runs_on with a space", "{id: a, run: x, runs_on: web hosts}", `runs_on of step "a": task queue "web hosts" may hold only letters`},
+		{"runs_on empty", "{id: a, run: x, runs_on: ''}", `runs_on in step "a" is empty`},
+		{"runs_on reads a step", "{id: a, run: x, runs_on: '${{ steps.a.outputs.q }}'}", `runs_on of step "a": only params can be read here`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -238,5 +241,55 @@ func TestParse10000Steps(t *testing.T) {
 			}
 		}
 		done[s.ID] = true
+	}
+}
+
+// TestRunsOn: runs_on is the step's own, else defaults', else the top level's, else none (the
+// default queue); it may be a template over params, and a literal one is checked when loaded.
+func TestRunsOn(t *testing.T) {
+	pb, err := Parse("x.yaml", []byte(`version: 1
+name: x
+params:
+  env: {default: prod}
+runs_on: "${{ params.env }}-web"
+defaults:
+  runs_on: batch
+steps:
+  - {id: own, run: x, runs_on: db.primary}
+  - {id: dflt, run: x}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &State{Params: Params{"env": "prod"}}
+	for id, want := range map[string]string{"own": "db.primary", "dflt": "batch"} {
+		got, err := pb.Step(id).RunsOn.Render(st)
+		if err != nil || got != want {
+			t.Errorf("%s runs on %q (%v), want %q", id, got, err, want)
+		}
+	}
+	pb, err = Parse("x.yaml", []byte("version: 1\nname: x\nparams:\n  env: {default: prod}\nruns_on: \"${{ params.env }}-web\"\nsteps:\n  - {id: a, run: x}\n  - {id: b, run: x, runs_on: b}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := pb.Step("a").RunsOn.Render(st); got != "prod-web" {
+		t.Errorf("a runs on %q, want the top level's prod-web", got)
+	}
+	pb, err = Parse("x.yaml", []byte("version: 1\nname: x\nsteps:\n  - {id: a, run: x}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pb.Step("a").RunsOn != nil {
+		t.Errorf("a step with no runs_on anywhere has one")
+	}
+	for _, bad := range []string{"", "a b", "q/1", strings.Repeat("q", MaxQueueLen+1)} {
+		if CheckQueue(bad) == nil {
+			t.Errorf("CheckQueue(%q) accepted it", bad)
+		}
+	}
+	for _, good := range []string{"playbook", "db-1.eu_west", strings.Repeat("q", MaxQueueLen)} {
+		if err := CheckQueue(good); err != nil {
+			t.Errorf("CheckQueue(%q): %v", good, err)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package playbook
 
 import (
+	"fmt"
 	"syscall"
 	"time"
 )
@@ -75,7 +76,32 @@ type Step struct {
 	ContinueOnError bool           // a failure counts as success for dependents and for the run
 	StopSignal      syscall.Signal // 0 = not set (the engine's default, SIGTERM)
 	StopGrace       time.Duration  // 0 = not set (the engine's default)
-	Line, Col       int            // where the step starts in the file
+	// RunsOn is the task queue whose workers run the step in a distributed run, over params only:
+	// the step's runs_on, else defaults.runs_on, else the top level's; nil = DefaultQueue. A local run
+	// ignores it.
+	RunsOn    *Template
+	Line, Col int // where the step starts in the file
+}
+
+// DefaultQueue is the task queue of a step that names none (runs_on).
+const DefaultQueue = "playbook"
+
+// MaxQueueLen is the longest task queue name runs_on may give.
+const MaxQueueLen = 200
+
+// CheckQueue says what is wrong with a task queue name: it must be 1 to MaxQueueLen letters, digits,
+// '-', '_' and '.'. A runs_on written without ${{ }} is checked when the playbook is loaded, one with
+// them when the step is about to run.
+func CheckQueue(name string) error {
+	if name == "" || len(name) > MaxQueueLen {
+		return fmt.Errorf("task queue %q must be 1 to %d characters", name, MaxQueueLen)
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !isLetter(c) && !isDigit(c) && c != '-' && c != '_' && c != '.' {
+			return fmt.Errorf("task queue %q may hold only letters, digits, '-', '_' and '.'", name)
+		}
+	}
+	return nil
 }
 
 // AWS is the aws: step form: aws SERVICE OPERATION ARGS... [--profile PROFILE] [--region REGION].

@@ -113,7 +113,7 @@ func TestSchemaShape(t *testing.T) {
 	for k := range step["properties"].(map[string]any) {
 		keys = append(keys, k)
 	}
-	if len(keys) != 17 {
+	if len(keys) != 18 {
 		t.Errorf("step has %d keys: %v", len(keys), keys)
 	}
 	if d, _ := props["fail_fast"].(map[string]any)["description"].(string); !strings.Contains(d, "Default true") {

@@ -41,6 +41,11 @@ type Config struct {
 	// the empty key (only fit for runs that are not recorded).
 	FingerprintKey []byte
 
+	// Distributed renders each step's runs_on into its Launch's Queue (a runs_on that cannot be
+	// rendered, or names no valid queue, fails the attempt at once). A local run leaves it false and
+	// ignores runs_on.
+	Distributed bool
+
 	// dry: Plan's run, where a condition that reads what only a real run knows is not evaluated.
 	dry bool
 }

@@ -92,8 +92,8 @@ func canon(cmd Command) string {
 		for i, k := range keys {
 			env[i] = k + "=" + l.Env[k]
 		}
-		return fmt.Sprintf("start %s#%d run=%q argv=%q display=%q dir=%q env=%q timeout=%s", c.Step.ID, c.Attempt,
-			l.Run, l.Argv, l.Display, l.Dir, env, l.Timeout)
+		return fmt.Sprintf("start %s#%d run=%q argv=%q display=%q dir=%q env=%q timeout=%s queue=%q", c.Step.ID, c.Attempt,
+			l.Run, l.Argv, l.Display, l.Dir, env, l.Timeout, l.Queue)
 	case *AttemptUnstarted:
 		return fmt.Sprintf("unstarted %s#%d %q %s", c.Attempt.StepID, c.Attempt.Attempt, c.Command, c.Attempt.Error)
 	case *RetryLater:

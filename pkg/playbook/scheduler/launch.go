@@ -23,6 +23,10 @@ type Launch struct {
 
 	AWS *AWSCall
 
+	// Queue is the task queue whose workers run the attempt (the step's runs_on, rendered; else
+	// playbook.DefaultQueue). Set only when Config.Distributed: a local run ignores runs_on.
+	Queue string
+
 	// Display is the command as people see it and the record keeps it, secrets masked.
 	Display string
 	// Env is what the playbook adds to the runner's environment: PLAYBOOK_RUN_ID, PLAYBOOK_PARAM_*,
@@ -104,6 +108,21 @@ func (c *Core) render(s *step) *Launch {
 	}
 	env["PLAYBOOK_STEP_ID"] = st.ID
 	l.Env = env
+
+	if c.cfg.Distributed {
+		l.Queue = playbook.DefaultQueue
+		if st.RunsOn != nil {
+			q, err := st.RunsOn.Render(&c.state)
+			if err == nil {
+				err = playbook.CheckQueue(q)
+			}
+			if err != nil {
+				l.err = fmt.Errorf("runs_on: %w", err)
+				return l
+			}
+			l.Queue = q
+		}
+	}
 
 	l.Dir = c.pb.Dir
 	if st.Dir != nil {

@@ -435,7 +435,7 @@ func TestRulesParallelAndOrder(t *testing.T) {
 				h.begin()
 				n := len(h.log)
 				h.succeed("a")
-				eq(t, "a's end", strings.Join(h.log[n:], " | "), `start b#1 run="x" argv=[] display="x" dir="/nonexistent/test" env=["PLAYBOOK_RUN_ID=" "PLAYBOOK_STEP_ID=b"] timeout=0s | attempt a#1 succeeded 0 "" | `+h.log[len(h.log)-1])
+				eq(t, "a's end", strings.Join(h.log[n:], " | "), `start b#1 run="x" argv=[] display="x" dir="/nonexistent/test" env=["PLAYBOOK_RUN_ID=" "PLAYBOOK_STEP_ID=b"] timeout=0s queue="" | attempt a#1 succeeded 0 "" | `+h.log[len(h.log)-1])
 				n = len(h.log)
 				h.fail("c", 1)
 				eq(t, "c's failure", strings.Join(h.log[n:], " | "), `retry c#1 in 1s (failed 1) | attempt c#1 failed 1 ""`)
