@@ -33,6 +33,7 @@ type builder struct {
 	warned    map[[2]string]bool // (step, param) pairs already warned about
 
 	topQueue, defaultQueue *Template // runs_on at the top level and under defaults; nil when not given
+	scripts                Scripts   // ParseScripts: the script files' content; nil = read the disk
 }
 
 // stepRead is one steps.<id> in an expression of a step, positioned in the file.
@@ -332,7 +333,12 @@ func (b *builder) step(i int, rs *rawStep, def *rawDefaults, ids []string) {
 	}
 	if rs.Script.set() {
 		s.Script = b.script(rs.Script, where)
-		s.ScriptSHA256 = digestFile(s.Script)
+		if b.scripts != nil {
+			sum := sha256.Sum256(b.scripts[s.Script])
+			s.ScriptSHA256 = hex.EncodeToString(sum[:])
+		} else {
+			s.ScriptSHA256 = digestFile(s.Script)
+		}
 		s.Interpreter = rs.Interpreter.V
 	}
 	if rs.AWS != nil {
@@ -425,6 +431,12 @@ func (b *builder) script(f textField, where string) string {
 	p := f.V
 	if !filepath.IsAbs(p) {
 		p = filepath.Join(b.pb.Dir, p)
+	}
+	if b.scripts != nil {
+		if _, ok := b.scripts[p]; !ok {
+			b.errorf(f.Val, "script file %q of %s was not sent with the playbook", f.V, where)
+		}
+		return p
 	}
 	st, err := os.Stat(p)
 	switch {

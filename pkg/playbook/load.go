@@ -50,7 +50,58 @@ func pathErrorReason(err error) string {
 // Parse is Load for bytes already read: name is used in error positions and to resolve relative paths
 // (its folder; a relative name is relative to the current folder). It reads no file besides checking
 // that script: files exist.
-func Parse(name string, data []byte) (*Playbook, error) {
+func Parse(name string, data []byte) (*Playbook, error) { return parse(name, data, nil) }
+
+// Scripts holds the content of a playbook's script files by absolute path (Step.Script): what a
+// playbook loaded on one machine takes to another, where the files need not exist.
+type Scripts map[string][]byte
+
+// ParseScripts is Parse with the script files given instead of looked for: name must be absolute,
+// and it reads no file at all, so that parsing the same bytes gives the same playbook anywhere (a
+// workflow replayed from its history parses with it). A script: that scripts lacks is an error.
+func ParseScripts(name string, data []byte, scripts Scripts) (*Playbook, error) {
+	if !filepath.IsAbs(name) {
+		return nil, ErrorList{{File: name, Msg: "a playbook parsed with its scripts needs an absolute name"}}
+	}
+	if scripts == nil {
+		scripts = Scripts{}
+	}
+	return parse(name, data, scripts)
+}
+
+// ReadScripts reads the content of every script file of the playbook, for ParseScripts elsewhere. A
+// file larger than limit bytes is refused (limit <= 0: no limit), as is one that cannot be read.
+func (p *Playbook) ReadScripts(limit int64) (Scripts, error) {
+	out := Scripts{}
+	for _, s := range p.Steps {
+		if s.Script == "" || out[s.Script] != nil {
+			continue
+		}
+		f, err := os.Open(s.Script)
+		if err != nil {
+			return nil, fmt.Errorf("step %q: read its script: %w", s.ID, err)
+		}
+		r := io.Reader(f)
+		if limit > 0 {
+			r = io.LimitReader(f, limit+1)
+		}
+		data, err := io.ReadAll(r)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("step %q: read its script: %w", s.ID, err)
+		}
+		if limit > 0 && int64(len(data)) > limit {
+			return nil, fmt.Errorf("step %q: its script %s is larger than %d bytes, the most a run can carry", s.ID, s.Script, limit)
+		}
+		if data == nil {
+			data = []byte{}
+		}
+		out[s.Script] = data
+	}
+	return out, nil
+}
+
+func parse(name string, data []byte, scripts Scripts) (*Playbook, error) {
 	errs := func(line, col int, format string, args ...any) (*Playbook, error) {
 		return nil, ErrorList{{File: name, Line: line, Col: col, Msg: fmt.Sprintf(format, args...)}}
 	}
@@ -97,6 +148,7 @@ func Parse(name string, data []byte) (*Playbook, error) {
 	var raw rawPlaybook
 	d.decodeStruct(reflect.ValueOf(&raw).Elem(), root, "")
 	b := newBuilder(d, src)
+	b.scripts = scripts
 	pb := b.build(&raw, abs)
 	pb.SHA256 = hex.EncodeToString(sum[:])
 	if len(d.errs) > 0 {

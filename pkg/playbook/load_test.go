@@ -1,6 +1,8 @@
 package playbook
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -291,5 +293,44 @@ steps:
 		if err := CheckQueue(good); err != nil {
 			t.Errorf("CheckQueue(%q): %v", good, err)
 		}
+	}
+}
+
+// TestParseScripts: a playbook parsed with its scripts given reads no file: a script that exists only
+// in the map is found, its digest is that of the given content, and one missing from the map is an
+// error at its position; ReadScripts gathers them from the disk, with a size limit.
+func TestParseScripts(t *testing.T) {
+	src := []byte("version: 1\nname: x\nsteps:\n  - {id: a, script: deploy.sh}\n")
+	pb, err := ParseScripts("/nowhere/pb.yaml", src, Scripts{"/nowhere/deploy.sh": []byte("echo hi\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("echo hi\n"))
+	if s := pb.Step("a"); s.Script != "/nowhere/deploy.sh" || s.ScriptSHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("step a: script %s digest %s", s.Script, s.ScriptSHA256)
+	}
+	if _, err := ParseScripts("/nowhere/pb.yaml", src, nil); err == nil || !strings.Contains(err.Error(), `pb.yaml:4:21: script file "deploy.sh" of step "a" was not sent with the playbook`) {
+		t.Errorf("missing script: %v", err)
+	}
+	if _, err := ParseScripts("pb.yaml", src, nil); err == nil {
+		t.Errorf("a relative name was accepted")
+	}
+
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "deploy.sh"), []byte("echo hi\n"), 0o755)
+	pb, err = Parse(filepath.Join(dir, "pb.yaml"), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scripts, err := pb.ReadScripts(1 << 10)
+	if err != nil || string(scripts[filepath.Join(dir, "deploy.sh")]) != "echo hi\n" {
+		t.Fatalf("ReadScripts: %v %q", err, scripts)
+	}
+	if _, err := pb.ReadScripts(4); err == nil || !strings.Contains(err.Error(), "larger than 4 bytes") {
+		t.Errorf("a script over the limit: %v", err)
+	}
+	again, err := ParseScripts(filepath.Join(dir, "pb.yaml"), src, scripts)
+	if err != nil || again.Step("a").ScriptSHA256 != pb.Step("a").ScriptSHA256 {
+		t.Errorf("parsed with its scripts, the digest differs: %v", err)
 	}
 }

@@ -1,0 +1,228 @@
+// Package temporal runs a playbook as a Temporal workflow: the workflow drives the same scheduling core
+// as a local run (pkg/playbook/scheduler), and each step's attempt is an activity on the task queue
+// its runs_on names, run by a `playbook worker` there with the process engine.
+//
+// Workflow code is replayed from its history, so everything the workflow does is deterministic: the
+// playbook is parsed from the bytes and scripts the submitter sent (playbook.ParseScripts, no file
+// read), time comes from workflow.Now, timers and activities are the SDK's, and the core itself reads
+// no clock and iterates no map where order matters.
+package temporal
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/playbookhq/playbook/pkg/playbook"
+	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
+	"github.com/playbookhq/playbook/pkg/run"
+)
+
+// WorkflowName is the name the run workflow is registered and started under.
+const WorkflowName = "playbook.Run"
+
+// StepActivityName is the name of the activity that runs one attempt of a step on a worker.
+const StepActivityName = "playbook.Step"
+
+// KillSignal is the signal that makes a running workflow's run stop by force (the second Ctrl-C).
+const KillSignal = "playbook.kill"
+
+// RunInput is what the submitter sends: the playbook as it loaded it, and how to run it.
+type RunInput struct {
+	RunID string
+	// File is the playbook's absolute path on the submitting machine (records and messages name it);
+	// Source its bytes and Scripts its script files' content (playbook.ReadScripts).
+	File    string
+	Source  []byte
+	Scripts playbook.Scripts
+	// Params are the -p values as typed (name -> text): the workflow resolves them against the
+	// playbook, as the submitter already did, so typed values never go through JSON.
+	Params      map[string]string
+	MaxParallel int // 0: the playbook's max_parallel, else no cap
+	// FingerprintKey, RetryOf and Reuse are as in scheduler.Config.
+	FingerprintKey []byte
+	RetryOf        string
+	Reuse          map[string]*run.StepRecord
+}
+
+// RunOutput is the run's outcome: its record and every step's, as a local run's Summary.
+type RunOutput struct {
+	Run   run.Record
+	Steps []*run.StepRecord
+}
+
+// StepRequest is one attempt of a step, for the worker of its queue.
+type StepRequest struct {
+	RunID   string
+	StepID  string
+	Attempt int
+	Launch  scheduler.Launch
+	Secrets []string // masked in everything the worker records or returns
+}
+
+// StepResult is what a worker returns of an attempt: its record (bounded output, masked) and the
+// outputs the step wrote.
+type StepResult struct {
+	Attempt   run.AttemptRecord
+	Outputs   map[string]string
+	Retryable bool
+}
+
+// heartbeatTimeout is how long a step's worker may go without a heartbeat before the attempt is
+// failed as worker_lost.
+const heartbeatTimeout = 20 * time.Second
+
+// noLimit stands for "no timeout" in activity options, which need one: longer than any run.
+const noLimit = 10 * 365 * 24 * time.Hour
+
+// Run is the workflow: it parses the playbook, then feeds the scheduling core the events of the run
+// (activities finished, timers fired, cancellation, the kill signal) and carries out its commands.
+// Cancelling the workflow is the graceful stop; KillSignal is the forced one.
+func Run(ctx workflow.Context, in RunInput) (*RunOutput, error) {
+	pb, err := playbook.ParseScripts(in.File, in.Source, in.Scripts)
+	if err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "invalid_playbook", nil)
+	}
+	params, err := pb.ResolveParams(in.Params)
+	if err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "invalid_params", nil)
+	}
+	core, err := scheduler.New(pb, scheduler.Config{Params: params, RunID: in.RunID, MaxParallel: in.MaxParallel,
+		Distributed: true, FingerprintKey: in.FingerprintKey, RetryOf: in.RetryOf, Reuse: in.Reuse})
+	if err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "invalid_run", nil)
+	}
+	d := &driver{core: core, sel: workflow.NewSelector(ctx), inflight: map[string]workflow.CancelFunc{}}
+	// Activities and timers live in a context of their own: the workflow's cancellation is an event
+	// for the core, which decides what to stop (always() steps still start).
+	d.ctx, _ = workflow.NewDisconnectedContext(ctx)
+	d.rec = core.Record()
+	d.rec.StartedAt = workflow.Now(ctx).UTC()
+
+	cancelled := workflow.NewChannel(ctx)
+	workflow.Go(ctx, func(gctx workflow.Context) {
+		gctx.Done().Receive(gctx, nil)
+		cancelled.Send(d.ctx, struct{}{})
+	})
+	d.sel.AddReceive(cancelled, func(c workflow.ReceiveChannel, _ bool) {
+		c.Receive(d.ctx, nil)
+		d.feed(scheduler.Cancel{Cause: errors.New("the workflow was cancelled")})
+	})
+	d.sel.AddReceive(workflow.GetSignalChannel(ctx, KillSignal), func(c workflow.ReceiveChannel, _ bool) {
+		c.Receive(d.ctx, nil)
+		d.feed(scheduler.Kill{Cause: errors.New("killed")})
+	})
+	if pb.Timeout > 0 {
+		d.sel.AddFuture(workflow.NewTimer(d.ctx, pb.Timeout), func(workflow.Future) { d.feed(scheduler.Timeout{}) })
+	}
+	d.feed(scheduler.Begin{})
+	for !core.Done() {
+		d.sel.Select(d.ctx)
+	}
+	return &RunOutput{Run: *core.Record(), Steps: core.Steps()}, nil
+}
+
+// driver carries out the core's commands with workflow primitives.
+type driver struct {
+	ctx      workflow.Context
+	core     *scheduler.Core
+	rec      *run.Record
+	sel      workflow.Selector
+	inflight map[string]workflow.CancelFunc // by step id: the running attempt's activity
+	queue    []scheduler.Command
+	applying bool
+}
+
+func (d *driver) feed(ev scheduler.Event) {
+	d.queue = append(d.queue, d.core.Step(workflow.Now(d.ctx), ev)...)
+	if d.applying {
+		return
+	}
+	d.applying = true
+	for i := 0; i < len(d.queue); i++ {
+		d.do(d.queue[i])
+		d.queue[i] = nil
+	}
+	d.queue = d.queue[:0]
+	d.applying = false
+}
+
+func (d *driver) do(cmd scheduler.Command) {
+	switch c := cmd.(type) {
+	case *scheduler.StartAttempt:
+		d.start(c)
+	case *scheduler.RetryLater:
+		due := scheduler.RetryDue{Step: c.Step, Attempt: c.Attempt}
+		d.sel.AddFuture(workflow.NewTimer(d.ctx, c.Delay), func(workflow.Future) { d.feed(due) })
+	case *scheduler.StopSteps:
+		for _, s := range c.Steps {
+			if cancel := d.inflight[s.Step]; cancel != nil {
+				cancel()
+			}
+		}
+	case *scheduler.KillAll:
+		for _, cancel := range d.inflight {
+			cancel()
+		}
+	}
+	// The records go to the submitter's database by another way (not here yet); AttemptUnstarted,
+	// Stopping and RunDone have nothing to carry out in the workflow.
+}
+
+// start runs an attempt as an activity on its step's queue. The activity is tried once: the step's
+// own retry policy, in the core, decides what happens after a failure.
+func (d *driver) start(c *scheduler.StartAttempt) {
+	l := c.Launch
+	limit := noLimit
+	if l.Timeout > 0 {
+		// The worker enforces the step's timeout itself (and stops it with its signal and grace); the
+		// activity's own limit only catches a worker that never answers.
+		limit = l.Timeout + l.StopGrace + time.Minute
+	}
+	actx, cancel := workflow.WithCancel(d.ctx)
+	actx = workflow.WithActivityOptions(actx, workflow.ActivityOptions{
+		TaskQueue:           l.Queue,
+		StartToCloseTimeout: limit,
+		HeartbeatTimeout:    heartbeatTimeout,
+		WaitForCancellation: true,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+	})
+	step, attempt := c.Step.ID, c.Attempt
+	d.inflight[step] = cancel
+	req := StepRequest{RunID: d.rec.ID, StepID: step, Attempt: attempt, Launch: *l, Secrets: d.core.Secrets()}
+	f := workflow.ExecuteActivity(actx, StepActivityName, req)
+	d.sel.AddFuture(f, func(f workflow.Future) {
+		delete(d.inflight, step)
+		var res StepResult
+		err := f.Get(actx, &res)
+		if err != nil {
+			res = d.failed(step, attempt, err)
+		}
+		d.feed(scheduler.AttemptFinished{Step: step, Attempt: attempt, Result: &res.Attempt, Outputs: res.Outputs, Retryable: res.Retryable})
+	})
+}
+
+// failed is the result of an attempt whose activity did not return one: its worker was lost (no
+// heartbeat), it was cancelled, or it failed to run.
+func (d *driver) failed(step string, attempt int, err error) StepResult {
+	now := workflow.Now(d.ctx).UTC()
+	att := run.AttemptRecord{RunID: d.rec.ID, StepID: step, Attempt: attempt, Status: run.StatusFailed, ExitCode: -1,
+		StartedAt: now, FinishedAt: now}
+	var timeout *temporal.TimeoutError
+	var canceled *temporal.CanceledError
+	switch {
+	case errors.As(err, &canceled):
+		att.Status, att.Error = run.StatusCancelled, "cancelled"
+	case errors.As(err, &timeout):
+		att.Error = fmt.Sprintf("worker_lost: no word from the worker running it (%s)", timeout.TimeoutType())
+	default:
+		att.Error = err.Error()
+	}
+	return StepResult{Attempt: att, Retryable: true}
+}
+
+// workflowOptions registers Run under WorkflowName.
+func workflowOptions() workflow.RegisterOptions { return workflow.RegisterOptions{Name: WorkflowName} }

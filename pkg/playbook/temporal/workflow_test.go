@@ -1,0 +1,160 @@
+package temporal
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/playbookhq/playbook/pkg/run"
+)
+
+// fakeSteps is the step activity of these tests: no process, the step's shell command says what
+// happens ("exit N", "out K=V", "block" until cancelled, anything else succeeds).
+type fakeSteps struct {
+	mu   sync.Mutex
+	reqs []StepRequest
+}
+
+func (f *fakeSteps) run(ctx context.Context, req StepRequest) (*StepResult, error) {
+	f.mu.Lock()
+	f.reqs = append(f.reqs, req)
+	f.mu.Unlock()
+	att := run.AttemptRecord{RunID: req.RunID, StepID: req.StepID, Attempt: req.Attempt, Status: run.StatusSucceeded}
+	res := &StepResult{Retryable: true}
+	cmd := req.Launch.Run
+	switch {
+	case cmd == "block":
+		for ctx.Err() == nil {
+			activity.RecordHeartbeat(ctx)
+			select {
+			case <-ctx.Done():
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		att.Status, att.ExitCode, att.Error = run.StatusCancelled, -1, "cancelled"
+	case strings.HasPrefix(cmd, "exit "):
+		att.Status, att.ExitCode = run.StatusFailed, int(cmd[5]-'0')
+	case strings.HasPrefix(cmd, "out "):
+		k, v, _ := strings.Cut(cmd[4:], "=")
+		res.Outputs = map[string]string{k: v}
+	}
+	res.Attempt = att
+	return res, nil
+}
+
+func (f *fakeSteps) requests() []StepRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]StepRequest(nil), f.reqs...)
+}
+
+// runWorkflow runs the workflow on the SDK's test environment (no server) with src as the playbook.
+func runWorkflow(t *testing.T, src string, params map[string]string, setup func(env *testsuite.TestWorkflowEnvironment)) (*RunOutput, *fakeSteps) {
+	t.Helper()
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	f := &fakeSteps{}
+	env.RegisterWorkflowWithOptions(Run, workflowOptions())
+	env.RegisterActivityWithOptions(f.run, activity.RegisterOptions{Name: StepActivityName})
+	if setup != nil {
+		setup(env)
+	}
+	env.ExecuteWorkflow(WorkflowName, RunInput{RunID: "r1", File: "/srv/pb.yaml", Source: []byte(src), Params: params})
+	if !env.IsWorkflowCompleted() {
+		t.Fatal("the workflow did not complete")
+	}
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatalf("workflow error: %v", err)
+	}
+	var out RunOutput
+	if err := env.GetWorkflowResult(&out); err != nil {
+		t.Fatal(err)
+	}
+	return &out, f
+}
+
+func statuses(out *RunOutput) map[string]string {
+	m := map[string]string{}
+	for _, s := range out.Steps {
+		m[s.StepID] = string(s.Status) + "/" + s.Reason
+	}
+	return m
+}
+
+// TestWorkflowRunsTheCore: the workflow runs each step as an activity on the queue its runs_on
+// names, hands outputs from one step to the next, and ends with the core's record of the run.
+func TestWorkflowRunsTheCore(t *testing.T) {
+	out, f := runWorkflow(t, `version: 1
+name: two
+params:
+  env: {default: prod}
+runs_on: "${{ params.env }}-web"
+steps:
+  - {id: build, run: out version=1.2.3, runs_on: builders}
+  - {id: deploy, needs: build, run: "deploy ${{ steps.build.outputs.version }}"}
+  - {id: skipped, needs: deploy, if: "steps.build.outputs.version == '9'", run: x}
+`, nil, nil)
+	if out.Run.Status != run.StatusSucceeded || out.Run.ExitCode != 0 {
+		t.Fatalf("run %s exit %d: %s", out.Run.Status, out.Run.ExitCode, out.Run.Error)
+	}
+	reqs := f.requests()
+	if len(reqs) != 2 || reqs[0].Launch.Queue != "builders" || reqs[1].Launch.Queue != "prod-web" {
+		t.Fatalf("requests %+v: want build on builders, deploy on prod-web", reqs)
+	}
+	if reqs[1].Launch.Run != "deploy 1.2.3" {
+		t.Errorf("deploy ran %q, want build's output in it", reqs[1].Launch.Run)
+	}
+	want := map[string]string{"build": "succeeded/", "deploy": "succeeded/", "skipped": "skipped/condition_false"}
+	for id, st := range statuses(out) {
+		if want[id] != st {
+			t.Errorf("%s: %s, want %s", id, st, want[id])
+		}
+	}
+}
+
+// TestWorkflowRetries: a failed attempt is retried by the step's own policy after its delay (a
+// workflow timer), each attempt a new activity.
+func TestWorkflowRetries(t *testing.T) {
+	out, f := runWorkflow(t, `version: 1
+name: retry
+steps:
+  - {id: flaky, run: exit 3, retry: {attempts: 3, delay: 1m}}
+`, nil, nil)
+	if n := len(f.requests()); n != 3 {
+		t.Errorf("%d attempts, want 3", n)
+	}
+	if s := out.Steps[0]; s.Status != run.StatusFailed || s.Attempts != 3 || s.ExitCode != 3 || out.Run.ExitCode != 1 {
+		t.Errorf("flaky %s after %d attempts (exit %d), run exit %d", s.Status, s.Attempts, s.ExitCode, out.Run.ExitCode)
+	}
+}
+
+// TestWorkflowCancel: cancelling the workflow is the graceful stop: the running step's activity is
+// cancelled, a cancelled() step still runs, the rest is skipped, and the run ends cancelled (130).
+func TestWorkflowCancel(t *testing.T) {
+	out, f := runWorkflow(t, `version: 1
+name: cancel
+steps:
+  - {id: long, run: block}
+  - {id: next, needs: long, run: x}
+  - {id: cleanup, needs: long, if: cancelled(), run: cleanup}
+`, nil, func(env *testsuite.TestWorkflowEnvironment) {
+		env.RegisterDelayedCallback(env.CancelWorkflow, 200*time.Millisecond)
+	})
+	if out.Run.Status != run.StatusCancelled || out.Run.ExitCode != 130 {
+		t.Fatalf("run %s exit %d", out.Run.Status, out.Run.ExitCode)
+	}
+	want := map[string]string{"long": "cancelled/", "next": "skipped/run_cancelled", "cleanup": "succeeded/"}
+	for id, st := range statuses(out) {
+		if want[id] != st {
+			t.Errorf("%s: %s, want %s", id, st, want[id])
+		}
+	}
+	if reqs := f.requests(); len(reqs) != 2 || reqs[1].Launch.Run != "cleanup" {
+		t.Errorf("requests %+v, want long then cleanup", reqs)
+	}
+}
