@@ -506,15 +506,17 @@ func isRetryableStartError(err error) bool {
 	return false
 }
 
-// request turns the core's launch into an engine request: the outputs file, the log files and the
-// secrets to mask are this machine's business.
-func (r *runner) request(a *attempt, l *scheduler.Launch) (engine.Request, error) {
+// EngineRequest is the engine request of a launch of the scheduling core, with secrets to mask: what
+// to run, where, with what environment (added to the engine process's), how long and how to stop it.
+// It has no ID, no $PLAYBOOK_OUTPUT and no log files: those are the caller's (it shares Env with l).
+func EngineRequest(l *scheduler.Launch, secrets []string) engine.Request {
 	req := engine.Request{
 		Timeout:   engine.NoTimeout,
-		Secrets:   r.secret,
+		Secrets:   secrets,
 		Metadata:  engine.Metadata{Source: "playbook"},
 		StopGrace: l.StopGrace,
 		Dir:       l.Dir,
+		Env:       l.Env,
 	}
 	if l.Timeout > 0 {
 		req.Timeout = l.Timeout
@@ -533,6 +535,13 @@ func (r *runner) request(a *attempt, l *scheduler.Launch) (engine.Request, error
 	default:
 		req.Command = engine.Shell{Command: l.Run, Shell: l.Shell}
 	}
+	return req
+}
+
+// request turns the core's launch into an engine request: the outputs file, the log files and the
+// secrets to mask are this machine's business.
+func (r *runner) request(a *attempt, l *scheduler.Launch) (engine.Request, error) {
+	req := EngineRequest(l, r.secret)
 	// The file is created here, 0600, rather than left to the step's `>> "$PLAYBOOK_OUTPUT"`: that
 	// would create it with the step's umask (0644, typically), and a file that outlives its runner (a
 	// kill -9) would hold whatever secret the step wrote for anyone who can reach it.
@@ -541,7 +550,6 @@ func (r *runner) request(a *attempt, l *scheduler.Launch) (engine.Request, error
 		return req, fmt.Errorf("create the step's $PLAYBOOK_OUTPUT file: %w", err)
 	}
 	l.Env["PLAYBOOK_OUTPUT"] = a.outputsPath
-	req.Env = l.Env
 	if r.logDir != "" {
 		base := filepath.Join(r.logDir, a.step.ID)
 		if a.n > 1 {
@@ -606,24 +614,33 @@ func (r *runner) handle(ev engine.Event) {
 }
 
 // classify turns an engine result into the attempt's record, and reads the outputs of a succeeded one.
-func (r *runner) classify(a *attempt, res *engine.Result) (att *run.AttemptRecord, outputs map[string]string, retryable bool) {
+func (r *runner) classify(a *attempt, res *engine.Result) (*run.AttemptRecord, map[string]string, bool) {
+	return AttemptRecord(res, r.rec.ID, a.step, a.n, a.outputsPath, r.masker, r.now().UTC())
+}
+
+// AttemptRecord turns the engine's result of attempt n of step into the attempt's record: its status
+// (succeeded for exit 0; failed for another exit, a signal or a start that failed; timed_out;
+// cancelled), exit code, signal, times (now when the engine has none), bounded output and an error
+// for people, masked. For a succeeded attempt it reads the outputs file; one that cannot be read or
+// parsed fails the attempt, and retryable is then false (trying again would not help).
+func AttemptRecord(res *engine.Result, runID string, step *playbook.Step, n int, outputsPath string, masker *mask.Masker, now time.Time) (att *run.AttemptRecord, outputs map[string]string, retryable bool) {
 	att = &run.AttemptRecord{
-		RunID:      r.rec.ID,
-		StepID:     a.step.ID,
-		Attempt:    a.n,
+		RunID:      runID,
+		StepID:     step.ID,
+		Attempt:    n,
 		ExitCode:   res.ExitCode,
 		Signal:     res.Signal,
 		StartedAt:  res.StartedAt.UTC(),
 		FinishedAt: res.FinishedAt.UTC(),
 		Stdout:     run.Output{Data: res.Stdout, Bytes: res.StdoutBytes, Truncated: res.StdoutTruncated},
 		Stderr:     run.Output{Data: res.Stderr, Bytes: res.StderrBytes, Truncated: res.StderrTruncated},
-		Error:      r.masker.String(res.Error),
+		Error:      masker.String(res.Error),
 	}
 	if att.StartedAt.IsZero() {
-		att.StartedAt = r.now().UTC()
+		att.StartedAt = now
 	}
 	if att.FinishedAt.IsZero() {
-		att.FinishedAt = r.now().UTC()
+		att.FinishedAt = now
 	}
 	switch res.Status {
 	case engine.StatusCompleted:
@@ -642,7 +659,7 @@ func (r *runner) classify(a *attempt, res *engine.Result) (att *run.AttemptRecor
 	case engine.StatusTimedOut:
 		att.Status = run.StatusTimedOut
 		if att.Error == "" {
-			att.Error = fmt.Sprintf("timed out after %s", a.step.Timeout)
+			att.Error = fmt.Sprintf("timed out after %s", step.Timeout)
 		}
 	case engine.StatusCancelled:
 		att.Status = run.StatusCancelled
@@ -653,7 +670,7 @@ func (r *runner) classify(a *attempt, res *engine.Result) (att *run.AttemptRecor
 		att.Status = run.StatusFailed
 	}
 	if res.Warning != "" {
-		w := r.masker.String(res.Warning)
+		w := masker.String(res.Warning)
 		if att.Error == "" {
 			att.Error = w
 		} else {
@@ -663,9 +680,9 @@ func (r *runner) classify(a *attempt, res *engine.Result) (att *run.AttemptRecor
 	retryable = true
 	if att.Status == run.StatusSucceeded {
 		var err error
-		if outputs, err = ReadOutputs(a.outputsPath); err != nil {
+		if outputs, err = ReadOutputs(outputsPath); err != nil {
 			att.Status = run.StatusFailed
-			att.Error = r.masker.String(err.Error())
+			att.Error = masker.String(err.Error())
 			retryable = false
 		}
 	}

@@ -32,7 +32,9 @@ type Launch struct {
 	// Env is what the playbook adds to the runner's environment: PLAYBOOK_RUN_ID, PLAYBOOK_PARAM_*,
 	// the playbook's env, the step's env, PLAYBOOK_STEP_ID. The driver adds PLAYBOOK_OUTPUT.
 	Env map[string]string
-	// Dir is the working folder, absolute (a relative dir resolves against the playbook's folder).
+	// Dir is the working folder: absolute in a local run (a relative dir resolves against the
+	// playbook's folder); in a distributed run the step's dir as rendered, which the worker resolves
+	// against its own folder ("" = that folder).
 	Dir string
 	// Timeout bounds the attempt; 0 = none. StopSignal (0 = SIGTERM) and StopGrace (0 = the driver's
 	// default) say how to stop it: the signal to its process group, SIGKILL after the grace.
@@ -124,14 +126,16 @@ func (c *Core) render(s *step) *Launch {
 		}
 	}
 
-	l.Dir = c.pb.Dir
+	if !c.cfg.Distributed {
+		l.Dir = c.pb.Dir
+	}
 	if st.Dir != nil {
 		d, err := st.Dir.Render(&c.state)
 		if err != nil {
 			l.err = fmt.Errorf("dir: %w", err)
 			return l
 		}
-		if !filepath.IsAbs(d) {
+		if !filepath.IsAbs(d) && !c.cfg.Distributed {
 			d = filepath.Join(c.pb.Dir, d)
 		}
 		l.Dir = d

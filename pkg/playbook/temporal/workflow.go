@@ -60,6 +60,7 @@ type StepRequest struct {
 	StepID  string
 	Attempt int
 	Launch  scheduler.Launch
+	Script  []byte   // the content of Launch.Script, which the worker runs (a path of the submitter's)
 	Secrets []string // masked in everything the worker records or returns
 }
 
@@ -95,7 +96,7 @@ func Run(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "invalid_run", nil)
 	}
-	d := &driver{core: core, sel: workflow.NewSelector(ctx), inflight: map[string]workflow.CancelFunc{}}
+	d := &driver{core: core, sel: workflow.NewSelector(ctx), inflight: map[string]workflow.CancelFunc{}, scripts: in.Scripts}
 	// Activities and timers live in a context of their own: the workflow's cancellation is an event
 	// for the core, which decides what to stop (always() steps still start).
 	d.ctx, _ = workflow.NewDisconnectedContext(ctx)
@@ -132,6 +133,7 @@ type driver struct {
 	rec      *run.Record
 	sel      workflow.Selector
 	inflight map[string]workflow.CancelFunc // by step id: the running attempt's activity
+	scripts  playbook.Scripts
 	queue    []scheduler.Command
 	applying bool
 }
@@ -193,6 +195,9 @@ func (d *driver) start(c *scheduler.StartAttempt) {
 	step, attempt := c.Step.ID, c.Attempt
 	d.inflight[step] = cancel
 	req := StepRequest{RunID: d.rec.ID, StepID: step, Attempt: attempt, Launch: *l, Secrets: d.core.Secrets()}
+	if l.Script != "" {
+		req.Script = d.scripts[l.Script]
+	}
 	f := workflow.ExecuteActivity(actx, StepActivityName, req)
 	d.sel.AddFuture(f, func(f workflow.Future) {
 		delete(d.inflight, step)
