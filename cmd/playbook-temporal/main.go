@@ -1,0 +1,215 @@
+// Command playbook-temporal runs playbooks on Temporal: `playbook-temporal worker` serves task queues,
+// `playbook-temporal run` submits a playbook as a workflow and follows it. It is a binary of its own so
+// that `playbook`, which does not link Temporal's SDK, keeps its start-up time.
+//
+// In progress (issue 15): the local database does not record distributed runs yet, and `playbook`
+// does not hand its commands to this binary yet.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/playbookhq/playbook/pkg/engine"
+	"github.com/playbookhq/playbook/pkg/playbook"
+	"github.com/playbookhq/playbook/pkg/playbook/local"
+	pbtemporal "github.com/playbookhq/playbook/pkg/playbook/temporal"
+	"github.com/playbookhq/playbook/pkg/run"
+)
+
+// workflowQueue is the task queue of the run workflows themselves, which every worker serves: a run
+// goes on when the machine that submitted it is gone.
+const workflowQueue = "playbook-workflows"
+
+// maxScript is the largest script file a run carries to its workers.
+const maxScript = 1 << 20
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func realMain(args []string, out, errOut io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(errOut, "usage: playbook-temporal worker|run [flags]")
+		return run.ExitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	code := run.ExitSucceeded
+	switch args[0] {
+	case "worker":
+		err = serve(ctx, args[1:], errOut)
+	case "run":
+		code, err = submit(ctx, args[1:], out)
+	default:
+		err = fmt.Errorf("unknown command %q: want worker or run", args[0])
+		code = run.ExitUsage
+	}
+	if err != nil {
+		fmt.Fprintln(errOut, "playbook-temporal:", err)
+		if code == run.ExitSucceeded {
+			code = run.ExitFailed
+		}
+	}
+	return code
+}
+
+func dial(address, namespace string) (client.Client, error) {
+	if address == "" {
+		address = os.Getenv("PLAYBOOK_TEMPORAL")
+	}
+	if address == "" {
+		return nil, errors.New("no Temporal server: give --temporal HOST:PORT or set PLAYBOOK_TEMPORAL")
+	}
+	c, err := client.Dial(client.Options{HostPort: address, Namespace: namespace})
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s: %w", address, err)
+	}
+	return c, nil
+}
+
+// serve is `worker`: it runs the steps sent to its queues until SIGINT or SIGTERM, then drains.
+func serve(ctx context.Context, args []string, errOut io.Writer) error {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	address := fs.String("temporal", "", "Temporal frontend HOST:PORT (else $PLAYBOOK_TEMPORAL)")
+	namespace := fs.String("namespace", "default", "Temporal namespace")
+	queues := fs.String("queue", playbook.DefaultQueue, "task queues to serve, comma-separated")
+	maxPar := fs.Int("max-parallel", 8, "steps run at once")
+	dir := fs.String("dir", "", "folder that relative step dirs are in (default: the current folder)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		*dir, _ = os.Getwd()
+	}
+	c, err := dial(*address, *namespace)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	eng, err := engine.New(engine.Config{MaxConcurrent: *maxPar, DefaultTimeout: engine.NoTimeout, MaxTimeout: engine.NoTimeout})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	tmp, err := os.MkdirTemp("", "playbook-worker-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	steps := &pbtemporal.Steps{Engine: eng, Dir: *dir, TempDir: tmp}
+
+	var workers []worker.Worker
+	wf := worker.New(c, workflowQueue, worker.Options{})
+	wf.RegisterWorkflowWithOptions(pbtemporal.Run, workflow.RegisterOptions{Name: pbtemporal.WorkflowName})
+	workers = append(workers, wf)
+	for _, q := range strings.Split(*queues, ",") {
+		if err := playbook.CheckQueue(q); err != nil {
+			return err
+		}
+		w := worker.New(c, q, worker.Options{MaxConcurrentActivityExecutionSize: *maxPar, WorkerStopTimeout: time.Minute})
+		w.RegisterActivityWithOptions(steps.Run, activity.RegisterOptions{Name: pbtemporal.StepActivityName})
+		workers = append(workers, w)
+	}
+	for _, w := range workers {
+		if err := w.Start(); err != nil {
+			return fmt.Errorf("start the worker: %w", err)
+		}
+	}
+	fmt.Fprintf(errOut, "playbook-temporal: serving %s on %s\n", *queues, *address)
+	<-ctx.Done()
+	for _, w := range workers {
+		w.Stop() // drains: running steps finish, or are stopped at WorkerStopTimeout
+	}
+	return nil
+}
+
+type params map[string]string
+
+func (p params) String() string { return "" }
+func (p params) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok {
+		return fmt.Errorf("-p %s: want name=value", v)
+	}
+	p[k] = val
+	return nil
+}
+
+// submit is `run`: it starts the playbook as a workflow and waits for its end. Ctrl-C cancels the
+// workflow (the graceful stop).
+func submit(ctx context.Context, args []string, out io.Writer) (int, error) {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	address := fs.String("temporal", "", "Temporal frontend HOST:PORT (else $PLAYBOOK_TEMPORAL)")
+	namespace := fs.String("namespace", "default", "Temporal namespace")
+	ps := params{}
+	fs.Var(ps, "p", "param name=value (repeatable)")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+		return run.ExitUsage, errors.Join(err, errors.New("usage: playbook-temporal run [--temporal HOST:PORT] [-p name=value]... FILE"))
+	}
+	file, err := filepath.Abs(fs.Arg(0))
+	if err != nil {
+		return run.ExitUsage, err
+	}
+	src, err := os.ReadFile(file)
+	if err != nil {
+		return run.ExitUsage, err
+	}
+	pb, err := playbook.Parse(file, src)
+	if err != nil {
+		return run.ExitUsage, err
+	}
+	if _, err := pb.ResolveParams(ps); err != nil {
+		return run.ExitUsage, err
+	}
+	scripts, err := pb.ReadScripts(maxScript)
+	if err != nil {
+		return run.ExitUsage, err
+	}
+	c, err := dial(*address, *namespace)
+	if err != nil {
+		return run.ExitFailed, err
+	}
+	defer c.Close()
+	id := local.NewRunID()
+	wr, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "playbook-" + id, TaskQueue: workflowQueue},
+		pbtemporal.WorkflowName, pbtemporal.RunInput{RunID: id, File: file, Source: src, Scripts: scripts, Params: ps})
+	if err != nil {
+		return run.ExitFailed, fmt.Errorf("start the run: %w", err)
+	}
+	fmt.Fprintf(out, "Run %s (workflow %s, run %s)\n", id, wr.GetID(), wr.GetRunID())
+	done := make(chan error, 1)
+	var res pbtemporal.RunOutput
+	go func() { done <- wr.Get(context.Background(), &res) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		if cerr := c.CancelWorkflow(context.Background(), wr.GetID(), wr.GetRunID()); cerr != nil {
+			return run.ExitFailed, fmt.Errorf("cancel the run: %w", cerr)
+		}
+		err = <-done
+	}
+	if err != nil {
+		return run.ExitFailed, fmt.Errorf("run %s: %w", id, err)
+	}
+	for _, s := range res.Steps {
+		fmt.Fprintf(out, "%-20s %-10s %s\n", s.StepID, s.Status, s.Reason)
+	}
+	fmt.Fprintf(out, "Run %s %s.\n", id, res.Run.Status)
+	return res.Run.ExitCode, nil
+}
