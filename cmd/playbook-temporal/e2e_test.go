@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// devServer starts the Temporal CLI's dev server on a free loopback port, with the settings that
+// favour latency, and returns its address. The CLI is $TEMPORAL_CLI, else `temporal` in PATH; without
+// it the test is skipped, unless CI is set (then it fails: CI must provide it).
+func devServer(t *testing.T) string {
+	t.Helper()
+	cli := os.Getenv("TEMPORAL_CLI")
+	if cli == "" {
+		cli, _ = exec.LookPath("temporal")
+	}
+	if cli == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI is set but there is no Temporal CLI: set TEMPORAL_CLI")
+		}
+		t.Skip("no Temporal CLI (set TEMPORAL_CLI) for the dev server")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	dir := t.TempDir()
+	srv := exec.Command(cli, "server", "start-dev", "--ip", "127.0.0.1", "--port", fmt.Sprint(port), "--headless",
+		"--db-filename", filepath.Join(dir, "dev.db"),
+		"--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
+		"--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
+		"--dynamic-config-value", "system.enableActivityEagerExecution=true")
+	srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var log bytes.Buffer
+	srv.Stdout, srv.Stderr = &log, &log
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-srv.Process.Pid, syscall.SIGKILL); srv.Wait() })
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out, _ := exec.Command(cli, "operator", "cluster", "health", "--address", addr).CombinedOutput()
+		if bytes.Contains(out, []byte("SERVING")) {
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dev server did not serve within 60 s:\n%s", log.String())
+		}
+		time.Sleep(100 * time.Millisecond) // polling the server's own health answer
+	}
+}
+
+// buildBinary builds playbook-temporal once for the test.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "playbook-temporal")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startWorker starts a real worker process serving queues from dir, and waits until it says so.
+func startWorker(t *testing.T, bin, addr, queues, dir string) {
+	t.Helper()
+	cmd := exec.Command(bin, "worker", "--temporal", addr, "--queue", queues, "--dir", dir)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+	ready := make(chan struct{})
+	go func() {
+		buf := make([]byte, 4096)
+		var seen strings.Builder
+		said := false
+		for {
+			n, err := stderr.Read(buf)
+			seen.Write(buf[:n])
+			if !said && strings.Contains(seen.String(), "playbook-temporal: serving") {
+				close(ready)
+				said = true
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("worker for %s did not start", queues)
+	}
+}
+
+// TestTwoWorkersTwoQueues: every step runs on the worker of its queue (each worker's --dir shows
+// where), outputs flow from a step on one worker to a step on the other, and a step's retry runs.
+func TestTwoWorkersTwoQueues(t *testing.T) {
+	addr := devServer(t)
+	bin := buildBinary(t)
+	w1, w2 := t.TempDir(), t.TempDir()
+	startWorker(t, bin, addr, "playbook,db", w1)
+	startWorker(t, bin, addr, "web", w2)
+	pb := filepath.Join(t.TempDir(), "dist.yaml")
+	os.WriteFile(pb, []byte(`version: 1
+name: dist
+steps:
+  - id: dump
+    runs_on: db
+    run: echo "host=$PWD" >> "$PLAYBOOK_OUTPUT"
+  - id: deploy
+    needs: dump
+    runs_on: web
+    run: echo "from ${{ steps.dump.outputs.host }} on $PWD" > deployed
+  - id: flaky
+    needs: deploy
+    retry: {attempts: 2, delay: 100ms}
+    run: test -f marker || { touch marker; exit 3; }
+`), 0o644)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "run", "--temporal", addr, pb).CombinedOutput()
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "succeeded.") {
+		t.Fatalf("run output:\n%s", out)
+	}
+	got, err := os.ReadFile(filepath.Join(w2, "deployed"))
+	if err != nil || strings.TrimSpace(string(got)) != fmt.Sprintf("from %s on %s", w1, w2) {
+		t.Errorf("deploy wrote %q (%v): want it on the web worker, with the db worker's output", got, err)
+	}
+	if _, err := os.Stat(filepath.Join(w1, "marker")); err != nil {
+		t.Errorf("flaky did not run on the playbook queue's worker: %v", err)
+	}
+}
+
+// TestCtrlCStopsTheRunEverywhere: Ctrl-C of `run` cancels the workflow: the running step's process
+// on its worker is stopped, a cancelled() step runs, and the run exits 130.
+func TestCtrlCStopsTheRunEverywhere(t *testing.T) {
+	addr := devServer(t)
+	bin := buildBinary(t)
+	w1, w2 := t.TempDir(), t.TempDir()
+	startWorker(t, bin, addr, "playbook", w1)
+	startWorker(t, bin, addr, "web", w2)
+	pb := filepath.Join(t.TempDir(), "cancel.yaml")
+	os.WriteFile(pb, []byte(`version: 1
+name: cancel
+steps:
+  - id: long
+    runs_on: web
+    run: echo $$ > long.pid; sleep 300
+  - id: cleanup
+    needs: long
+    if: cancelled()
+    run: echo cleaned > cleaned
+`), 0o644)
+	cmd := exec.Command(bin, "run", "--temporal", addr, pb)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	for deadline := time.Now().Add(time.Minute); pid == 0; time.Sleep(20 * time.Millisecond) {
+		if data, err := os.ReadFile(filepath.Join(w2, "long.pid")); err == nil && len(data) > 1 {
+			fmt.Sscan(string(data), &pid)
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("the long step never started:\n%s", out.String())
+		}
+	}
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 130 {
+		t.Fatalf("exit %d (%v), want 130:\n%s", code, err, out.String())
+	}
+	if syscall.Kill(pid, 0) == nil {
+		t.Errorf("the long step's process %d is still alive on its worker", pid)
+	}
+	if _, err := os.Stat(filepath.Join(w1, "cleaned")); err != nil {
+		t.Errorf("the cancelled() step did not run: %v", err)
+	}
+}
