@@ -12,6 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/playbookhq/playbook/internal/store"
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // devServer starts the Temporal CLI's dev server on a free loopback port, with the settings that
@@ -131,9 +134,30 @@ steps:
 `), 0o644)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, bin, "run", "--temporal", addr, pb).CombinedOutput()
+	db := filepath.Join(t.TempDir(), "runs.db")
+	out, err := exec.CommandContext(ctx, bin, "run", "--temporal", addr, "--db", db, pb).CombinedOutput()
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out)
+	}
+	// The submitting machine's database has the run as a local run records it.
+	st, err := store.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	runs, err := st.ListRuns(ctx, store.RunFilter{})
+	if err != nil || len(runs) != 1 || runs[0].Status != run.StatusSucceeded || runs[0].ExitCode != 0 {
+		t.Fatalf("runs %+v (%v): want one, succeeded", runs, err)
+	}
+	detail, err := st.RunDetail(ctx, runs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := detail.Step("flaky"); f == nil || f.Status != run.StatusSucceeded || f.Attempts != 2 || len(detail.Attempts["flaky"]) != 2 {
+		t.Errorf("flaky recorded as %+v with %d attempts", f, len(detail.Attempts["flaky"]))
+	}
+	if d := detail.Step("dump"); d == nil || d.Outputs["host"] != w1 {
+		t.Errorf("dump recorded as %+v", d)
 	}
 	if !strings.Contains(string(out), "succeeded.") {
 		t.Fatalf("run output:\n%s", out)
@@ -167,7 +191,7 @@ steps:
     if: cancelled()
     run: echo cleaned > cleaned
 `), 0o644)
-	cmd := exec.Command(bin, "run", "--temporal", addr, pb)
+	cmd := exec.Command(bin, "run", "--temporal", addr, "--db", filepath.Join(t.TempDir(), "runs.db"), pb)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

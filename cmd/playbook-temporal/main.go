@@ -2,8 +2,8 @@
 // `playbook-temporal run` submits a playbook as a workflow and follows it. It is a binary of its own so
 // that `playbook`, which does not link Temporal's SDK, keeps its start-up time.
 //
-// In progress (issue 15): the local database does not record distributed runs yet, and `playbook`
-// does not hand its commands to this binary yet.
+// In progress (issue 15): `playbook` does not hand its commands to this binary yet, and there is no
+// attach.
 package main
 
 import (
@@ -24,6 +24,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/playbookhq/playbook/internal/store"
 	"github.com/playbookhq/playbook/pkg/engine"
 	"github.com/playbookhq/playbook/pkg/playbook"
 	"github.com/playbookhq/playbook/pkg/playbook/local"
@@ -157,6 +158,7 @@ func submit(ctx context.Context, args []string, out io.Writer) (int, error) {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	address := fs.String("temporal", "", "Temporal frontend HOST:PORT (else $PLAYBOOK_TEMPORAL)")
 	namespace := fs.String("namespace", "default", "Temporal namespace")
+	dbPath := fs.String("db", "", "the run database (default: as playbook's)")
 	ps := params{}
 	fs.Var(ps, "p", "param name=value (repeatable)")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
@@ -181,12 +183,30 @@ func submit(ctx context.Context, args []string, out io.Writer) (int, error) {
 	if err != nil {
 		return run.ExitUsage, err
 	}
+	if *dbPath == "" {
+		if *dbPath, err = store.DefaultPath(os.Getenv); err != nil {
+			return run.ExitStore, err
+		}
+	}
+	st, err := store.Open(ctx, *dbPath)
+	if err != nil {
+		return run.ExitStore, err
+	}
+	defer st.Close()
 	c, err := dial(*address, *namespace)
 	if err != nil {
 		return run.ExitFailed, err
 	}
 	defer c.Close()
 	id := local.NewRunID()
+	// The run's records come back on a queue of its own, served here: should this process die, they
+	// wait in Temporal for an attach.
+	rw := worker.New(c, pbtemporal.RecordQueue(id), worker.Options{MaxConcurrentActivityExecutionSize: 1})
+	rw.RegisterActivityWithOptions((&pbtemporal.Records{Recorder: st}).Write, activity.RegisterOptions{Name: pbtemporal.RecordActivityName})
+	if err := rw.Start(); err != nil {
+		return run.ExitFailed, fmt.Errorf("serve the run's records: %w", err)
+	}
+	defer rw.Stop()
 	wr, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "playbook-" + id, TaskQueue: workflowQueue},
 		pbtemporal.WorkflowName, pbtemporal.RunInput{RunID: id, File: file, Source: src, Scripts: scripts, Params: ps})
 	if err != nil {

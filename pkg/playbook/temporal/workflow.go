@@ -27,6 +27,23 @@ const WorkflowName = "playbook.Run"
 // StepActivityName is the name of the activity that runs one attempt of a step on a worker.
 const StepActivityName = "playbook.Step"
 
+// RecordActivityName is the name of the activity that writes a batch of records of a run to the
+// database of the machine that submitted it (RecordQueue).
+const RecordActivityName = "playbook.Record"
+
+// RecordQueue is the task queue of a run's records: the submitting `playbook run` serves it, and
+// `playbook attach` after it. While nobody does, the records wait in Temporal, in order.
+func RecordQueue(runID string) string { return "playbook-run-" + runID }
+
+// Record is one write to the submitting machine's database; exactly one field is set.
+type Record struct {
+	RunStarted      *run.Record        `json:",omitempty"`
+	AttemptStarted  *run.AttemptStart  `json:",omitempty"`
+	AttemptFinished *run.AttemptRecord `json:",omitempty"`
+	StepFinished    *run.StepRecord    `json:",omitempty"`
+	RunFinished     *run.Record        `json:",omitempty"`
+}
+
 // KillSignal is the signal that makes a running workflow's run stop by force (the second Ctrl-C).
 const KillSignal = "playbook.kill"
 
@@ -119,11 +136,49 @@ func Run(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 	if pb.Timeout > 0 {
 		d.sel.AddFuture(workflow.NewTimer(d.ctx, pb.Timeout), func(workflow.Future) { d.feed(scheduler.Timeout{}) })
 	}
+	started := *d.rec
+	d.write(Record{RunStarted: &started})
 	d.feed(scheduler.Begin{})
 	for !core.Done() {
 		d.sel.Select(d.ctx)
 	}
+	// The run is over once its record is: the workflow waits until the submitter's database (or an
+	// attach's) has taken every record.
+	for d.sending || len(d.pending) > 0 {
+		d.sel.Select(d.ctx)
+	}
 	return &RunOutput{Run: *core.Record(), Steps: core.Steps()}, nil
+}
+
+// write queues a record for the submitter's database and sends it when no batch is on its way: one
+// batch at a time, so that they are written in order.
+func (d *driver) write(r Record) {
+	d.pending = append(d.pending, r)
+	d.send()
+}
+
+func (d *driver) send() {
+	if d.sending || len(d.pending) == 0 {
+		return
+	}
+	batch := d.pending
+	d.pending = nil
+	d.sending = true
+	rctx := workflow.WithActivityOptions(d.ctx, workflow.ActivityOptions{
+		TaskQueue:              RecordQueue(d.rec.ID),
+		ScheduleToStartTimeout: noLimit, // nobody serves the queue: the submitter died; attach will
+		StartToCloseTimeout:    5 * time.Minute,
+		RetryPolicy:            &temporal.RetryPolicy{MaximumInterval: 30 * time.Second}, // until written
+	})
+	d.sel.AddFuture(workflow.ExecuteActivity(rctx, RecordActivityName, batch), func(f workflow.Future) {
+		d.sending = false
+		if err := f.Get(rctx, nil); err != nil {
+			// Only a cancelled workflow context ends the retries; nothing more can be recorded then.
+			d.pending = nil
+			return
+		}
+		d.send()
+	})
 }
 
 // driver carries out the core's commands with workflow primitives.
@@ -136,6 +191,9 @@ type driver struct {
 	scripts  playbook.Scripts
 	queue    []scheduler.Command
 	applying bool
+
+	pending []Record // records not sent yet
+	sending bool     // a batch of records is on its way
 }
 
 func (d *driver) feed(ev scheduler.Event) {
@@ -169,9 +227,18 @@ func (d *driver) do(cmd scheduler.Command) {
 		for _, cancel := range d.inflight {
 			cancel()
 		}
+	case *scheduler.AttemptUnstarted:
+		a := c.Attempt
+		d.write(Record{AttemptStarted: &run.AttemptStart{RunID: a.RunID, StepID: a.StepID, Attempt: a.Attempt, StartedAt: a.StartedAt, Command: c.Command}})
+	case *scheduler.RecordAttempt:
+		d.write(Record{AttemptFinished: c.Attempt})
+	case *scheduler.RecordStep:
+		d.write(Record{StepFinished: c.Record})
+	case *scheduler.RunDone:
+		done := *c.Record
+		d.write(Record{RunFinished: &done})
 	}
-	// The records go to the submitter's database by another way (not here yet); AttemptUnstarted,
-	// Stopping and RunDone have nothing to carry out in the workflow.
+	// Stopping has nothing to carry out in the workflow.
 }
 
 // start runs an attempt as an activity on its step's queue. The activity is tried once: the step's
@@ -194,6 +261,10 @@ func (d *driver) start(c *scheduler.StartAttempt) {
 	})
 	step, attempt := c.Step.ID, c.Attempt
 	d.inflight[step] = cancel
+	// The attempt's start is recorded when it is sent: which worker takes it, and its process, are
+	// known only from its result.
+	d.write(Record{AttemptStarted: &run.AttemptStart{RunID: d.rec.ID, StepID: step, Attempt: attempt,
+		StartedAt: workflow.Now(d.ctx).UTC(), Command: l.Display}})
 	req := StepRequest{RunID: d.rec.ID, StepID: step, Attempt: attempt, Launch: *l, Secrets: d.core.Secrets()}
 	if l.Script != "" {
 		req.Script = d.scripts[l.Script]

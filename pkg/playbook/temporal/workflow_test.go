@@ -2,6 +2,7 @@ package temporal
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,34 @@ import (
 
 	"github.com/playbookhq/playbook/pkg/run"
 )
+
+// logRecorder is the submitter's database of these tests: it logs each record in order.
+type logRecorder struct {
+	mu  sync.Mutex
+	log []string
+}
+
+func (l *logRecorder) add(s string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.log = append(l.log, s)
+	return nil
+}
+func (l *logRecorder) RunStarted(_ context.Context, r *run.Record) error {
+	return l.add("RunStarted " + strings.Join(r.StepIDs, ","))
+}
+func (l *logRecorder) AttemptStarted(_ context.Context, a *run.AttemptStart) error {
+	return l.add(fmt.Sprintf("AttemptStarted %s %d %s", a.StepID, a.Attempt, a.Command))
+}
+func (l *logRecorder) AttemptFinished(_ context.Context, a *run.AttemptRecord) error {
+	return l.add(fmt.Sprintf("AttemptFinished %s %d %s", a.StepID, a.Attempt, a.Status))
+}
+func (l *logRecorder) StepFinished(_ context.Context, s *run.StepRecord) error {
+	return l.add(fmt.Sprintf("StepFinished %s %s %s", s.StepID, s.Status, s.Reason))
+}
+func (l *logRecorder) RunFinished(_ context.Context, r *run.Record) error {
+	return l.add(fmt.Sprintf("RunFinished %s %d", r.Status, r.ExitCode))
+}
 
 // fakeSteps is the step activity of these tests: no process, the step's shell command says what
 // happens ("exit N", "out K=V", "block" until cancelled, anything else succeeds).
@@ -55,12 +84,19 @@ func (f *fakeSteps) requests() []StepRequest {
 
 // runWorkflow runs the workflow on the SDK's test environment (no server) with src as the playbook.
 func runWorkflow(t *testing.T, src string, params map[string]string, setup func(env *testsuite.TestWorkflowEnvironment)) (*RunOutput, *fakeSteps) {
+	out, f, _ := runWorkflowRecorded(t, src, params, setup)
+	return out, f
+}
+
+func runWorkflowRecorded(t *testing.T, src string, params map[string]string, setup func(env *testsuite.TestWorkflowEnvironment)) (*RunOutput, *fakeSteps, *logRecorder) {
 	t.Helper()
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestWorkflowEnvironment()
 	f := &fakeSteps{}
 	env.RegisterWorkflowWithOptions(Run, workflowOptions())
 	env.RegisterActivityWithOptions(f.run, activity.RegisterOptions{Name: StepActivityName})
+	rec := &logRecorder{}
+	env.RegisterActivityWithOptions((&Records{Recorder: rec}).Write, activity.RegisterOptions{Name: RecordActivityName})
 	if setup != nil {
 		setup(env)
 	}
@@ -75,7 +111,7 @@ func runWorkflow(t *testing.T, src string, params map[string]string, setup func(
 	if err := env.GetWorkflowResult(&out); err != nil {
 		t.Fatal(err)
 	}
-	return &out, f
+	return &out, f, rec
 }
 
 func statuses(out *RunOutput) map[string]string {
@@ -156,5 +192,30 @@ steps:
 	}
 	if reqs := f.requests(); len(reqs) != 2 || reqs[1].Launch.Run != "cleanup" {
 		t.Errorf("requests %+v, want long then cleanup", reqs)
+	}
+}
+
+// TestWorkflowRecords: the workflow sends the run's records to the submitter's queue, in order, and
+// ends only once the last one (the run's end) is written.
+func TestWorkflowRecords(t *testing.T) {
+	out, _, rec := runWorkflowRecorded(t, `version: 1
+name: rec
+steps:
+  - {id: a, run: out v=1}
+  - {id: b, needs: a, run: exit 2, retry: {attempts: 2}}
+  - {id: c, needs: b, run: x}
+`, nil, nil)
+	// b is sent the moment a's end releases it, before a's end is written (the core starts first,
+	// records after), so its start comes first here; the database ends up the same.
+	want := []string{"RunStarted a,b,c",
+		"AttemptStarted a 1 out v=1", "AttemptStarted b 1 exit 2", "AttemptFinished a 1 succeeded", "StepFinished a succeeded ",
+		"AttemptFinished b 1 failed",
+		"AttemptStarted b 2 exit 2", "AttemptFinished b 2 failed", "StepFinished b failed ",
+		"StepFinished c skipped dependency_failed", "RunFinished failed 1"}
+	if got := strings.Join(rec.log, "\n"); got != strings.Join(want, "\n") {
+		t.Errorf("records:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+	if out.Run.ExitCode != 1 {
+		t.Errorf("run exit %d", out.Run.ExitCode)
 	}
 }
