@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -218,4 +220,94 @@ steps:
 	if _, err := os.Stat(filepath.Join(w1, "cleaned")); err != nil {
 		t.Errorf("the cancelled() step did not run: %v", err)
 	}
+}
+
+// TestKilledSubmitterThenAttach: kill -9 of `run` mid-run does not stop the workflow; `attach` follows
+// it to its end and completes the local record: every step and attempt, as an uninterrupted run's.
+func TestKilledSubmitterThenAttach(t *testing.T) {
+	addr := devServer(t)
+	bin := buildBinary(t)
+	w := t.TempDir()
+	startWorker(t, bin, addr, "playbook", w)
+	pb := filepath.Join(t.TempDir(), "long.yaml")
+	os.WriteFile(pb, []byte(`version: 1
+name: long
+steps:
+  - id: first
+    run: "true"
+  - id: gate
+    needs: first
+    run: until [ -f go ]; do sleep 0.05; done
+  - id: last
+    needs: gate
+    run: echo "v=done" >> "$PLAYBOOK_OUTPUT"
+`), 0o644)
+	db := filepath.Join(t.TempDir(), "runs.db")
+	cmd := exec.Command(bin, "run", "--temporal", addr, "--db", db, pb)
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ids := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if f := strings.Fields(sc.Text()); len(f) > 1 && f[0] == "Run" {
+				ids <- f[1]
+				break
+			}
+		}
+		io.Copy(io.Discard, stdout)
+	}()
+	var id string
+	select {
+	case id = <-ids:
+	case <-time.After(time.Minute):
+		cmd.Process.Kill()
+		t.Fatal("run never said which run it started")
+	}
+	// Once the gate step runs (the first step's records are written by then), kill the submitter.
+	for deadline := time.Now().Add(time.Minute); !gateRunning(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("the gate step never ran")
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	os.WriteFile(filepath.Join(w, "go"), nil, 0o644) // the run goes on without its submitter
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	att, err := exec.CommandContext(ctx, bin, "attach", "--temporal", addr, "--db", db, id).CombinedOutput()
+	if err != nil {
+		t.Fatalf("attach: %v\n%s", err, att)
+	}
+	st, err := store.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	detail, err := st.RunDetail(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if detail.Run.Status != run.StatusSucceeded || detail.Run.ExitCode != 0 {
+		t.Errorf("run recorded %s exit %d (%s), want succeeded", detail.Run.Status, detail.Run.ExitCode, detail.Run.Error)
+	}
+	for _, s := range []string{"first", "gate", "last"} {
+		if r := detail.Step(s); r == nil || r.Status != run.StatusSucceeded || len(detail.Attempts[s]) != 1 {
+			t.Errorf("%s recorded as %+v with %d attempts", s, r, len(detail.Attempts[s]))
+		}
+	}
+	if r := detail.Step("last"); r == nil || r.Outputs["v"] != "done" {
+		t.Errorf("last's outputs: %+v", r)
+	}
+}
+
+// gateRunning reports whether the gate step's shell runs: its loop is the only process of the test
+// that waits for a file "go".
+func gateRunning() bool {
+	out, _ := exec.Command("pgrep", "-f", "until \\[ -f go \\]").Output()
+	return len(bytes.TrimSpace(out)) > 0
 }

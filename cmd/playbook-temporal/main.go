@@ -45,7 +45,7 @@ func main() {
 
 func realMain(args []string, out, errOut io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(errOut, "usage: playbook-temporal worker|run [flags]")
+		fmt.Fprintln(errOut, "usage: playbook-temporal worker|run|attach [flags]")
 		return run.ExitUsage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -57,8 +57,10 @@ func realMain(args []string, out, errOut io.Writer) int {
 		err = serve(ctx, args[1:], errOut)
 	case "run":
 		code, err = submit(ctx, args[1:], out)
+	case "attach":
+		code, err = attach(ctx, args[1:], out)
 	default:
-		err = fmt.Errorf("unknown command %q: want worker or run", args[0])
+		err = fmt.Errorf("unknown command %q: want worker, run or attach", args[0])
 		code = run.ExitUsage
 	}
 	if err != nil {
@@ -201,21 +203,26 @@ func submit(ctx context.Context, args []string, out io.Writer) (int, error) {
 	id := local.NewRunID()
 	// The run's records come back on a queue of its own, served here: should this process die, they
 	// wait in Temporal for an attach.
-	rw := worker.New(c, pbtemporal.RecordQueue(id), worker.Options{MaxConcurrentActivityExecutionSize: 1})
-	rw.RegisterActivityWithOptions((&pbtemporal.Records{Recorder: st}).Write, activity.RegisterOptions{Name: pbtemporal.RecordActivityName})
-	if err := rw.Start(); err != nil {
-		return run.ExitFailed, fmt.Errorf("serve the run's records: %w", err)
+	stopRecords, err := serveRecords(c, id, st)
+	if err != nil {
+		return run.ExitFailed, err
 	}
-	defer rw.Stop()
+	defer stopRecords()
 	wr, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "playbook-" + id, TaskQueue: workflowQueue},
 		pbtemporal.WorkflowName, pbtemporal.RunInput{RunID: id, File: file, Source: src, Scripts: scripts, Params: ps})
 	if err != nil {
 		return run.ExitFailed, fmt.Errorf("start the run: %w", err)
 	}
 	fmt.Fprintf(out, "Run %s (workflow %s, run %s)\n", id, wr.GetID(), wr.GetRunID())
+	return follow(ctx, c, id, wr, out)
+}
+
+// follow waits for the end of run id's workflow, cancelling it on Ctrl-C, and prints its steps.
+func follow(ctx context.Context, c client.Client, id string, wr client.WorkflowRun, out io.Writer) (int, error) {
 	done := make(chan error, 1)
 	var res pbtemporal.RunOutput
 	go func() { done <- wr.Get(context.Background(), &res) }()
+	var err error
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -232,4 +239,49 @@ func submit(ctx context.Context, args []string, out io.Writer) (int, error) {
 	}
 	fmt.Fprintf(out, "Run %s %s.\n", id, res.Run.Status)
 	return res.Run.ExitCode, nil
+}
+
+// serveRecords serves run id's record queue with the database st until the returned stop is called.
+func serveRecords(c client.Client, id string, st *store.Store) (stop func(), err error) {
+	rw := worker.New(c, pbtemporal.RecordQueue(id), worker.Options{MaxConcurrentActivityExecutionSize: 1})
+	rw.RegisterActivityWithOptions((&pbtemporal.Records{Recorder: st}).Write, activity.RegisterOptions{Name: pbtemporal.RecordActivityName})
+	if err := rw.Start(); err != nil {
+		return nil, fmt.Errorf("serve the run's records: %w", err)
+	}
+	return rw.Stop, nil
+}
+
+// attach follows a run that another process submitted (and may have died), from wherever it is to its
+// end, writing the records it had not taken to this machine's database.
+func attach(ctx context.Context, args []string, out io.Writer) (int, error) {
+	fs := flag.NewFlagSet("attach", flag.ContinueOnError)
+	address := fs.String("temporal", "", "Temporal frontend HOST:PORT (else $PLAYBOOK_TEMPORAL)")
+	namespace := fs.String("namespace", "default", "Temporal namespace")
+	dbPath := fs.String("db", "", "the run database (default: as playbook's)")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+		return run.ExitUsage, errors.Join(err, errors.New("usage: playbook-temporal attach [--temporal HOST:PORT] RUN"))
+	}
+	id := fs.Arg(0)
+	var err error
+	if *dbPath == "" {
+		if *dbPath, err = store.DefaultPath(os.Getenv); err != nil {
+			return run.ExitStore, err
+		}
+	}
+	st, err := store.Open(ctx, *dbPath)
+	if err != nil {
+		return run.ExitStore, err
+	}
+	defer st.Close()
+	c, err := dial(*address, *namespace)
+	if err != nil {
+		return run.ExitFailed, err
+	}
+	defer c.Close()
+	stop, err := serveRecords(c, id, st)
+	if err != nil {
+		return run.ExitFailed, err
+	}
+	defer stop()
+	return follow(ctx, c, id, c.GetWorkflow(ctx, "playbook-"+id, ""), out)
 }
