@@ -311,3 +311,77 @@ func gateRunning() bool {
 	out, _ := exec.Command("pgrep", "-f", "until \\[ -f go \\]").Output()
 	return len(bytes.TrimSpace(out)) > 0
 }
+
+// TestKilledWorkerIsLost: kill -9 of the worker running a step fails that attempt as worker_lost once
+// its heartbeats stop, and the step's own retry runs it on the other worker of its queue.
+func TestKilledWorkerIsLost(t *testing.T) {
+	addr := devServer(t)
+	bin := buildBinary(t)
+	shared := t.TempDir()
+	w1, w2 := filepath.Join(shared, "w1"), filepath.Join(shared, "w2")
+	os.Mkdir(w1, 0o755)
+	os.Mkdir(w2, 0o755)
+	startWorker(t, bin, addr, "playbook", w1)
+	startWorker(t, bin, addr, "playbook", w2)
+	pb := filepath.Join(t.TempDir(), "lost.yaml")
+	// The first attempt claims the job and says which worker runs it (its shell's parent), then hangs;
+	// the second finds the claim and succeeds where it runs.
+	os.WriteFile(pb, []byte(`version: 1
+name: lost
+steps:
+  - id: job
+    retry: {attempts: 2, delay: 100ms}
+    run: |
+      if [ -f ../claimed ]; then echo "ran=$PWD" >> "$PLAYBOOK_OUTPUT"; exit 0; fi
+      echo $PWD > ../claimed; echo $PPID > ../victim
+      sleep 300
+`), 0o644)
+	db := filepath.Join(t.TempDir(), "runs.db")
+	cmd := exec.Command(bin, "run", "--temporal", addr, "--db", db, "--heartbeat-timeout", "2s", pb)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var victim int
+	for deadline := time.Now().Add(time.Minute); victim == 0; time.Sleep(20 * time.Millisecond) {
+		if data, err := os.ReadFile(filepath.Join(shared, "victim")); err == nil && len(data) > 1 {
+			fmt.Sscan(string(data), &victim)
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("the first attempt never started")
+		}
+	}
+	claimed, _ := os.ReadFile(filepath.Join(shared, "claimed"))
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	ctx := context.Background()
+	st, err := store.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	runs, _ := st.ListRuns(ctx, store.RunFilter{})
+	if len(runs) != 1 {
+		t.Fatalf("%d runs recorded", len(runs))
+	}
+	detail, err := st.RunDetail(ctx, runs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, atts := detail.Step("job"), detail.Attempts["job"]
+	if job == nil || job.Status != run.StatusSucceeded || len(atts) != 2 {
+		t.Fatalf("job recorded as %+v with %d attempts", job, len(atts))
+	}
+	if !strings.HasPrefix(atts[0].Error, "worker_lost") {
+		t.Errorf("attempt 1 failed with %q, want worker_lost", atts[0].Error)
+	}
+	if ran := job.Outputs["ran"]; ran == "" || ran == strings.TrimSpace(string(claimed)) {
+		t.Errorf("attempt 2 ran in %q, attempt 1 in %q: want the other worker", ran, strings.TrimSpace(string(claimed)))
+	}
+}

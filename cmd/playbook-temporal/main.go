@@ -161,6 +161,7 @@ func submit(ctx context.Context, args []string, out io.Writer) (int, error) {
 	address := fs.String("temporal", "", "Temporal frontend HOST:PORT (else $PLAYBOOK_TEMPORAL)")
 	namespace := fs.String("namespace", "default", "Temporal namespace")
 	dbPath := fs.String("db", "", "the run database (default: as playbook's)")
+	heartbeat := fs.Duration("heartbeat-timeout", 0, "how long a worker may be silent before its step's attempt is lost (default 20s)")
 	ps := params{}
 	fs.Var(ps, "p", "param name=value (repeatable)")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
@@ -209,7 +210,7 @@ func submit(ctx context.Context, args []string, out io.Writer) (int, error) {
 	}
 	defer stopRecords()
 	wr, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "playbook-" + id, TaskQueue: workflowQueue},
-		pbtemporal.WorkflowName, pbtemporal.RunInput{RunID: id, File: file, Source: src, Scripts: scripts, Params: ps})
+		pbtemporal.WorkflowName, pbtemporal.RunInput{RunID: id, File: file, Source: src, Scripts: scripts, Params: ps, HeartbeatTimeout: *heartbeat})
 	if err != nil {
 		return run.ExitFailed, fmt.Errorf("start the run: %w", err)
 	}

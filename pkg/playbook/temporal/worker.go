@@ -28,7 +28,7 @@ type Steps struct {
 	// TempDir holds each attempt's $PLAYBOOK_OUTPUT file and the copy of its script, mode 0700.
 	TempDir string
 	// Heartbeat is how often a running attempt tells Temporal its worker is alive; 0 is a quarter of
-	// the workflow's heartbeat timeout.
+	// the attempt's heartbeat timeout.
 	Heartbeat time.Duration
 }
 
@@ -77,6 +77,9 @@ func (w *Steps) Run(ctx context.Context, req StepRequest) (*StepResult, error) {
 	every := w.Heartbeat
 	if every <= 0 {
 		every = heartbeatTimeout / 4
+		if info := activity.GetInfo(ctx); info.HeartbeatTimeout > 0 {
+			every = info.HeartbeatTimeout / 4
+		}
 	}
 	stop := make(chan struct{})
 	defer close(stop)

@@ -63,6 +63,9 @@ type RunInput struct {
 	FingerprintKey []byte
 	RetryOf        string
 	Reuse          map[string]*run.StepRecord
+	// HeartbeatTimeout is how long a step's worker may go without a heartbeat before its attempt
+	// fails as worker_lost; 0 is 20 s.
+	HeartbeatTimeout time.Duration
 }
 
 // RunOutput is the run's outcome: its record and every step's, as a local run's Summary.
@@ -90,7 +93,7 @@ type StepResult struct {
 }
 
 // heartbeatTimeout is how long a step's worker may go without a heartbeat before the attempt is
-// failed as worker_lost.
+// failed as worker_lost, unless RunInput says otherwise.
 const heartbeatTimeout = 20 * time.Second
 
 // noLimit stands for "no timeout" in activity options, which need one: longer than any run.
@@ -113,7 +116,11 @@ func Run(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "invalid_run", nil)
 	}
-	d := &driver{core: core, sel: workflow.NewSelector(ctx), inflight: map[string]workflow.CancelFunc{}, scripts: in.Scripts}
+	d := &driver{core: core, sel: workflow.NewSelector(ctx), inflight: map[string]workflow.CancelFunc{}, scripts: in.Scripts,
+		heartbeat: heartbeatTimeout}
+	if in.HeartbeatTimeout > 0 {
+		d.heartbeat = in.HeartbeatTimeout
+	}
 	// Activities and timers live in a context of their own: the workflow's cancellation is an event
 	// for the core, which decides what to stop (always() steps still start).
 	d.ctx, _ = workflow.NewDisconnectedContext(ctx)
@@ -192,6 +199,8 @@ type driver struct {
 	queue    []scheduler.Command
 	applying bool
 
+	heartbeat time.Duration // the steps' activities' heartbeat timeout
+
 	pending []Record // records not sent yet
 	sending bool     // a batch of records is on its way
 }
@@ -255,7 +264,7 @@ func (d *driver) start(c *scheduler.StartAttempt) {
 	actx = workflow.WithActivityOptions(actx, workflow.ActivityOptions{
 		TaskQueue:           l.Queue,
 		StartToCloseTimeout: limit,
-		HeartbeatTimeout:    heartbeatTimeout,
+		HeartbeatTimeout:    d.heartbeat,
 		WaitForCancellation: true,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
 	})
