@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -22,7 +24,7 @@ import (
 // devServer starts the Temporal CLI's dev server on a free loopback port, with the settings that
 // favour latency, and returns its address. The CLI is $TEMPORAL_CLI, else `temporal` in PATH; without
 // it the test is skipped, unless CI is set (then it fails: CI must provide it).
-func devServer(t *testing.T) string {
+func devServer(t *testing.T) (addr, dbFile string) {
 	t.Helper()
 	cli := os.Getenv("TEMPORAL_CLI")
 	if cli == "" {
@@ -40,10 +42,11 @@ func devServer(t *testing.T) string {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	addr = fmt.Sprintf("127.0.0.1:%d", port)
 	dir := t.TempDir()
+	dbFile = filepath.Join(dir, "dev.db")
 	srv := exec.Command(cli, "server", "start-dev", "--ip", "127.0.0.1", "--port", fmt.Sprint(port), "--headless",
-		"--db-filename", filepath.Join(dir, "dev.db"),
+		"--db-filename", dbFile,
 		"--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
 		"--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
 		"--dynamic-config-value", "system.enableActivityEagerExecution=true")
@@ -58,7 +61,7 @@ func devServer(t *testing.T) string {
 	for {
 		out, _ := exec.Command(cli, "operator", "cluster", "health", "--address", addr).CombinedOutput()
 		if bytes.Contains(out, []byte("SERVING")) {
-			return addr
+			return addr, dbFile
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the dev server did not serve within 60 s:\n%s", log.String())
@@ -78,9 +81,9 @@ func buildBinary(t *testing.T) string {
 }
 
 // startWorker starts a real worker process serving queues from dir, and waits until it says so.
-func startWorker(t *testing.T, bin, addr, queues, dir string) {
+func startWorker(t *testing.T, bin, addr, queues, dir string, extra ...string) {
 	t.Helper()
-	cmd := exec.Command(bin, "worker", "--temporal", addr, "--queue", queues, "--dir", dir)
+	cmd := exec.Command(bin, append([]string{"worker", "--temporal", addr, "--queue", queues, "--dir", dir}, extra...)...)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -113,7 +116,7 @@ func startWorker(t *testing.T, bin, addr, queues, dir string) {
 // TestTwoWorkersTwoQueues: every step runs on the worker of its queue (each worker's --dir shows
 // where), outputs flow from a step on one worker to a step on the other, and a step's retry runs.
 func TestTwoWorkersTwoQueues(t *testing.T) {
-	addr := devServer(t)
+	addr, _ := devServer(t)
 	bin := buildBinary(t)
 	w1, w2 := t.TempDir(), t.TempDir()
 	startWorker(t, bin, addr, "playbook,db", w1)
@@ -176,7 +179,7 @@ steps:
 // TestCtrlCStopsTheRunEverywhere: Ctrl-C of `run` cancels the workflow: the running step's process
 // on its worker is stopped, a cancelled() step runs, and the run exits 130.
 func TestCtrlCStopsTheRunEverywhere(t *testing.T) {
-	addr := devServer(t)
+	addr, _ := devServer(t)
 	bin := buildBinary(t)
 	w1, w2 := t.TempDir(), t.TempDir()
 	startWorker(t, bin, addr, "playbook", w1)
@@ -225,7 +228,7 @@ steps:
 // TestKilledSubmitterThenAttach: kill -9 of `run` mid-run does not stop the workflow; `attach` follows
 // it to its end and completes the local record: every step and attempt, as an uninterrupted run's.
 func TestKilledSubmitterThenAttach(t *testing.T) {
-	addr := devServer(t)
+	addr, _ := devServer(t)
 	bin := buildBinary(t)
 	w := t.TempDir()
 	startWorker(t, bin, addr, "playbook", w)
@@ -315,7 +318,7 @@ func gateRunning() bool {
 // TestKilledWorkerIsLost: kill -9 of the worker running a step fails that attempt as worker_lost once
 // its heartbeats stop, and the step's own retry runs it on the other worker of its queue.
 func TestKilledWorkerIsLost(t *testing.T) {
-	addr := devServer(t)
+	addr, _ := devServer(t)
 	bin := buildBinary(t)
 	shared := t.TempDir()
 	w1, w2 := filepath.Join(shared, "w1"), filepath.Join(shared, "w2")
@@ -384,4 +387,110 @@ steps:
 	if ran := job.Outputs["ran"]; ran == "" || ran == strings.TrimSpace(string(claimed)) {
 		t.Errorf("attempt 2 ran in %q, attempt 1 in %q: want the other worker", ran, strings.TrimSpace(string(claimed)))
 	}
+}
+
+// TestSecretsNeverInClear: with a key, a secret param and what a step prints are encrypted before
+// they reach Temporal: neither is in `temporal workflow show`'s JSON nor in the dev server's database
+// file, while the local record has the step's output with the secret masked. Without a key, a
+// playbook with a secret param is refused before anything is sent.
+func TestSecretsNeverInClear(t *testing.T) {
+	addr, serverDB := devServer(t)
+	bin := buildBinary(t)
+	key := filepath.Join(t.TempDir(), "key")
+	os.WriteFile(key, []byte(strings.Repeat("5a", 32)), 0o600)
+	startWorker(t, bin, addr, "playbook", t.TempDir(), "--key-file", key)
+	pb := filepath.Join(t.TempDir(), "secret.yaml")
+	os.WriteFile(pb, []byte(`version: 1
+name: secret
+params:
+  token: {secret: true}
+steps:
+  - id: login
+    run: echo "MARKER-7f3a1c"; echo "token $PLAYBOOK_PARAM_TOKEN"
+`), 0o644)
+	const secret = "hunter2-SECRET-91b"
+	refused := exec.Command(bin, "run", "--temporal", addr, "--db", filepath.Join(t.TempDir(), "r.db"), "-p", "token="+secret, pb)
+	if out, _ := refused.CombinedOutput(); refused.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), `param "token" is secret`) {
+		t.Errorf("without a key: exit %d:\n%s", refused.ProcessState.ExitCode(), out)
+	}
+	db := filepath.Join(t.TempDir(), "runs.db")
+	out, err := exec.Command(bin, "run", "--temporal", addr, "--db", db, "--key-file", key, "-p", "token="+secret, pb).CombinedOutput()
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	ctx := context.Background()
+	st, err := store.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	runs, _ := st.ListRuns(ctx, store.RunFilter{})
+	if len(runs) != 1 {
+		t.Fatalf("%d runs", len(runs))
+	}
+	login, err := st.StepOutput(ctx, runs[0].ID, "login")
+	if err != nil || login == nil || !strings.Contains(string(login.Stdout.Data), "MARKER-7f3a1c") || !strings.Contains(string(login.Stdout.Data), "token ***") || strings.Contains(string(login.Stdout.Data), secret) {
+		t.Errorf("the local record of login: %+v (%v)", login, err)
+	}
+	show, err := exec.Command(cliPath(t), "workflow", "show", "--address", addr, "-w", "playbook-"+runs[0].ID, "--output", "json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("workflow show: %v\n%s", err, show)
+	}
+	show = append(show, decodedPayloads(t, show)...)
+	for _, what := range []string{secret, "MARKER-7f3a1c"} {
+		if bytes.Contains(show, []byte(what)) {
+			t.Errorf("%q is in clear in the workflow's history", what)
+		}
+		data, _ := os.ReadFile(serverDB)
+		for _, f := range []string{serverDB, serverDB + "-wal"} {
+			if b, _ := os.ReadFile(f); len(b) > 0 {
+				data = append(data, b...)
+			}
+		}
+		if bytes.Contains(data, []byte(what)) {
+			t.Errorf("%q is in clear in the dev server's database file", what)
+		}
+	}
+}
+
+// cliPath is the Temporal CLI devServer used.
+func cliPath(t *testing.T) string {
+	if cli := os.Getenv("TEMPORAL_CLI"); cli != "" {
+		return cli
+	}
+	cli, err := exec.LookPath("temporal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cli
+}
+
+// decodedPayloads is every payload's data in a `workflow show --output json`, decoded from base64,
+// concatenated: the clear text of the history, where the codec did not encrypt.
+func decodedPayloads(t *testing.T, show []byte) []byte {
+	var doc any
+	if err := json.Unmarshal(show, &doc); err != nil {
+		t.Fatalf("workflow show printed no JSON: %v", err)
+	}
+	var out []byte
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				if s, ok := e.(string); ok && k == "data" {
+					if b, err := base64.StdEncoding.DecodeString(s); err == nil {
+						out = append(out, b...)
+					}
+				}
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(doc)
+	return out
 }

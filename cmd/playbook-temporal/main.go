@@ -72,14 +72,34 @@ func realMain(args []string, out, errOut io.Writer) int {
 	return code
 }
 
-func dial(address, namespace string) (client.Client, error) {
+// keyFile is the encryption key's file: the flag, else $PLAYBOOK_TEMPORAL_KEY_FILE; "" when neither.
+func keyFile(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	return os.Getenv("PLAYBOOK_TEMPORAL_KEY_FILE")
+}
+
+func dial(address, namespace, key string) (client.Client, error) {
 	if address == "" {
 		address = os.Getenv("PLAYBOOK_TEMPORAL")
 	}
 	if address == "" {
 		return nil, errors.New("no Temporal server: give --temporal HOST:PORT or set PLAYBOOK_TEMPORAL")
 	}
-	c, err := client.Dial(client.Options{HostPort: address, Namespace: namespace})
+	opts := client.Options{HostPort: address, Namespace: namespace}
+	if key != "" {
+		k, err := pbtemporal.ReadKey(key)
+		if err != nil {
+			return nil, err
+		}
+		codec, err := pbtemporal.NewCodec(k)
+		if err != nil {
+			return nil, err
+		}
+		opts.DataConverter = codec.DataConverter()
+	}
+	c, err := client.Dial(opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s: %w", address, err)
 	}
@@ -91,6 +111,7 @@ func serve(ctx context.Context, args []string, errOut io.Writer) error {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	address := fs.String("temporal", "", "Temporal frontend HOST:PORT (else $PLAYBOOK_TEMPORAL)")
 	namespace := fs.String("namespace", "default", "Temporal namespace")
+	key := fs.String("key-file", "", "encryption key of payloads (else $PLAYBOOK_TEMPORAL_KEY_FILE)")
 	queues := fs.String("queue", playbook.DefaultQueue, "task queues to serve, comma-separated")
 	maxPar := fs.Int("max-parallel", 8, "steps run at once")
 	dir := fs.String("dir", "", "folder that relative step dirs are in (default: the current folder)")
@@ -100,7 +121,7 @@ func serve(ctx context.Context, args []string, errOut io.Writer) error {
 	if *dir == "" {
 		*dir, _ = os.Getwd()
 	}
-	c, err := dial(*address, *namespace)
+	c, err := dial(*address, *namespace, keyFile(*key))
 	if err != nil {
 		return err
 	}
@@ -161,6 +182,7 @@ func submit(ctx context.Context, args []string, out io.Writer) (int, error) {
 	address := fs.String("temporal", "", "Temporal frontend HOST:PORT (else $PLAYBOOK_TEMPORAL)")
 	namespace := fs.String("namespace", "default", "Temporal namespace")
 	dbPath := fs.String("db", "", "the run database (default: as playbook's)")
+	key := fs.String("key-file", "", "encryption key of payloads (else $PLAYBOOK_TEMPORAL_KEY_FILE)")
 	heartbeat := fs.Duration("heartbeat-timeout", 0, "how long a worker may be silent before its step's attempt is lost (default 20s)")
 	ps := params{}
 	fs.Var(ps, "p", "param name=value (repeatable)")
@@ -186,6 +208,13 @@ func submit(ctx context.Context, args []string, out io.Writer) (int, error) {
 	if err != nil {
 		return run.ExitUsage, err
 	}
+	if keyFile(*key) == "" {
+		for _, p := range pb.Params {
+			if p.Secret {
+				return run.ExitUsage, fmt.Errorf("%s: param %q is secret, and a distributed run sends it to the workers: give --key-file (or set PLAYBOOK_TEMPORAL_KEY_FILE) so that it is encrypted before it reaches Temporal", file, p.Name)
+			}
+		}
+	}
 	if *dbPath == "" {
 		if *dbPath, err = store.DefaultPath(os.Getenv); err != nil {
 			return run.ExitStore, err
@@ -196,7 +225,7 @@ func submit(ctx context.Context, args []string, out io.Writer) (int, error) {
 		return run.ExitStore, err
 	}
 	defer st.Close()
-	c, err := dial(*address, *namespace)
+	c, err := dial(*address, *namespace, keyFile(*key))
 	if err != nil {
 		return run.ExitFailed, err
 	}
@@ -245,7 +274,14 @@ func follow(ctx context.Context, c client.Client, id string, wr client.WorkflowR
 // serveRecords serves run id's record queue with the database st until the returned stop is called.
 func serveRecords(c client.Client, id string, st *store.Store) (stop func(), err error) {
 	rw := worker.New(c, pbtemporal.RecordQueue(id), worker.Options{MaxConcurrentActivityExecutionSize: 1})
-	rw.RegisterActivityWithOptions((&pbtemporal.Records{Recorder: st}).Write, activity.RegisterOptions{Name: pbtemporal.RecordActivityName})
+	started := func(ctx context.Context, runID string) (bool, error) {
+		_, err := st.Run(ctx, runID)
+		if errors.Is(err, store.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	rw.RegisterActivityWithOptions((&pbtemporal.Records{Recorder: st, Started: started}).Write, activity.RegisterOptions{Name: pbtemporal.RecordActivityName})
 	if err := rw.Start(); err != nil {
 		return nil, fmt.Errorf("serve the run's records: %w", err)
 	}
@@ -259,6 +295,7 @@ func attach(ctx context.Context, args []string, out io.Writer) (int, error) {
 	address := fs.String("temporal", "", "Temporal frontend HOST:PORT (else $PLAYBOOK_TEMPORAL)")
 	namespace := fs.String("namespace", "default", "Temporal namespace")
 	dbPath := fs.String("db", "", "the run database (default: as playbook's)")
+	key := fs.String("key-file", "", "encryption key of payloads (else $PLAYBOOK_TEMPORAL_KEY_FILE)")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
 		return run.ExitUsage, errors.Join(err, errors.New("usage: playbook-temporal attach [--temporal HOST:PORT] RUN"))
 	}
@@ -274,7 +311,7 @@ func attach(ctx context.Context, args []string, out io.Writer) (int, error) {
 		return run.ExitStore, err
 	}
 	defer st.Close()
-	c, err := dial(*address, *namespace)
+	c, err := dial(*address, *namespace, keyFile(*key))
 	if err != nil {
 		return run.ExitFailed, err
 	}
