@@ -175,7 +175,7 @@ func (d *driver) send() {
 		TaskQueue:              RecordQueue(d.rec.ID),
 		ScheduleToStartTimeout: noLimit, // nobody serves the queue: the submitter died; attach will
 		StartToCloseTimeout:    5 * time.Minute,
-		HeartbeatTimeout:       30 * time.Second, // the writer died mid-batch: the next one gets it
+		HeartbeatTimeout:       30 * time.Second,                                         // the writer died mid-batch: the next one gets it
 		RetryPolicy:            &temporal.RetryPolicy{MaximumInterval: 30 * time.Second}, // until written
 	})
 	d.sel.AddFuture(workflow.ExecuteActivity(rctx, RecordActivityName, batch), func(f workflow.Future) {
