@@ -119,8 +119,8 @@ func TestTwoWorkersTwoQueues(t *testing.T) {
 	addr, _ := devServer(t)
 	bin := buildBinary(t)
 	w1, w2 := t.TempDir(), t.TempDir()
-	startWorker(t, bin, addr, "playbook,db", w1)
-	startWorker(t, bin, addr, "web", w2)
+	startWorker(t, bin, addr, "playbook,db", w1, "--name", "w1")
+	startWorker(t, bin, addr, "web", w2, "--name", "w2")
 	pb := filepath.Join(t.TempDir(), "dist.yaml")
 	os.WriteFile(pb, []byte(`version: 1
 name: dist
@@ -163,6 +163,20 @@ steps:
 	}
 	if d := detail.Step("dump"); d == nil || d.Outputs["host"] != w1 {
 		t.Errorf("dump recorded as %+v", d)
+	}
+	// Which worker ran each attempt is recorded, with the workflow that ran the run.
+	for step, want := range map[string]string{"dump": "w1", "deploy": "w2", "flaky": "w1"} {
+		for _, a := range detail.Attempts[step] {
+			if a.Worker != want {
+				t.Errorf("%s attempt %d recorded on worker %q, want %q", step, a.Attempt, a.Worker, want)
+			}
+		}
+		if s := detail.Step(step); s == nil || s.Worker != want {
+			t.Errorf("%s recorded on worker %+v, want %q", step, s, want)
+		}
+	}
+	if r := detail.Run; r.WorkflowID != "playbook-"+r.ID || r.WorkflowRunID == "" {
+		t.Errorf("run recorded with workflow %q, run %q", r.WorkflowID, r.WorkflowRunID)
 	}
 	if !strings.Contains(string(out), "succeeded.") {
 		t.Fatalf("run output:\n%s", out)
@@ -233,6 +247,7 @@ func TestKilledSubmitterThenAttach(t *testing.T) {
 	w := t.TempDir()
 	startWorker(t, bin, addr, "playbook", w)
 	pb := filepath.Join(t.TempDir(), "long.yaml")
+	gate := fmt.Sprintf("go-%d-%d", os.Getpid(), time.Now().UnixNano()) // no other test's step waits for it
 	os.WriteFile(pb, []byte(`version: 1
 name: long
 steps:
@@ -240,7 +255,7 @@ steps:
     run: "true"
   - id: gate
     needs: first
-    run: until [ -f go ]; do sleep 0.05; done
+    run: until [ -f `+gate+` ]; do sleep 0.05; done
   - id: last
     needs: gate
     run: echo "v=done" >> "$PLAYBOOK_OUTPUT"
@@ -270,7 +285,7 @@ steps:
 		t.Fatal("run never said which run it started")
 	}
 	// Once the gate step runs (the first step's records are written by then), kill the submitter.
-	for deadline := time.Now().Add(time.Minute); !gateRunning(); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); !gateRunning(gate); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
 			t.Fatal("the gate step never ran")
@@ -278,10 +293,22 @@ steps:
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	os.WriteFile(filepath.Join(w, "go"), nil, 0o644) // the run goes on without its submitter
 
+	// Crash recovery (any command's Open) marks the run detached, not interrupted: it goes on.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	if st, err := store.Open(ctx, db); err != nil {
+		t.Fatal(err)
+	} else {
+		rec := st.Recovered()
+		r, rerr := st.Run(ctx, id)
+		st.Close()
+		if len(rec) != 1 || !rec[0].Detached || rerr != nil || r.Status != run.StatusDetached {
+			t.Fatalf("after the submitter died: recovered %+v, run %+v (%v): want it detached", rec, r, rerr)
+		}
+	}
+	os.WriteFile(filepath.Join(w, gate), nil, 0o644) // the run goes on without its submitter
+
 	att, err := exec.CommandContext(ctx, bin, "attach", "--temporal", addr, "--db", db, id).CombinedOutput()
 	if err != nil {
 		t.Fatalf("attach: %v\n%s", err, att)
@@ -308,10 +335,10 @@ steps:
 	}
 }
 
-// gateRunning reports whether the gate step's shell runs: its loop is the only process of the test
-// that waits for a file "go".
-func gateRunning() bool {
-	out, _ := exec.Command("pgrep", "-f", "until \\[ -f go \\]").Output()
+// gateRunning reports whether the gate step's shell runs: its loop is the only process that waits for
+// a file of that name.
+func gateRunning(name string) bool {
+	out, _ := exec.Command("pgrep", "-f", "until \\[ -f "+name+" \\]").Output()
 	return len(bytes.TrimSpace(out)) > 0
 }
 

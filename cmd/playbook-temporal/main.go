@@ -115,8 +115,12 @@ func serve(ctx context.Context, args []string, errOut io.Writer) error {
 	queues := fs.String("queue", playbook.DefaultQueue, "task queues to serve, comma-separated")
 	maxPar := fs.Int("max-parallel", 8, "steps run at once")
 	dir := fs.String("dir", "", "folder that relative step dirs are in (default: the current folder)")
+	name := fs.String("name", "", "the name recorded with every attempt this worker runs (default: the host name)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *name == "" {
+		*name, _ = os.Hostname()
 	}
 	if *dir == "" {
 		*dir, _ = os.Getwd()
@@ -136,7 +140,7 @@ func serve(ctx context.Context, args []string, errOut io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	steps := &pbtemporal.Steps{Engine: eng, Dir: *dir, TempDir: tmp}
+	steps := &pbtemporal.Steps{Engine: eng, Dir: *dir, TempDir: tmp, Name: *name}
 
 	var workers []worker.Worker
 	wf := worker.New(c, workflowQueue, worker.Options{})
@@ -274,14 +278,17 @@ func follow(ctx context.Context, c client.Client, id string, wr client.WorkflowR
 // serveRecords serves run id's record queue with the database st until the returned stop is called.
 func serveRecords(c client.Client, id string, st *store.Store) (stop func(), err error) {
 	rw := worker.New(c, pbtemporal.RecordQueue(id), worker.Options{MaxConcurrentActivityExecutionSize: 1})
-	started := func(ctx context.Context, runID string) (bool, error) {
-		_, err := st.Run(ctx, runID)
+	state := func(ctx context.Context, runID string) (run.Status, error) {
+		r, err := st.Run(ctx, runID)
 		if errors.Is(err, store.ErrNotFound) {
-			return false, nil
+			return "", nil
 		}
-		return err == nil, err
+		if err != nil {
+			return "", err
+		}
+		return r.Status, nil
 	}
-	rw.RegisterActivityWithOptions((&pbtemporal.Records{Recorder: st, Started: started}).Write, activity.RegisterOptions{Name: pbtemporal.RecordActivityName})
+	rw.RegisterActivityWithOptions((&pbtemporal.Records{Recorder: st, State: state}).Write, activity.RegisterOptions{Name: pbtemporal.RecordActivityName})
 	if err := rw.Start(); err != nil {
 		return nil, fmt.Errorf("serve the run's records: %w", err)
 	}
@@ -311,6 +318,11 @@ func attach(ctx context.Context, args []string, out io.Writer) (int, error) {
 		return run.ExitStore, err
 	}
 	defer st.Close()
+	// This process now owns the run's record: crash recovery (in this Open, for a submitter that died
+	// here) has marked it detached, and should this process die too, it will again.
+	if err := st.Adopt(ctx, id); err != nil {
+		return run.ExitUsage, err
+	}
 	c, err := dial(*address, *namespace, keyFile(*key))
 	if err != nil {
 		return run.ExitFailed, err

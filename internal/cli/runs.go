@@ -22,7 +22,7 @@ type runsOptions struct {
 
 // runStatuses are the statuses a run can have, for --status.
 var runStatuses = []run.Status{run.StatusRunning, run.StatusSucceeded, run.StatusFailed,
-	run.StatusTimedOut, run.StatusCancelled, run.StatusInterrupted}
+	run.StatusTimedOut, run.StatusCancelled, run.StatusInterrupted, run.StatusDetached}
 
 func newRunsCmd(sys *System, g *globalOptions) *cobra.Command {
 	o := &runsOptions{}

@@ -50,6 +50,11 @@ func openStore(ctx context.Context, sys *System, g *globalOptions, write bool) (
 		return nil, storeError(err)
 	}
 	for _, r := range st.Recovered() {
+		if r.Detached {
+			fmt.Fprintf(sys.ErrOut, "playbook: run %s (%s) marked detached: the process that followed it (pid %d) died, and its workflow goes on on Temporal; `playbook attach %s` follows it to its end\n",
+				idPrefix(r.ID), r.Playbook, r.OwnerPID, idPrefix(r.ID))
+			continue
+		}
 		what := fmt.Sprintf("its runner (pid %d) died", r.OwnerPID)
 		switch {
 		case r.Rebooted:

@@ -48,6 +48,7 @@ func fakeRunner(dbPath string) error {
 	id := os.Getenv("STORE_TEST_RUN")
 	r := fixtureRun(id, "a", "b")
 	r.StartedAt = time.Now()
+	r.WorkflowID = os.Getenv("STORE_TEST_WORKFLOW") // a run on Temporal
 	if err := s.RunStarted(ctx, r); err != nil {
 		return err
 	}

@@ -107,7 +107,7 @@ func (s *Store) ResolveRun(ctx context.Context, ref string) (string, error) {
 }
 
 const runColumns = `id, playbook, file, file_sha256, params, status, exit_code, started_at, finished_at,
-	user, host, error, retry_of`
+	user, host, error, retry_of, workflow_id, workflow_run_id`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -119,9 +119,10 @@ func scanRun(sc scanner) (*run.Record, error) {
 		started           string
 		finished, errText sql.NullString
 		retryOf           sql.NullString
+		wfID, wfRunID     sql.NullString
 	)
 	if err := sc.Scan(&r.ID, &r.Playbook, &r.File, &r.FileSHA256, &r.Params, &status, &exit, &started,
-		&finished, &r.User, &r.Host, &errText, &retryOf); err != nil {
+		&finished, &r.User, &r.Host, &errText, &retryOf, &wfID, &wfRunID); err != nil {
 		return nil, err
 	}
 	r.Status = run.Status(status)
@@ -133,6 +134,7 @@ func scanRun(sc scanner) (*run.Record, error) {
 	r.FinishedAt = parseTime(finished.String)
 	r.Error = errText.String
 	r.RetryOf = retryOf.String
+	r.WorkflowID, r.WorkflowRunID = wfID.String, wfRunID.String
 	return &r, nil
 }
 
@@ -241,7 +243,7 @@ func (s *Store) Run(ctx context.Context, id string) (*run.Record, error) {
 
 const stepColumns = `step_id, name, status, reason, error, exit_code, signal, attempts, started_at,
 	finished_at, command, stdout_bytes, stderr_bytes, stdout_truncated, stderr_truncated, outputs,
-	continue_on_error, reused_from, fingerprint, retry_reason, retry_detail`
+	continue_on_error, reused_from, fingerprint, retry_reason, retry_detail, worker`
 
 func scanStep(sc scanner, runID string, extra ...any) (*run.StepRecord, error) {
 	var (
@@ -250,12 +252,13 @@ func scanStep(sc scanner, runID string, extra ...any) (*run.StepRecord, error) {
 		reason, errText, started, finished  sql.NullString
 		command, reused                     sql.NullString
 		fingerprint, retryReason, retryDet  sql.NullString
+		worker                              sql.NullString
 		exit, signal                        sql.NullInt64
 		outTrunc, errTrunc, continueOnError bool
 	)
 	dest := []any{&st.StepID, &st.Name, &status, &reason, &errText, &exit, &signal, &st.Attempts, &started,
 		&finished, &command, &st.Stdout.Bytes, &st.Stderr.Bytes, &outTrunc, &errTrunc, &outputs,
-		&continueOnError, &reused, &fingerprint, &retryReason, &retryDet}
+		&continueOnError, &reused, &fingerprint, &retryReason, &retryDet, &worker}
 	if err := sc.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
 	}
@@ -275,6 +278,7 @@ func scanStep(sc scanner, runID string, extra ...any) (*run.StepRecord, error) {
 	st.ContinueOnError = continueOnError
 	st.ReusedFrom = reused.String
 	st.Fingerprint, st.RetryReason, st.RetryDetail = fingerprint.String, retryReason.String, retryDet.String
+	st.Worker = worker.String
 	if outputs != "" && outputs != "{}" {
 		if err := json.Unmarshal([]byte(outputs), &st.Outputs); err != nil {
 			return nil, fmt.Errorf("step %s: outputs: %w", st.StepID, err)
@@ -284,7 +288,7 @@ func scanStep(sc scanner, runID string, extra ...any) (*run.StepRecord, error) {
 }
 
 const attemptColumns = `attempt, status, exit_code, signal, started_at, finished_at, error,
-	stdout_bytes, stderr_bytes, stdout_truncated, stderr_truncated`
+	stdout_bytes, stderr_bytes, stdout_truncated, stderr_truncated, worker`
 
 // qualifiedAttemptColumns is attemptColumns for a query where the attempts table is "a".
 var qualifiedAttemptColumns = "a." + strings.Join(strings.Fields(strings.ReplaceAll(attemptColumns, ",", " ")), ", a.")
@@ -295,11 +299,12 @@ func scanAttempt(sc scanner, runID, stepID string, extra ...any) (*run.AttemptRe
 		status             string
 		exit, signal       sql.NullInt64
 		finished, errText  sql.NullString
+		worker             sql.NullString
 		started            string
 		outTrunc, errTrunc bool
 	)
 	dest := []any{&a.Attempt, &status, &exit, &signal, &started, &finished, &errText,
-		&a.Stdout.Bytes, &a.Stderr.Bytes, &outTrunc, &errTrunc}
+		&a.Stdout.Bytes, &a.Stderr.Bytes, &outTrunc, &errTrunc, &worker}
 	if err := sc.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
 	}
@@ -314,6 +319,7 @@ func scanAttempt(sc scanner, runID, stepID string, extra ...any) (*run.AttemptRe
 	a.FinishedAt = parseTime(finished.String)
 	a.Error = errText.String
 	a.Stdout.Truncated, a.Stderr.Truncated = outTrunc, errTrunc
+	a.Worker = worker.String
 	return &a, nil
 }
 

@@ -175,11 +175,12 @@ func (s *Store) RunStarted(ctx context.Context, r *run.Record) error {
 	}
 	err = s.write("record start of run "+r.ID, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO runs (id, playbook, file, file_sha256, params, status,
-			started_at, user, host, retry_of, owner_pid, owner_start, owner_host, owner_boot_id, temp_dir)
-			VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			started_at, user, host, retry_of, owner_pid, owner_start, owner_host, owner_boot_id, temp_dir,
+			workflow_id, workflow_run_id)
+			VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.ID, r.Playbook, r.File, r.FileSHA256, params, formatTime(r.StartedAt), r.User, r.Host,
 			nullString(r.RetryOf), s.pid, nullPositive(int64(s.pidStart)), s.host, nullString(s.bootID),
-			nullString(r.TempDir))
+			nullString(r.TempDir), nullString(r.WorkflowID), nullString(r.WorkflowRunID))
 		if err != nil {
 			return err
 		}
@@ -301,20 +302,21 @@ func (s *Store) AttemptFinished(_ context.Context, in *run.AttemptRecord) error 
 		// An unknown step fails the foreign key on (run_id, step_id).
 		_, err := tx.ExecContext(ctx, `INSERT INTO attempts (run_id, step_id, attempt, status, exit_code, signal,
 				started_at, finished_at, duration_ms, error, stdout, stderr, stdout_bytes, stderr_bytes,
-				stdout_truncated, stderr_truncated, command, pid, pid_start)
-			VALUES (?, ?, ?, ?, ?, ?, coalesce(?, ?, ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+				stdout_truncated, stderr_truncated, command, pid, pid_start, worker)
+			VALUES (?, ?, ?, ?, ?, ?, coalesce(?, ?, ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET status = excluded.status,
 				exit_code = excluded.exit_code, signal = excluded.signal,
 				started_at = coalesce(attempts.started_at, excluded.started_at),
 				finished_at = excluded.finished_at, duration_ms = excluded.duration_ms,
 				error = excluded.error, stdout = excluded.stdout, stderr = excluded.stderr,
 				stdout_bytes = excluded.stdout_bytes, stderr_bytes = excluded.stderr_bytes,
-				stdout_truncated = excluded.stdout_truncated, stderr_truncated = excluded.stderr_truncated`,
+				stdout_truncated = excluded.stdout_truncated, stderr_truncated = excluded.stderr_truncated,
+				worker = excluded.worker`,
 			a.RunID, a.StepID, a.Attempt, string(a.Status), nullExit(a.ExitCode), nullSignal(a.Signal),
 			started, formatTime(a.StartedAt), formatTime(a.FinishedAt), formatTime(a.FinishedAt),
 			durationMS(a.StartedAt, a.FinishedAt), nullString(a.Error),
 			stdout, stderr, a.Stdout.Bytes, a.Stderr.Bytes,
-			boolInt(a.Stdout.Truncated), boolInt(a.Stderr.Truncated), command, pid, pidStart)
+			boolInt(a.Stdout.Truncated), boolInt(a.Stderr.Truncated), command, pid, pidStart, nullString(a.Worker))
 		return err
 	}})
 }
@@ -346,7 +348,8 @@ func (s *Store) StepFinished(_ context.Context, in *run.StepRecord) error {
 			boolInt(utf8.Valid(st.Stdout.Data)), boolInt(utf8.Valid(st.Stderr.Data)),
 			string(outputs), boolInt(st.ContinueOnError), nullString(st.ReusedFrom),
 			boolInt(done.setPID), done.pid,
-			nullString(st.Fingerprint), nullString(st.RetryReason), nullString(st.RetryDetail)}
+			nullString(st.Fingerprint), nullString(st.RetryReason), nullString(st.RetryDetail),
+			nullString(st.Worker)}
 		// ?25/?26: the pid of the last attempt, when coalesce moved its start's step write here.
 		res, err := tx.ExecContext(ctx, `UPDATE steps SET name = ?3, status = ?4, reason = ?5, error = ?6,
 				exit_code = ?7, signal = ?8, attempts = ?9, started_at = ?10, finished_at = ?11,
@@ -354,7 +357,7 @@ func (s *Store) StepFinished(_ context.Context, in *run.StepRecord) error {
 				stderr_bytes = ?17, stdout_truncated = ?18, stderr_truncated = ?19, stdout_utf8 = ?20,
 				stderr_utf8 = ?21, outputs = ?22, continue_on_error = ?23, reused_from = ?24,
 				pid = CASE WHEN ?25 THEN ?26 ELSE pid END,
-				fingerprint = ?27, retry_reason = ?28, retry_detail = ?29
+				fingerprint = ?27, retry_reason = ?28, retry_detail = ?29, worker = ?30
 			WHERE run_id = ?1 AND step_id = ?2`, args...)
 		if err != nil {
 			return err
@@ -364,10 +367,10 @@ func (s *Store) StepFinished(_ context.Context, in *run.StepRecord) error {
 			_, err = tx.ExecContext(ctx, `INSERT INTO steps (run_id, step_id, seq, name, status, reason, error,
 					exit_code, signal, attempts, started_at, finished_at, duration_ms, command, stdout, stderr,
 					stdout_bytes, stderr_bytes, stdout_truncated, stderr_truncated, stdout_utf8, stderr_utf8,
-					outputs, continue_on_error, reused_from, fingerprint, retry_reason, retry_detail)
+					outputs, continue_on_error, reused_from, fingerprint, retry_reason, retry_detail, worker)
 				VALUES (?1, ?2, (SELECT coalesce(max(seq), 0) + 1 FROM steps WHERE run_id = ?1),
 					?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
-					?22, ?23, ?24, ?27, ?28, ?29)`, args...)
+					?22, ?23, ?24, ?27, ?28, ?29, ?30)`, args...)
 			if err != nil {
 				return err
 			}
@@ -418,7 +421,7 @@ func (s *Store) RunFinished(ctx context.Context, r *run.Record) error {
 	err := s.write("record end of run "+r.ID, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE runs SET status = ?, exit_code = ?, finished_at = ?,
 				duration_ms = ?, error = ?
-			WHERE id = ? AND status = 'running'`,
+			WHERE id = ? AND (status = 'running' OR status = 'detached' AND workflow_id IS NOT NULL)`,
 			string(status), exitCode, formatTime(finished), durationMS(r.StartedAt, finished),
 			nullString(errText), r.ID)
 		if err != nil {

@@ -32,10 +32,14 @@ type RecoveredRun struct {
 	// TempDirRemoved is true when the run's temporary folder (its steps' $PLAYBOOK_OUTPUT files) was
 	// found and removed.
 	TempDirRemoved bool
+	// Detached is true for a run on Temporal (its record has a workflow id): it was marked detached,
+	// not interrupted, and nothing was killed or removed, since its steps run on workers and its
+	// workflow goes on. `playbook attach` follows it and completes its record.
+	Detached bool
 }
 
 // Recovered returns the runs that the Open of this Store (and later Recover calls) marked
-// interrupted, so that a command can tell the user.
+// interrupted or detached, so that a command can tell the user.
 func (s *Store) Recovered() []RecoveredRun {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -45,6 +49,10 @@ func (s *Store) Recovered() []RecoveredRun {
 // Recover finds the runs still marked running whose runner is gone and marks them interrupted,
 // together with their pending and running steps and attempts; then it kills the process groups their
 // running attempts left behind. Open calls it; a long-lived process may call it again.
+//
+// A run on Temporal (one with a workflow id) is marked detached instead, and only the run: its steps
+// and attempts keep their state, nothing is killed, and the records its workflow sends later (through
+// `playbook attach`) complete it.
 //
 // A run is judged only when it was recorded on this host (same hostname). Its runner is dead when:
 // the machine rebooted since (the recorded boot id differs: nothing is killed then, the processes died
@@ -67,16 +75,18 @@ func (s *Store) Recover(ctx context.Context) ([]RecoveredRun, error) {
 		start        sql.NullInt64
 		host, bootID sql.NullString
 		tempDir      sql.NullString // run.Record.TempDir
+		workflowID   sql.NullString // run.Record.WorkflowID
 	}
 	var cands []candidate
-	rows, err := s.r.QueryContext(ctx, `SELECT id, playbook, owner_pid, owner_start, owner_host, owner_boot_id, temp_dir
+	rows, err := s.r.QueryContext(ctx, `SELECT id, playbook, owner_pid, owner_start, owner_host, owner_boot_id, temp_dir,
+			workflow_id
 		FROM runs WHERE status = 'running'`)
 	if err != nil {
 		return nil, fmt.Errorf("crash recovery in %s: %w", s.path, err)
 	}
 	for rows.Next() {
 		var c candidate
-		if err := rows.Scan(&c.id, &c.playbook, &c.pid, &c.start, &c.host, &c.bootID, &c.tempDir); err != nil {
+		if err := rows.Scan(&c.id, &c.playbook, &c.pid, &c.start, &c.host, &c.bootID, &c.tempDir, &c.workflowID); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("crash recovery in %s: %w", s.path, err)
 		}
@@ -106,6 +116,21 @@ func (s *Store) Recover(ctx context.Context) ([]RecoveredRun, error) {
 			if !dead {
 				continue
 			}
+		}
+		if c.workflowID.Valid && c.workflowID.String != "" {
+			detached, err := s.markDetached(ctx, c.id)
+			if err != nil {
+				markErrs = append(markErrs, fmt.Errorf("crash recovery in %s: run %s: %w", s.path, c.id, err))
+			} else if detached {
+				found = append(found, RecoveredRun{ID: c.id, Playbook: c.playbook, OwnerPID: int(c.pid.Int64),
+					Rebooted: rebooted, Detached: true})
+			}
+			if lock != nil {
+				_ = lock.Release(err == nil)
+			} else if rebooted && err == nil {
+				_ = os.Remove(s.lockPath(c.id))
+			}
+			continue
 		}
 		exited := exitedReason(lock)
 		rec, groups, err := s.markInterrupted(ctx, c.id, int(c.pid.Int64), rebooted, exited)
@@ -320,6 +345,22 @@ func mergeGroups(db, extra []staleGroup) []staleGroup {
 		}
 	}
 	return db
+}
+
+// markDetached marks a distributed run whose submitter died detached, if it is still running, and
+// returns whether it did.
+func (s *Store) markDetached(ctx context.Context, runID string) (bool, error) {
+	changed := false
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE runs SET status = 'detached' WHERE id = ? AND status = 'running'`, runID)
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		changed = n > 0
+		return nil
+	})
+	return changed, err
 }
 
 // markInterrupted marks the run interrupted if it is still running and returns whether it did, with

@@ -22,6 +22,11 @@ type Record struct {
 	// TempDir is the run's private temporary folder (its steps' $PLAYBOOK_OUTPUT files), removed when
 	// the run ends. It is recorded so that crash recovery can remove it when the runner dies first.
 	TempDir string
+	// WorkflowID and WorkflowRunID name the Temporal workflow that runs a distributed run (its first
+	// run id, should it continue as new); "" for a local run. Crash recovery never kills anything for
+	// a run that has them: the run goes on without its submitter (StatusDetached).
+	WorkflowID    string
+	WorkflowRunID string
 }
 
 // Unrecorded marks the record of a run that could not be recorded in full, err saying what failed:
@@ -67,6 +72,7 @@ type AttemptRecord struct {
 	Stdout     Output
 	Stderr     Output
 	Error      string
+	Worker     string // the worker that ran it in a distributed run; "" for a local run
 }
 
 // StepRecord is a step's final state; every step of a run gets exactly one.
@@ -98,6 +104,7 @@ type StepRecord struct {
 	// (RetryNeedNotReused) or the dependent that ran (RetryUndone).
 	RetryReason string
 	RetryDetail string
+	Worker      string // the worker that ran the last attempt in a distributed run; "" otherwise
 }
 
 // TempDirPrefix begins the name of every run's temporary folder (Record.TempDir): TempDirPrefix, the

@@ -13,6 +13,10 @@ const (
 	StatusCancelled   Status = "cancelled"   // stopped by a signal to the runner
 	StatusSkipped     Status = "skipped"     // step: never started; Reason says why
 	StatusInterrupted Status = "interrupted" // the runner died; set by crash recovery, never by a runner
+	// StatusDetached is a run on Temporal whose submitting process died while its workflow goes on:
+	// crash recovery sets it instead of interrupted and kills nothing, and the records that follow
+	// (`playbook attach`) complete the run. Runs only.
+	StatusDetached Status = "detached"
 )
 
 // Reasons a step was skipped (StepRecord.Reason). Stable words, stored in the database.

@@ -526,6 +526,7 @@ func (c *Core) finishStep(s *step, status run.Status, reason, errMsg string, out
 		rec.Stdout = a.Stdout
 		rec.Stderr = a.Stderr
 		rec.FinishedAt = a.FinishedAt
+		rec.Worker = a.Worker
 	}
 	if len(outputs) > 0 {
 		rec.Outputs = make(map[string]string, len(outputs))

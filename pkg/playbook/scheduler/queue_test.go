@@ -43,3 +43,24 @@ func TestRunsOn(t *testing.T) {
 		}
 	}
 }
+
+// TestStepRecordNamesItsWorker: in a distributed run, a step's record names the worker of its last
+// attempt (the one whose output and exit code it keeps), not of an earlier one.
+func TestStepRecordNamesItsWorker(t *testing.T) {
+	h := newHarness(t, hdr+`steps:
+  - {id: a, run: x, retry: {attempts: 2, delay: 1s}}
+`, Config{Distributed: true})
+	h.begin()
+	for i, worker := range []string{"w1", "w2"} {
+		res := &run.AttemptRecord{RunID: h.c.Record().ID, StepID: "a", Attempt: i + 1, Status: run.StatusFailed,
+			ExitCode: 1, StartedAt: h.now, FinishedAt: h.now, Worker: worker}
+		delete(h.inflight, "a")
+		h.step(AttemptFinished{Step: "a", Attempt: i + 1, Result: res, Retryable: true})
+		if i == 0 {
+			h.due("a")
+		}
+	}
+	if rec := h.records["a"]; rec == nil || rec.Attempts != 2 || rec.Worker != "w2" {
+		t.Errorf("a recorded as %+v, want 2 attempts, worker w2", rec)
+	}
+}

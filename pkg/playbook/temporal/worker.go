@@ -27,6 +27,9 @@ type Steps struct {
 	Dir string
 	// TempDir holds each attempt's $PLAYBOOK_OUTPUT file and the copy of its script, mode 0700.
 	TempDir string
+	// Name is the worker's name, recorded with every attempt it runs (run.AttemptRecord.Worker): its
+	// host's name unless `playbook worker --name` says otherwise. "" records none.
+	Name string
 	// Heartbeat is how often a running attempt tells Temporal its worker is alive; 0 is a quarter of
 	// the attempt's heartbeat timeout.
 	Heartbeat time.Duration
@@ -46,7 +49,8 @@ func (w *Steps) Run(ctx context.Context, req StepRequest) (*StepResult, error) {
 	fail := func(err error) (*StepResult, error) {
 		now := time.Now().UTC()
 		return &StepResult{Attempt: run.AttemptRecord{RunID: req.RunID, StepID: req.StepID, Attempt: req.Attempt,
-			Status: run.StatusFailed, ExitCode: -1, StartedAt: now, FinishedAt: now, Error: masker.String(err.Error())}}, nil
+			Status: run.StatusFailed, ExitCode: -1, StartedAt: now, FinishedAt: now, Error: masker.String(err.Error()),
+			Worker: w.Name}}, nil
 	}
 	if err := os.WriteFile(outputs, nil, 0o600); err != nil {
 		return fail(fmt.Errorf("create the step's $PLAYBOOK_OUTPUT file: %w", err))
@@ -100,5 +104,6 @@ func (w *Steps) Run(ctx context.Context, req StepRequest) (*StepResult, error) {
 		return fail(err)
 	}
 	att, outs, retryable := local.AttemptRecord(res, req.RunID, step, req.Attempt, outputs, masker, time.Now().UTC())
+	att.Worker = w.Name
 	return &StepResult{Attempt: *att, Outputs: outs, Retryable: retryable}, nil
 }

@@ -35,13 +35,16 @@ const RecordActivityName = "playbook.Record"
 // `playbook attach` after it. While nobody does, the records wait in Temporal, in order.
 func RecordQueue(runID string) string { return "playbook-run-" + runID }
 
-// Record is one write to the submitting machine's database; exactly one field is set.
+// Record is one write to the submitting machine's database, or one event of the run for its view
+// (Retrying, Cancelling); exactly one field is set.
 type Record struct {
 	RunStarted      *run.Record        `json:",omitempty"`
 	AttemptStarted  *run.AttemptStart  `json:",omitempty"`
 	AttemptFinished *run.AttemptRecord `json:",omitempty"`
 	StepFinished    *run.StepRecord    `json:",omitempty"`
 	RunFinished     *run.Record        `json:",omitempty"`
+	Retrying        *Retrying          `json:",omitempty"`
+	Cancelling      *Cancelling        `json:",omitempty"`
 }
 
 // KillSignal is the signal that makes a running workflow's run stop by force (the second Ctrl-C).
@@ -126,6 +129,8 @@ func Run(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 	d.ctx, _ = workflow.NewDisconnectedContext(ctx)
 	d.rec = core.Record()
 	d.rec.StartedAt = workflow.Now(ctx).UTC()
+	info := workflow.GetInfo(ctx)
+	d.rec.WorkflowID, d.rec.WorkflowRunID = info.WorkflowExecution.ID, info.WorkflowExecution.RunID
 
 	cancelled := workflow.NewChannel(ctx)
 	workflow.Go(ctx, func(gctx workflow.Context) {
@@ -225,6 +230,11 @@ func (d *driver) do(cmd scheduler.Command) {
 	case *scheduler.StartAttempt:
 		d.start(c)
 	case *scheduler.RetryLater:
+		if c.Failed != nil {
+			failed := *c.Failed
+			failed.Stdout.Data, failed.Stderr.Data = nil, nil
+			d.write(Record{Retrying: &Retrying{Failed: failed, Delay: c.Delay}})
+		}
 		due := scheduler.RetryDue{Step: c.Step, Attempt: c.Attempt}
 		d.sel.AddFuture(workflow.NewTimer(d.ctx, c.Delay), func(workflow.Future) { d.feed(due) })
 	case *scheduler.StopSteps:
@@ -244,11 +254,13 @@ func (d *driver) do(cmd scheduler.Command) {
 		d.write(Record{AttemptFinished: c.Attempt})
 	case *scheduler.RecordStep:
 		d.write(Record{StepFinished: c.Record})
+	case *scheduler.Stopping:
+		// Only the view hears of it: what to stop comes as StopSteps and KillAll.
+		d.write(Record{Cancelling: &Cancelling{Reason: c.Reason, At: workflow.Now(d.ctx).UTC()}})
 	case *scheduler.RunDone:
 		done := *c.Record
 		d.write(Record{RunFinished: &done})
 	}
-	// Stopping has nothing to carry out in the workflow.
 }
 
 // start runs an attempt as an activity on its step's queue. The activity is tried once: the step's
