@@ -72,46 +72,28 @@ func realMain(args []string, out, errOut io.Writer) int {
 	return code
 }
 
-// keyFile is the encryption key's file: the flag, else $PLAYBOOK_TEMPORAL_KEY_FILE; "" when neither.
-func keyFile(flag string) string {
-	if flag != "" {
-		return flag
+// connFlags adds the flags of a Temporal connection to fs; the returned function gives the
+// connection once fs is parsed, blanks filled from the environment.
+func connFlags(fs *flag.FlagSet) func() pbtemporal.Connection {
+	var c pbtemporal.Connection
+	fs.StringVar(&c.Address, "temporal", "", "Temporal frontend HOST:PORT (else $PLAYBOOK_TEMPORAL)")
+	fs.StringVar(&c.Namespace, "namespace", "", "Temporal namespace (else $PLAYBOOK_TEMPORAL_NAMESPACE, else default)")
+	fs.StringVar(&c.KeyFile, "key-file", "", "encryption key of payloads (else $PLAYBOOK_TEMPORAL_KEY_FILE)")
+	fs.StringVar(&c.TLSCAFile, "tls-ca", "", "CA certificate (PEM) that the server's certificate must chain to (else $PLAYBOOK_TEMPORAL_TLS_CA)")
+	fs.StringVar(&c.TLSCertFile, "tls-cert", "", "client certificate (PEM) for mTLS (else $PLAYBOOK_TEMPORAL_TLS_CERT)")
+	fs.StringVar(&c.TLSKeyFile, "tls-key", "", "the client certificate's private key (else $PLAYBOOK_TEMPORAL_TLS_KEY)")
+	fs.StringVar(&c.TLSServerName, "tls-server-name", "", "name to check in the server's certificate (else $PLAYBOOK_TEMPORAL_TLS_SERVER_NAME)")
+	fs.StringVar(&c.APIKeyFile, "api-key-file", "", "file holding an API key, as Temporal Cloud needs (else $PLAYBOOK_TEMPORAL_API_KEY_FILE)")
+	return func() pbtemporal.Connection {
+		c.FillFromEnv(os.Getenv)
+		return c
 	}
-	return os.Getenv("PLAYBOOK_TEMPORAL_KEY_FILE")
-}
-
-func dial(address, namespace, key string) (client.Client, error) {
-	if address == "" {
-		address = os.Getenv("PLAYBOOK_TEMPORAL")
-	}
-	if address == "" {
-		return nil, errors.New("no Temporal server: give --temporal HOST:PORT or set PLAYBOOK_TEMPORAL")
-	}
-	opts := client.Options{HostPort: address, Namespace: namespace}
-	if key != "" {
-		k, err := pbtemporal.ReadKey(key)
-		if err != nil {
-			return nil, err
-		}
-		codec, err := pbtemporal.NewCodec(k)
-		if err != nil {
-			return nil, err
-		}
-		opts.DataConverter = codec.DataConverter()
-	}
-	c, err := client.Dial(opts)
-	if err != nil {
-		return nil, fmt.Errorf("connect to Temporal at %s: %w", address, err)
-	}
-	return c, nil
 }
 
 // serve is `worker`: it runs the steps sent to its queues until SIGINT or SIGTERM, then drains.
 func serve(ctx context.Context, args []string, errOut io.Writer) error {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
-	address := fs.String("temporal", "", "Temporal frontend HOST:PORT (else $PLAYBOOK_TEMPORAL)")
-	namespace := fs.String("namespace", "default", "Temporal namespace")
-	key := fs.String("key-file", "", "encryption key of payloads (else $PLAYBOOK_TEMPORAL_KEY_FILE)")
+	conn := connFlags(fs)
 	queues := fs.String("queue", playbook.DefaultQueue, "task queues to serve, comma-separated")
 	maxPar := fs.Int("max-parallel", 8, "steps run at once")
 	dir := fs.String("dir", "", "folder that relative step dirs are in (default: the current folder)")
@@ -125,7 +107,8 @@ func serve(ctx context.Context, args []string, errOut io.Writer) error {
 	if *dir == "" {
 		*dir, _ = os.Getwd()
 	}
-	c, err := dial(*address, *namespace, keyFile(*key))
+	cn := conn()
+	c, err := cn.Dial()
 	if err != nil {
 		return err
 	}
@@ -159,7 +142,7 @@ func serve(ctx context.Context, args []string, errOut io.Writer) error {
 			return fmt.Errorf("start the worker: %w", err)
 		}
 	}
-	fmt.Fprintf(errOut, "playbook-temporal: serving %s on %s\n", *queues, *address)
+	fmt.Fprintf(errOut, "playbook-temporal: serving %s on %s\n", *queues, cn.Address)
 	<-ctx.Done()
 	for _, w := range workers {
 		w.Stop() // drains: running steps finish, or are stopped at WorkerStopTimeout
@@ -183,10 +166,8 @@ func (p params) Set(v string) error {
 // workflow (the graceful stop).
 func submit(ctx context.Context, args []string, out io.Writer) (int, error) {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	address := fs.String("temporal", "", "Temporal frontend HOST:PORT (else $PLAYBOOK_TEMPORAL)")
-	namespace := fs.String("namespace", "default", "Temporal namespace")
+	conn := connFlags(fs)
 	dbPath := fs.String("db", "", "the run database (default: as playbook's)")
-	key := fs.String("key-file", "", "encryption key of payloads (else $PLAYBOOK_TEMPORAL_KEY_FILE)")
 	heartbeat := fs.Duration("heartbeat-timeout", 0, "how long a worker may be silent before its step's attempt is lost (default 20s)")
 	ps := params{}
 	fs.Var(ps, "p", "param name=value (repeatable)")
@@ -212,7 +193,8 @@ func submit(ctx context.Context, args []string, out io.Writer) (int, error) {
 	if err != nil {
 		return run.ExitUsage, err
 	}
-	if keyFile(*key) == "" {
+	cn := conn()
+	if cn.KeyFile == "" {
 		for _, p := range pb.Params {
 			if p.Secret {
 				return run.ExitUsage, fmt.Errorf("%s: param %q is secret, and a distributed run sends it to the workers: give --key-file (or set PLAYBOOK_TEMPORAL_KEY_FILE) so that it is encrypted before it reaches Temporal", file, p.Name)
@@ -229,7 +211,7 @@ func submit(ctx context.Context, args []string, out io.Writer) (int, error) {
 		return run.ExitStore, err
 	}
 	defer st.Close()
-	c, err := dial(*address, *namespace, keyFile(*key))
+	c, err := cn.Dial()
 	if err != nil {
 		return run.ExitFailed, err
 	}
@@ -299,10 +281,8 @@ func serveRecords(c client.Client, id string, st *store.Store) (stop func(), err
 // end, writing the records it had not taken to this machine's database.
 func attach(ctx context.Context, args []string, out io.Writer) (int, error) {
 	fs := flag.NewFlagSet("attach", flag.ContinueOnError)
-	address := fs.String("temporal", "", "Temporal frontend HOST:PORT (else $PLAYBOOK_TEMPORAL)")
-	namespace := fs.String("namespace", "default", "Temporal namespace")
+	conn := connFlags(fs)
 	dbPath := fs.String("db", "", "the run database (default: as playbook's)")
-	key := fs.String("key-file", "", "encryption key of payloads (else $PLAYBOOK_TEMPORAL_KEY_FILE)")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
 		return run.ExitUsage, errors.Join(err, errors.New("usage: playbook-temporal attach [--temporal HOST:PORT] RUN"))
 	}
@@ -323,7 +303,7 @@ func attach(ctx context.Context, args []string, out io.Writer) (int, error) {
 	if err := st.Adopt(ctx, id); err != nil {
 		return run.ExitUsage, err
 	}
-	c, err := dial(*address, *namespace, keyFile(*key))
+	c, err := conn().Dial()
 	if err != nil {
 		return run.ExitFailed, err
 	}
