@@ -119,8 +119,9 @@ func TestTwoWorkersTwoQueues(t *testing.T) {
 	addr, _ := devServer(t)
 	bin := buildBinary(t)
 	w1, w2 := t.TempDir(), t.TempDir()
-	startWorker(t, bin, addr, "playbook,db", w1, "--name", "w1")
-	startWorker(t, bin, addr, "web", w2, "--name", "w2")
+	w1db, w2db := filepath.Join(t.TempDir(), "w1.db"), filepath.Join(t.TempDir(), "w2.db")
+	startWorker(t, bin, addr, "playbook,db", w1, "--name", "w1", "--db", w1db)
+	startWorker(t, bin, addr, "web", w2, "--name", "w2", "--db", w2db)
 	pb := filepath.Join(t.TempDir(), "dist.yaml")
 	os.WriteFile(pb, []byte(`version: 1
 name: dist
@@ -177,6 +178,26 @@ steps:
 	}
 	if r := detail.Run; r.WorkflowID != "playbook-"+r.ID || r.WorkflowRunID == "" {
 		t.Errorf("run recorded with workflow %q, run %q", r.WorkflowID, r.WorkflowRunID)
+	}
+	// Each worker's own database has the run, with the attempts that ran there and nothing else.
+	for db, want := range map[string]string{w1db: "dump:1:succeeded:w1 flaky:2:succeeded:w1", w2db: "deploy:1:succeeded:w2"} {
+		wst, err := store.Open(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wd, err := wst.RunDetail(ctx, runs[0].ID)
+		wst.Close()
+		if err != nil {
+			t.Errorf("%s: %v", db, err)
+			continue
+		}
+		var got []string
+		for _, s := range wd.Steps {
+			got = append(got, fmt.Sprintf("%s:%d:%s:%s", s.StepID, len(wd.Attempts[s.StepID]), s.Status, s.Worker))
+		}
+		if strings.Join(got, " ") != want || wd.Run.Status != run.StatusDetached || wd.Run.WorkflowID != detail.Run.WorkflowID {
+			t.Errorf("%s: run %s (workflow %q) with steps %q, want detached with %q", filepath.Base(db), wd.Run.Status, wd.Run.WorkflowID, got, want)
+		}
 	}
 	if !strings.Contains(string(out), "succeeded.") {
 		t.Fatalf("run output:\n%s", out)

@@ -98,6 +98,7 @@ func serve(ctx context.Context, args []string, errOut io.Writer) error {
 	maxPar := fs.Int("max-parallel", 8, "steps run at once")
 	dir := fs.String("dir", "", "folder that relative step dirs are in (default: the current folder)")
 	name := fs.String("name", "", "the name recorded with every attempt this worker runs (default: the host name)")
+	dbPath := fs.String("db", "", "this worker's database, where it records the attempts it runs (default: as playbook's)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -123,7 +124,18 @@ func serve(ctx context.Context, args []string, errOut io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	steps := &pbtemporal.Steps{Engine: eng, Dir: *dir, TempDir: tmp, Name: *name}
+	if *dbPath == "" {
+		if *dbPath, err = store.DefaultPath(os.Getenv); err != nil {
+			return err
+		}
+	}
+	st, err := store.Open(ctx, *dbPath)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	steps := &pbtemporal.Steps{Engine: eng, Dir: *dir, TempDir: tmp, Name: *name, Recorder: st,
+		Log: func(format string, args ...any) { fmt.Fprintf(errOut, format+"\n", args...) }}
 
 	var workers []worker.Worker
 	wf := worker.New(c, workflowQueue, worker.Options{})

@@ -78,3 +78,37 @@ func (s *Store) Adopt(ctx context.Context, runID string) error {
 	s.mu.Unlock()
 	return nil
 }
+
+// RunSeen records, in a worker's database, a run on Temporal of which the worker is about to run an
+// attempt of step stepID: the run, unless it is there already, and the step, unless it is. The run is
+// stored detached: this database holds only the attempts that ran on this machine (written next with
+// AttemptStarted, AttemptFinished and StepFinished as in any run), while the submitter's database
+// follows the run to its end. r.WorkflowID is required; r.StepIDs and r.Status are ignored. It waits
+// until the write is committed.
+func (s *Store) RunSeen(ctx context.Context, r *run.Record, stepID string) error {
+	if err := validRunID(r.ID); err != nil {
+		return fmt.Errorf("record run seen by a worker: %w", err)
+	}
+	if r.WorkflowID == "" {
+		return fmt.Errorf("record run %s seen by a worker: no workflow id: only runs on Temporal come to workers", r.ID)
+	}
+	params := r.Params
+	if params == "" {
+		params = "{}"
+	}
+	return s.write("record run "+r.ID+" seen by a worker", func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO runs (id, playbook, file, file_sha256, params, status,
+				started_at, user, host, retry_of, workflow_id, workflow_run_id)
+			VALUES (?, ?, ?, ?, ?, 'detached', ?, ?, ?, NULL, ?, ?)
+			ON CONFLICT (id) DO NOTHING`,
+			r.ID, r.Playbook, r.File, r.FileSHA256, params, formatTime(r.StartedAt), r.User, r.Host,
+			r.WorkflowID, nullString(r.WorkflowRunID))
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO steps (run_id, step_id, seq, status)
+			SELECT ?1, ?2, coalesce(max(seq), 0) + 1, 'pending' FROM steps WHERE run_id = ?1
+			ON CONFLICT (run_id, step_id) DO NOTHING`, r.ID, stepID)
+		return err
+	})
+}

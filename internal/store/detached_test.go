@@ -136,3 +136,26 @@ func TestDetachedRunCompletesWithoutAdopt(t *testing.T) {
 		t.Errorf("Adopt of a local run = %v", err)
 	}
 }
+
+// TestRunSeen: a worker records a run on Temporal once, detached, with a row for each step it ran, in
+// the order it first saw them; a run without a workflow id is refused.
+func TestRunSeen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "w.db")
+	s := openAt(t, path)
+	r := fixtureRun("r1")
+	r.WorkflowID = "playbook-r1"
+	for _, step := range []string{"b", "a", "b"} {
+		if err := s.RunSeen(ctx, r, step); err != nil {
+			t.Fatalf("RunSeen %s: %v", step, err)
+		}
+	}
+	db := rawDB(t, path)
+	if got := queryString(t, db, `SELECT status || ' ' || workflow_id || ' ' || (SELECT group_concat(step_id || seq) FROM
+		(SELECT step_id, seq FROM steps ORDER BY seq)) FROM runs`); got != "detached playbook-r1 b1,a2" {
+		t.Errorf("runs and steps = %q", got)
+	}
+	if err := s.RunSeen(ctx, fixtureRun("r2"), "a"); err == nil || !strings.Contains(err.Error(), "no workflow id") {
+		t.Errorf("RunSeen of a local run = %v", err)
+	}
+}

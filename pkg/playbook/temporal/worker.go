@@ -30,6 +30,13 @@ type Steps struct {
 	// Name is the worker's name, recorded with every attempt it runs (run.AttemptRecord.Worker): its
 	// host's name unless `playbook worker --name` says otherwise. "" records none.
 	Name string
+	// Recorder, when set, is the worker's own database: every attempt the worker runs is recorded
+	// there too (WorkerRecorder), so that `playbook runs` on that machine says what ran on it. A write
+	// that fails is reported on Log and never fails the attempt: the submitter's database is the run's
+	// record.
+	Recorder WorkerRecorder
+	// Log receives the worker's warnings; nil discards them.
+	Log func(format string, args ...any)
 	// Heartbeat is how often a running attempt tells Temporal its worker is alive; 0 is a quarter of
 	// the attempt's heartbeat timeout.
 	Heartbeat time.Duration
@@ -99,11 +106,62 @@ func (w *Steps) Run(ctx context.Context, req StepRequest) (*StepResult, error) {
 			}
 		}
 	}()
+	rec := w.recordStart(ctx, req, l.Display)
 	res, err := w.Engine.Run(ctx, er)
 	if err != nil {
-		return fail(err)
+		r, _ := fail(err)
+		rec(&r.Attempt, nil)
+		return r, nil
 	}
 	att, outs, retryable := local.AttemptRecord(res, req.RunID, step, req.Attempt, outputs, masker, time.Now().UTC())
 	att.Worker = w.Name
+	rec(att, outs)
 	return &StepResult{Attempt: *att, Outputs: outs, Retryable: retryable}, nil
+}
+
+// WorkerRecorder is what a worker records of the attempts it runs, in its own database
+// (*store.Store has these methods): the run and step when first seen (RunSeen), then the attempt's
+// start and end, and the step as its last attempt here left it.
+type WorkerRecorder interface {
+	RunSeen(ctx context.Context, r *run.Record, stepID string) error
+	AttemptStarted(ctx context.Context, a *run.AttemptStart) error
+	AttemptFinished(ctx context.Context, a *run.AttemptRecord) error
+	StepFinished(ctx context.Context, s *run.StepRecord) error
+}
+
+// recordStart records an attempt's start in the worker's database and returns what records its end.
+// Without a Recorder (or the run's record) both do nothing.
+func (w *Steps) recordStart(ctx context.Context, req StepRequest, display string) func(*run.AttemptRecord, map[string]string) {
+	if w.Recorder == nil || req.Run == nil {
+		return func(*run.AttemptRecord, map[string]string) {}
+	}
+	r := *req.Run
+	if activity.IsActivity(ctx) {
+		info := activity.GetInfo(ctx)
+		r.WorkflowID = info.WorkflowExecution.ID
+	}
+	started := time.Now().UTC()
+	warn := func(err error) {
+		if err != nil && w.Log != nil {
+			w.Log("playbook worker: recording step %s of run %s in this worker's database: %v", req.StepID, req.RunID, err)
+		}
+	}
+	ok := true
+	if err := w.Recorder.RunSeen(ctx, &r, req.StepID); err != nil {
+		warn(err)
+		ok = false
+	} else {
+		warn(w.Recorder.AttemptStarted(ctx, &run.AttemptStart{RunID: req.RunID, StepID: req.StepID, Attempt: req.Attempt,
+			StartedAt: started, Command: display}))
+	}
+	return func(a *run.AttemptRecord, outputs map[string]string) {
+		if !ok {
+			return
+		}
+		warn(w.Recorder.AttemptFinished(ctx, a))
+		warn(w.Recorder.StepFinished(ctx, &run.StepRecord{RunID: a.RunID, StepID: a.StepID, Status: a.Status,
+			Error: a.Error, ExitCode: a.ExitCode, Signal: a.Signal, Attempts: a.Attempt, StartedAt: started,
+			FinishedAt: a.FinishedAt, Command: display, Stdout: a.Stdout, Stderr: a.Stderr, Outputs: outputs,
+			Worker: a.Worker}))
+	}
 }

@@ -85,6 +85,8 @@ type StepRequest struct {
 	Launch  scheduler.Launch
 	Script  []byte   // the content of Launch.Script, which the worker runs (a path of the submitter's)
 	Secrets []string // masked in everything the worker records or returns
+	// Run is the run's record as it started (no step list), for the worker's own database.
+	Run *run.Record `json:",omitempty"`
 }
 
 // StepResult is what a worker returns of an attempt: its record (bounded output, masked) and the
@@ -199,6 +201,7 @@ type driver struct {
 	ctx      workflow.Context
 	core     *scheduler.Core
 	rec      *run.Record
+	runInfo  *run.Record // rec as it started, without its steps: what workers record of the run
 	sel      workflow.Selector
 	inflight map[string]workflow.CancelFunc // by step id: the running attempt's activity
 	scripts  playbook.Scripts
@@ -287,7 +290,12 @@ func (d *driver) start(c *scheduler.StartAttempt) {
 	// known only from its result.
 	d.write(Record{AttemptStarted: &run.AttemptStart{RunID: d.rec.ID, StepID: step, Attempt: attempt,
 		StartedAt: workflow.Now(d.ctx).UTC(), Command: l.Display}})
-	req := StepRequest{RunID: d.rec.ID, StepID: step, Attempt: attempt, Launch: *l, Secrets: d.core.Secrets()}
+	if d.runInfo == nil {
+		info := *d.rec
+		info.StepIDs = nil
+		d.runInfo = &info
+	}
+	req := StepRequest{RunID: d.rec.ID, StepID: step, Attempt: attempt, Launch: *l, Secrets: d.core.Secrets(), Run: d.runInfo}
 	if l.Script != "" {
 		req.Script = d.scripts[l.Script]
 	}
