@@ -372,8 +372,11 @@ func TestKilledWorkerIsLost(t *testing.T) {
 	w1, w2 := filepath.Join(shared, "w1"), filepath.Join(shared, "w2")
 	os.Mkdir(w1, 0o755)
 	os.Mkdir(w2, 0o755)
-	startWorker(t, bin, addr, "playbook", w1)
-	startWorker(t, bin, addr, "playbook", w2)
+	// The workers' databases share a folder, as two workers' of one machine do: each sweeps up what a
+	// dead one left.
+	dbs := t.TempDir()
+	startWorker(t, bin, addr, "playbook", w1, "--db", filepath.Join(dbs, "w1.db"))
+	startWorker(t, bin, addr, "playbook", w2, "--db", filepath.Join(dbs, "w2.db"))
 	pb := filepath.Join(t.TempDir(), "lost.yaml")
 	// The first attempt claims the job and says which worker runs it (its shell's parent), then hangs;
 	// the second finds the claim and succeeds where it runs.
@@ -384,8 +387,10 @@ steps:
     retry: {attempts: 2, delay: 100ms}
     run: |
       if [ -f ../claimed ]; then echo "ran=$PWD" >> "$PLAYBOOK_OUTPUT"; exit 0; fi
-      echo $PWD > ../claimed; echo $PPID > ../victim
-      sleep 300
+      echo $PWD > ../claimed
+      sleep 300 & echo $! > ../sleeper
+      echo $PPID > ../victim
+      wait
 `), 0o644)
 	db := filepath.Join(t.TempDir(), "runs.db")
 	cmd := exec.Command(bin, "run", "--temporal", addr, "--db", db, "--heartbeat-timeout", "2s", pb)
@@ -434,6 +439,18 @@ steps:
 	}
 	if ran := job.Outputs["ran"]; ran == "" || ran == strings.TrimSpace(string(claimed)) {
 		t.Errorf("attempt 2 ran in %q, attempt 1 in %q: want the other worker", ran, strings.TrimSpace(string(claimed)))
+	}
+	// What the lost attempt started in the background does not outlive its worker: the other worker
+	// of the machine kills it.
+	var sleeper int
+	if data, err := os.ReadFile(filepath.Join(shared, "sleeper")); err != nil || func() bool { _, e := fmt.Sscan(string(data), &sleeper); return e != nil }() {
+		t.Fatalf("the first attempt's background sleep: %q %v", data, err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); syscall.Kill(sleeper, 0) == nil; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			syscall.Kill(sleeper, syscall.SIGKILL)
+			t.Fatal("the lost attempt's background process is still running 30 s after its worker died")
+		}
 	}
 }
 

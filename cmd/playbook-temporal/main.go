@@ -36,6 +36,9 @@ import (
 // goes on when the machine that submitted it is gone.
 const workflowQueue = "playbook-workflows"
 
+// sweepEvery is how often a worker looks for processes that a dead worker on its machine left.
+const sweepEvery = 5 * time.Second
+
 // maxScript is the largest script file a run carries to its workers.
 const maxScript = 1 << 20
 
@@ -134,7 +137,29 @@ func serve(ctx context.Context, args []string, errOut io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	steps := &pbtemporal.Steps{Engine: eng, Dir: *dir, TempDir: tmp, Name: *name, Recorder: st,
+	// Processes a dead worker on this machine left are killed now and every few seconds; this
+	// worker's own are found by its instance id should it die in turn.
+	instances := filepath.Join(filepath.Dir(*dbPath), "workers")
+	inst, err := pbtemporal.NewInstance(instances)
+	if err != nil {
+		return err
+	}
+	defer inst.Close()
+	go func() {
+		t := time.NewTicker(sweepEvery)
+		defer t.Stop()
+		for {
+			if n, _ := pbtemporal.Sweep(instances); n > 0 {
+				fmt.Fprintf(errOut, "playbook-temporal: killed %d process group(s) left by a worker that died\n", n)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	steps := &pbtemporal.Steps{Engine: eng, Dir: *dir, TempDir: tmp, Name: *name, Recorder: st, Instance: inst.ID,
 		Log: func(format string, args ...any) { fmt.Fprintf(errOut, format+"\n", args...) }}
 
 	var workers []worker.Worker

@@ -31,10 +31,13 @@ type Steps struct {
 	// host's name unless `playbook worker --name` says otherwise. "" records none.
 	Name string
 	// Recorder, when set, is the worker's own database: every attempt the worker runs is recorded
-	// there too (WorkerRecorder), so that `playbook runs` on that machine says what ran on it. A write
-	// that fails is reported on Log and never fails the attempt: the submitter's database is the run's
-	// record.
+	// there too once it has ended (WorkerRecorder), so that `playbook runs` on that machine says what
+	// ran on it. A write that fails is reported on Log and never fails the attempt: the submitter's
+	// database is the run's record.
 	Recorder WorkerRecorder
+	// Instance is the worker process's instance id (NewInstance), given to every step's environment
+	// as InstanceEnv so that Sweep finds what a dead worker left; "" gives none.
+	Instance string
 	// Log receives the worker's warnings; nil discards them.
 	Log func(format string, args ...any)
 	// Heartbeat is how often a running attempt tells Temporal its worker is alive; 0 is a quarter of
@@ -76,11 +79,14 @@ func (w *Steps) Run(ctx context.Context, req StepRequest) (*StepResult, error) {
 	} else if !filepath.IsAbs(l.Dir) {
 		l.Dir = filepath.Join(w.Dir, l.Dir)
 	}
-	env := make(map[string]string, len(l.Env)+1)
+	env := make(map[string]string, len(l.Env)+2)
 	for k, v := range l.Env {
 		env[k] = v
 	}
 	env["PLAYBOOK_OUTPUT"] = outputs
+	if w.Instance != "" {
+		env[InstanceEnv] = w.Instance
+	}
 	l.Env = env
 	er := local.EngineRequest(&l, req.Secrets)
 	er.ID = req.RunID + "." + req.StepID + "." + strconv.Itoa(req.Attempt)
@@ -106,62 +112,50 @@ func (w *Steps) Run(ctx context.Context, req StepRequest) (*StepResult, error) {
 			}
 		}
 	}()
-	rec := w.recordStart(ctx, req, l.Display)
 	res, err := w.Engine.Run(ctx, er)
 	if err != nil {
 		r, _ := fail(err)
-		rec(&r.Attempt, nil)
+		w.record(ctx, req, l.Display, &r.Attempt, nil)
 		return r, nil
 	}
 	att, outs, retryable := local.AttemptRecord(res, req.RunID, step, req.Attempt, outputs, masker, time.Now().UTC())
 	att.Worker = w.Name
-	rec(att, outs)
+	w.record(ctx, req, l.Display, att, outs)
 	return &StepResult{Attempt: *att, Outputs: outs, Retryable: retryable}, nil
 }
 
 // WorkerRecorder is what a worker records of the attempts it runs, in its own database
-// (*store.Store has these methods): the run and step when first seen (RunSeen), then the attempt's
-// start and end, and the step as its last attempt here left it.
+// (*store.Store has these methods): once an attempt has ended, the run and step (RunSeen, when first
+// seen), the attempt, and the step as its last attempt here left it. Nothing is written while the
+// attempt runs, so a worker that dies leaves no row claiming a step still runs: the submitter's
+// database records that attempt (worker_lost).
 type WorkerRecorder interface {
 	RunSeen(ctx context.Context, r *run.Record, stepID string) error
-	AttemptStarted(ctx context.Context, a *run.AttemptStart) error
 	AttemptFinished(ctx context.Context, a *run.AttemptRecord) error
 	StepFinished(ctx context.Context, s *run.StepRecord) error
 }
 
-// recordStart records an attempt's start in the worker's database and returns what records its end.
-// Without a Recorder (or the run's record) both do nothing.
-func (w *Steps) recordStart(ctx context.Context, req StepRequest, display string) func(*run.AttemptRecord, map[string]string) {
+// record writes a finished attempt to the worker's database, when it has one. A write that fails is
+// reported on Log and changes nothing else.
+func (w *Steps) record(ctx context.Context, req StepRequest, display string, a *run.AttemptRecord, outputs map[string]string) {
 	if w.Recorder == nil || req.Run == nil {
-		return func(*run.AttemptRecord, map[string]string) {}
+		return
 	}
 	r := *req.Run
 	if activity.IsActivity(ctx) {
-		info := activity.GetInfo(ctx)
-		r.WorkflowID = info.WorkflowExecution.ID
+		r.WorkflowID = activity.GetInfo(ctx).WorkflowExecution.ID
 	}
-	started := time.Now().UTC()
-	warn := func(err error) {
-		if err != nil && w.Log != nil {
-			w.Log("playbook worker: recording step %s of run %s in this worker's database: %v", req.StepID, req.RunID, err)
-		}
+	err := w.Recorder.RunSeen(ctx, &r, req.StepID)
+	if err == nil {
+		err = w.Recorder.AttemptFinished(ctx, a)
 	}
-	ok := true
-	if err := w.Recorder.RunSeen(ctx, &r, req.StepID); err != nil {
-		warn(err)
-		ok = false
-	} else {
-		warn(w.Recorder.AttemptStarted(ctx, &run.AttemptStart{RunID: req.RunID, StepID: req.StepID, Attempt: req.Attempt,
-			StartedAt: started, Command: display}))
-	}
-	return func(a *run.AttemptRecord, outputs map[string]string) {
-		if !ok {
-			return
-		}
-		warn(w.Recorder.AttemptFinished(ctx, a))
-		warn(w.Recorder.StepFinished(ctx, &run.StepRecord{RunID: a.RunID, StepID: a.StepID, Status: a.Status,
-			Error: a.Error, ExitCode: a.ExitCode, Signal: a.Signal, Attempts: a.Attempt, StartedAt: started,
+	if err == nil {
+		err = w.Recorder.StepFinished(ctx, &run.StepRecord{RunID: a.RunID, StepID: a.StepID, Status: a.Status,
+			Error: a.Error, ExitCode: a.ExitCode, Signal: a.Signal, Attempts: a.Attempt, StartedAt: a.StartedAt,
 			FinishedAt: a.FinishedAt, Command: display, Stdout: a.Stdout, Stderr: a.Stderr, Outputs: outputs,
-			Worker: a.Worker}))
+			Worker: a.Worker})
+	}
+	if err != nil && w.Log != nil {
+		w.Log("playbook worker: recording step %s of run %s in this worker's database: %v", req.StepID, req.RunID, err)
 	}
 }
