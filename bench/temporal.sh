@@ -3,12 +3,15 @@
 # section "Distributed runs on Temporal (issue 15)" of bench/README.md.
 #
 #   bench/temporal.sh                         # chain 200, wide 1,000, 3 rounds (about 10 minutes)
-#   bench/temporal.sh --chain 50 --wide 200 --rounds 3
+#   bench/temporal.sh --chain 50 --wide 200 --rounds 1
+#   bench/temporal.sh --report bench/.work/temporal/results.tsv   # the table of an earlier run's times
 #
 # Each round runs, one after the other: the floor of the chain (bench/temporal-floor: N empty
 # activities one after another, bare SDK), `playbook-temporal run` of a chain of N `run: "true"` steps,
 # a local `playbook run` of the same file; then the same three for the wide workload (1,000
-# independent steps, max_parallel 8; the floor runs 8 activities at a time). The distributed runs go
+# independent steps, max_parallel 8; the floor runs 8 activities at a time). The chain's floor is
+# also measured with its activities on a task queue of their own, as playbook's steps are (the
+# workflow's own queue lets the server hand an activity to the worker eagerly). The distributed runs go
 # to two `playbook-temporal worker` processes, --max-parallel 4 each. It prints every time, the ratios
 # distributed/floor (goal <= 1.3) and the overhead a step pays distributed against local. Ratios are
 # medians of the per-round ratios. Needs: go, a C compiler (cgo), the Temporal CLI (see .ci/temporal:
@@ -19,18 +22,52 @@ cd "$(dirname "$0")/.."
 chain=200
 wide=1000
 rounds=3
+report_only=
 while [ $# -gt 0 ]; do
   case "$1" in
     --chain) chain=$2; shift ;;
     --wide) wide=$2; shift ;;
     --rounds) rounds=$2; shift ;;
+    --report) report_only=$2; shift ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "bench/temporal.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
 done
 
+# report TSV: the table of a results file (round, what, steps, ms): medians of the times, of the
+# per-round ratios and of the per-round differences a step.
+report() {
+  awk -F'\t' '
+    { t[$1, $2] = $4; n[$2] = $3; if ($1 > rounds) rounds = $1 }
+    function median(a, k,   i, j, x) {
+      for (i = 2; i <= k; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
+      return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+    }
+    function med(w,   r, a) { for (r = 1; r <= rounds; r++) a[r] = t[r, w]; return median(a, rounds) }
+    function ratio(x, y,   r, a) { for (r = 1; r <= rounds; r++) a[r] = t[r, x] / t[r, y]; return median(a, rounds) }
+    function over(x, y,   r, a) { for (r = 1; r <= rounds; r++) a[r] = (t[r, x] - t[r, y]) / n[x]; return median(a, rounds) }
+    function row(name, fl, d, l) {
+      printf "| %s | %.0f (%.1f a step) | %.0f | %.0f | **%.2fx** | %.1f | %.1f |\n", name, med(fl), med(fl) / n[fl], med(d), med(l),
+        ratio(d, fl), over(d, fl), over(d, l)
+    }
+    END {
+      printf "\nOne Temporal dev server, %d paired round(s); times in ms, medians; ratios and differences are medians of the per-round ones.\n\n", rounds
+      printf "| workload | floor: bare SDK | playbook distributed | playbook local | distributed/floor (goal <= 1.3) | ms a step, distributed - floor | ms a step, distributed - local |\n"
+      printf "|---|---|---|---|---|---|---|\n"
+      row("chain " n["dist-chain"], "floor-chain", "dist-chain", "local-chain")
+      row("chain " n["dist-chain"] ", floor on a queue of its own (no eager activities)", "floor-chain-queue", "dist-chain", "local-chain")
+      row("wide " n["dist-wide"] ", 8 at a time", "floor-wide", "dist-wide", "local-wide")
+    }' "$1"
+}
+
+if [ -n "$report_only" ]; then
+  report "$report_only"
+  exit 0
+fi
+
 work=bench/.work/temporal
+mkdir -p bench/results
 rm -rf "$work"
 mkdir -p "$work/bin" "$work/w1" "$work/w2"
 say() { printf 'bench: %s\n' "$*" >&2; }
@@ -109,30 +146,15 @@ results=$work/results.tsv
 : >"$results"
 for r in $(seq 1 "$rounds"); do
   say "round $r of $rounds: chain $chain"
-  printf '%s\tfloor-chain\t%s\n' "$r" "$(floor -n "$chain" -parallel 1)" >>"$results"
-  printf '%s\tdist-chain\t%s\n' "$r" "$(dist "$work/chain.yaml")" >>"$results"
-  printf '%s\tlocal-chain\t%s\n' "$r" "$(loc "$work/chain.yaml")" >>"$results"
+  printf '%s\tfloor-chain\t%s\t%s\n' "$r" "$chain" "$(floor -n "$chain" -parallel 1)" >>"$results"
+  printf '%s\tfloor-chain-queue\t%s\t%s\n' "$r" "$chain" "$(floor -n "$chain" -parallel 1 -separate-queue)" >>"$results"
+  printf '%s\tdist-chain\t%s\t%s\n' "$r" "$chain" "$(dist "$work/chain.yaml")" >>"$results"
+  printf '%s\tlocal-chain\t%s\t%s\n' "$r" "$chain" "$(loc "$work/chain.yaml")" >>"$results"
   say "round $r of $rounds: wide $wide"
-  printf '%s\tfloor-wide\t%s\n' "$r" "$(floor -n "$wide" -parallel 8)" >>"$results"
-  printf '%s\tdist-wide\t%s\n' "$r" "$(dist "$work/wide.yaml")" >>"$results"
-  printf '%s\tlocal-wide\t%s\n' "$r" "$(loc "$work/wide.yaml")" >>"$results"
+  printf '%s\tfloor-wide\t%s\t%s\n' "$r" "$wide" "$(floor -n "$wide" -parallel 8)" >>"$results"
+  printf '%s\tdist-wide\t%s\t%s\n' "$r" "$wide" "$(dist "$work/wide.yaml")" >>"$results"
+  printf '%s\tlocal-wide\t%s\t%s\n' "$r" "$wide" "$(loc "$work/wide.yaml")" >>"$results"
 done
 
-# The report: medians of times, of per-round ratios, and of per-round per-step overheads.
-awk -F'\t' -v chain="$chain" -v wide="$wide" -v rounds="$rounds" '
-  { t[$1, $2] = $3 }
-  function median(a, n,   i, j, x) {
-    for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
-    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-  }
-  function med(what,   r, a) { for (r = 1; r <= rounds; r++) a[r] = t[r, what]; return median(a, rounds) }
-  function ratio(x, y,   r, a) { for (r = 1; r <= rounds; r++) a[r] = t[r, x] / t[r, y]; return median(a, rounds) }
-  function over(x, y, n,   r, a) { for (r = 1; r <= rounds; r++) a[r] = (t[r, x] - t[r, y]) / n; return median(a, rounds) }
-  END {
-    printf "\nTemporal dev server, %d round(s), medians (ms)\n\n", rounds
-    printf "| workload | floor (bare SDK) | playbook distributed | playbook local | distributed/floor (goal <= 1.3) | ms a step, distributed - local | floor ms an activity |\n"
-    printf "|---|---|---|---|---|---|---|\n"
-    printf "| chain %d | %.0f | %.0f | %.0f | %.2fx | %.1f | %.1f |\n", chain, med("floor-chain"), med("dist-chain"), med("local-chain"), ratio("dist-chain", "floor-chain"), over("dist-chain", "local-chain", chain), med("floor-chain") / chain
-    printf "| wide %d (8 at a time) | %.0f | %.0f | %.0f | %.2fx | %.1f | %.1f |\n", wide, med("floor-wide"), med("dist-wide"), med("local-wide"), ratio("dist-wide", "floor-wide"), over("dist-wide", "local-wide", wide), med("floor-wide") / wide
-  }' "$results"
+report "$results" | tee "bench/results/$(date -u +%Y%m%dT%H%M%SZ)-temporal.md"
 say "raw times in $results"
