@@ -69,6 +69,15 @@ var (
 	e2eTests = map[*testing.T]*e2eServer{} // the tests running on the shared server
 )
 
+// testNamespace is the namespace the test's runs and workers use: its own on the shared server, else
+// "default". A test that dials Temporal itself (client.Dial) needs it.
+func testNamespace(t *testing.T) string {
+	if e := e2eOf(t); e != nil {
+		return e.namespace
+	}
+	return "default"
+}
+
 func e2eOf(t *testing.T) *e2eServer {
 	e2eMu.Lock()
 	defer e2eMu.Unlock()
@@ -269,7 +278,7 @@ func TestSharedServerGivesEachTestANamespace(t *testing.T) {
 		if addr != shared || e == nil {
 			t.Fatalf("devServer gave %s (namespace %+v), want the shared server %s, a namespace of the test's own", addr, e, shared)
 		}
-		first = e.namespace
+		first = testNamespace(t)
 		startWorker(t, buildBinary(t), addr, "isolated", t.TempDir())
 		// The worker polls in the test's namespace: the CLI, in it too, sees it.
 		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
