@@ -6,35 +6,96 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/playbookhq/playbook/internal/store"
 	"github.com/playbookhq/playbook/pkg/run"
 )
 
-// devServer starts the Temporal CLI's dev server on a free loopback port, with the settings that
-// favour latency, and returns its address. The CLI is $TEMPORAL_CLI, else `temporal` in PATH; without
-// it the test is skipped, unless CI is set (then it fails: CI must provide it).
+// devServer returns the address of a Temporal dev server for the test, and the server's database
+// file ("" when unknown). With $TEMPORAL_ADDRESS (.ci/run and .ci/temporal export it) that shared
+// server is used, and the test gets a namespace of its own there: the binary from buildBinary and the
+// CLI from cliPath use it, and it is deleted when the test ends; the file is $TEMPORAL_DB_FILE. Else
+// the test starts its own server (ownDevServer).
 func devServer(t *testing.T) (addr, dbFile string) {
 	t.Helper()
-	cli := os.Getenv("TEMPORAL_CLI")
-	if cli == "" {
-		cli, _ = exec.LookPath("temporal")
+	addr = os.Getenv("TEMPORAL_ADDRESS")
+	if addr == "" {
+		return ownDevServer(t)
 	}
+	e := &e2eServer{namespace: newNamespace(t, addr)}
+	if cli := temporalCLI(t); cli != "" {
+		// The CLI reads its namespace from the environment when no --namespace is given.
+		e.cli = writeScript(t, "temporal", "TEMPORAL_NAMESPACE="+shellQuote(e.namespace)+" exec "+shellQuote(cli)+` "$@"`)
+	}
+	e2eMu.Lock()
+	e2eTests[t] = e
+	e2eMu.Unlock()
+	t.Cleanup(func() {
+		e2eMu.Lock()
+		delete(e2eTests, t)
+		e2eMu.Unlock()
+	})
+	return addr, os.Getenv("TEMPORAL_DB_FILE")
+}
+
+// e2eServer is what a test on the shared server was given.
+type e2eServer struct {
+	namespace string // the test's own namespace
+	cli       string // the Temporal CLI in that namespace; "" without a CLI
+}
+
+var (
+	e2eMu    sync.Mutex
+	e2eTests = map[*testing.T]*e2eServer{} // the tests running on the shared server
+)
+
+// testNamespace is the namespace the test's runs and workers use: its own on the shared server, else
+// "default". A test that dials Temporal itself (client.Dial) needs it.
+func testNamespace(t *testing.T) string {
+	if e := e2eOf(t); e != nil {
+		return e.namespace
+	}
+	return "default"
+}
+
+func e2eOf(t *testing.T) *e2eServer {
+	e2eMu.Lock()
+	defer e2eMu.Unlock()
+	return e2eTests[t]
+}
+
+// ownDevServer starts the Temporal CLI's dev server on a free loopback port, with the settings that
+// favour latency (the same as .ci/temporal's), and returns its address and database file. Without a
+// CLI the test is skipped, unless CI is set (then it fails: CI must provide a server or a CLI).
+func ownDevServer(t *testing.T) (addr, dbFile string) {
+	t.Helper()
+	cli := temporalCLI(t)
 	if cli == "" {
+		const how = "set TEMPORAL_ADDRESS to a running dev server (`.ci/temporal go test ./cmd/playbook-temporal` starts one), or TEMPORAL_CLI to a Temporal CLI (or put `temporal` in PATH)"
 		if os.Getenv("CI") != "" {
-			t.Fatal("CI is set but there is no Temporal CLI: set TEMPORAL_CLI")
+			t.Fatal("CI is set but there is no Temporal server for the end-to-end tests: " + how)
 		}
-		t.Skip("no Temporal CLI (set TEMPORAL_CLI) for the dev server")
+		t.Skip("no Temporal server for the end-to-end tests: " + how)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -70,14 +131,100 @@ func devServer(t *testing.T) (addr, dbFile string) {
 	}
 }
 
-// buildBinary builds playbook-temporal once for the test.
+// temporalCLI is $TEMPORAL_CLI, else `temporal` in PATH, else "".
+func temporalCLI(t *testing.T) string {
+	t.Helper()
+	if cli := os.Getenv("TEMPORAL_CLI"); cli != "" {
+		if st, err := os.Stat(cli); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+			t.Fatalf("TEMPORAL_CLI=%s is not an executable file (%v): point it at a Temporal CLI, or unset it", cli, err)
+		}
+		return cli
+	}
+	cli, _ := exec.LookPath("temporal")
+	return cli
+}
+
+// newNamespace registers a namespace of the test's own on the server at addr, and deletes it (with
+// whatever runs are left in it) when the test ends.
+func newNamespace(t *testing.T, addr string) string {
+	t.Helper()
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return '-'
+	}, t.Name())
+	if len(name) > 100 {
+		name = name[:100]
+	}
+	ns := fmt.Sprintf("e2e-%s-%d-%d", name, os.Getpid(), time.Now().UnixNano()%1e9)
+	quiet := tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c, err := client.Dial(client.Options{HostPort: addr, Logger: quiet})
+	if err != nil {
+		t.Fatalf("TEMPORAL_ADDRESS=%s: connect: %v", addr, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.WorkflowService().RegisterNamespace(ctx, &workflowservice.RegisterNamespaceRequest{
+		Namespace: ns, WorkflowExecutionRetentionPeriod: durationpb.New(24 * time.Hour),
+	}); err != nil {
+		c.Close()
+		t.Fatalf("TEMPORAL_ADDRESS=%s: register the test's namespace %s: %v", addr, ns, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := c.OperatorService().DeleteNamespace(ctx, &operatorservice.DeleteNamespaceRequest{Namespace: ns}); err != nil {
+			t.Logf("delete the test's namespace %s: %v", ns, err)
+		}
+		c.Close()
+	})
+	// A namespace is served once the frontend knows it: a request in it answers without NotFound.
+	for {
+		_, err := c.WorkflowService().ListOpenWorkflowExecutions(ctx, &workflowservice.ListOpenWorkflowExecutionsRequest{Namespace: ns, MaximumPageSize: 1})
+		var notFound *serviceerror.NamespaceNotFound
+		if !errors.As(err, &notFound) {
+			if err != nil {
+				t.Fatalf("TEMPORAL_ADDRESS=%s: the test's namespace %s: %v", addr, ns, err)
+			}
+			return ns
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("TEMPORAL_ADDRESS=%s: the test's namespace %s was not served within 30 s", addr, ns)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the server's own answer
+	}
+}
+
+// writeScript writes an executable shell script with body in a temporary folder of the test.
+func writeScript(t *testing.T, name, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// buildBinary builds playbook-temporal once for the test. On the shared server it returns a script
+// that runs the binary's worker, run and attach in the test's namespace.
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "playbook-temporal")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	return bin
+	e := e2eOf(t)
+	if e == nil {
+		return bin
+	}
+	// exec keeps the process the test signals (Ctrl-C, kill -9) the binary itself.
+	return writeScript(t, "playbook-temporal", `case "$1" in
+worker|run|attach) sub=$1; shift; exec `+shellQuote(bin)+` "$sub" --namespace `+shellQuote(e.namespace)+` "$@" ;;
+esac
+exec `+shellQuote(bin)+` "$@"`)
 }
 
 // startWorker starts a real worker process serving queues from dir, and waits until it says so.
@@ -89,7 +236,7 @@ func startWorker(t *testing.T, bin, addr, queues, dir string, extra ...string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
-	ready := make(chan struct{})
+	ready, ended := make(chan struct{}), make(chan string, 1)
 	go func() {
 		buf := make([]byte, 4096)
 		var seen strings.Builder
@@ -102,14 +249,78 @@ func startWorker(t *testing.T, bin, addr, queues, dir string, extra ...string) {
 				said = true
 			}
 			if err != nil {
+				ended <- seen.String()
 				return
 			}
 		}
 	}()
 	select {
 	case <-ready:
+	case said := <-ended:
+		t.Fatalf("the worker for %s ended before serving:\n%s", queues, said)
 	case <-time.After(30 * time.Second):
 		t.Fatalf("worker for %s did not start", queues)
+	}
+}
+
+// TestSharedServerGivesEachTestANamespace: with TEMPORAL_ADDRESS, a test uses that server in a
+// namespace of its own, which its workers and its CLI use, so that it sees nothing of another test's.
+func TestSharedServerGivesEachTestANamespace(t *testing.T) {
+	shared := os.Getenv("TEMPORAL_ADDRESS")
+	if shared == "" {
+		shared, _ = ownDevServer(t)
+		t.Setenv("TEMPORAL_ADDRESS", shared)
+	}
+	var first string
+	t.Run("first", func(t *testing.T) {
+		addr, _ := devServer(t)
+		e := e2eOf(t)
+		if addr != shared || e == nil {
+			t.Fatalf("devServer gave %s (namespace %+v), want the shared server %s, a namespace of the test's own", addr, e, shared)
+		}
+		first = testNamespace(t)
+		startWorker(t, buildBinary(t), addr, "isolated", t.TempDir())
+		// The worker polls in the test's namespace: the CLI, in it too, sees it.
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			out, err := exec.Command(cliPath(t), "task-queue", "describe", "--address", addr, "--task-queue", "isolated", "--output", "json").Output()
+			var tq struct{ Pollers []json.RawMessage }
+			if err == nil && json.Unmarshal(out, &tq) == nil && len(tq.Pollers) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no worker polls the queue in the test's namespace %s: %v\n%s", first, err, out)
+			}
+		}
+		if out, err := exec.Command(cliPath(t), "workflow", "start", "--address", addr, "--type", "Nothing", "--task-queue", "nowhere", "-w", "isolated-run").CombinedOutput(); err != nil {
+			t.Fatalf("start a run: %v\n%s", err, out)
+		}
+	})
+	t.Run("second", func(t *testing.T) {
+		addr, _ := devServer(t)
+		if e := e2eOf(t); e == nil || e.namespace == first || addr != shared {
+			t.Fatalf("the second test is on %s in %+v, the first in %s: want the shared server, another namespace", addr, e, first)
+		}
+		out, err := exec.Command(cliPath(t), "workflow", "describe", "--address", addr, "-w", "isolated-run").CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "not found") {
+			t.Errorf("the first test's run is visible in the second's namespace (%v):\n%s", err, out)
+		}
+	})
+}
+
+// TestNoServerFailsInCI: without TEMPORAL_ADDRESS and without a CLI, an e2e test fails when CI is
+// set, and is skipped, saying why, when it is not.
+func TestNoServerFailsInCI(t *testing.T) {
+	for _, ci := range []string{"1", ""} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestTwoWorkersTwoQueues$", "-test.v")
+		cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS=", "TEMPORAL_CLI=", "PATH="+t.TempDir(), "CI="+ci)
+		out, err := cmd.CombinedOutput()
+		want := "--- SKIP"
+		if ci != "" {
+			want = "--- FAIL"
+		}
+		if !strings.Contains(string(out), want) || !strings.Contains(string(out), "no Temporal server for the end-to-end tests") {
+			t.Errorf("CI=%q: want %s saying there is no server (%v):\n%s", ci, want, err, out)
+		}
 	}
 }
 
@@ -518,14 +729,15 @@ steps:
 	}
 }
 
-// cliPath is the Temporal CLI devServer used.
+// cliPath is the Temporal CLI devServer used; on the shared server, one in the test's namespace.
 func cliPath(t *testing.T) string {
-	if cli := os.Getenv("TEMPORAL_CLI"); cli != "" {
-		return cli
+	t.Helper()
+	if e := e2eOf(t); e != nil && e.cli != "" {
+		return e.cli
 	}
-	cli, err := exec.LookPath("temporal")
-	if err != nil {
-		t.Fatal(err)
+	cli := temporalCLI(t)
+	if cli == "" {
+		t.Fatal("no Temporal CLI: set TEMPORAL_CLI, or put `temporal` in PATH")
 	}
 	return cli
 }
