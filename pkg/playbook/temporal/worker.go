@@ -95,7 +95,15 @@ func (w *Steps) Run(ctx context.Context, req StepRequest) (*StepResult, error) {
 			}
 		}
 	}()
-	res, err := w.Engine.Run(ctx, er)
+	// Started and cancelled by id, as the local runner does, not through Engine.Run's context: a
+	// cancelled attempt then records the same error ("cancelled") on both backends.
+	id, err := w.Engine.Start(er)
+	if err != nil {
+		return fail(err)
+	}
+	stopCancel := context.AfterFunc(ctx, func() { _ = w.Engine.Cancel(id) })
+	res, err := w.Engine.Wait(context.WithoutCancel(ctx), id)
+	stopCancel()
 	if err != nil {
 		return fail(err)
 	}
