@@ -33,6 +33,9 @@ type ruleCase struct {
 	outputs map[string]map[string]string
 	// stdout, when set, is text a step's recorded stdout must hold (step id -> text).
 	stdout map[string]string
+	// within, when set, is how long the run may last: where stopping a step at the right time is
+	// the rule (a run timeout stops the running steps when it expires, not later).
+	within time.Duration
 }
 
 // Files a step keeps between attempts are named after $PLAYBOOK_RUN_ID, in the folder the step runs in
@@ -460,7 +463,7 @@ steps:
     if: failure()
     run: echo never
 `,
-		status: "timed_out", exit: 124,
+		status: "timed_out", exit: 124, within: 3 * time.Second,
 		steps: []string{"quick succeeded", "hang cancelled run_timed_out", "never skipped run_timed_out",
 			"cleanup succeeded", "on-cancel succeeded", "on-failure skipped run_timed_out"},
 		stdout: map[string]string{"cleanup": "cleanup after cancelled in a timed_out run\n"},
@@ -618,6 +621,7 @@ func runCmd(t *testing.T, dir, bin string, args ...string) (int, string) {
 // records is what one database holds of its only run: each row as column -> value, the columns that
 // may legitimately differ between backends left out (excluded).
 type records struct {
+	duration time.Duration // the run's, not compared: only bounded by a row's within
 	run      map[string]any
 	steps    map[string]map[string]any   // by step id
 	attempts map[string][]map[string]any // by step id, in attempt order
@@ -653,6 +657,11 @@ func readRecords(t *testing.T, path string) *records {
 		return nil
 	}
 	r := &records{run: runs[0], steps: map[string]map[string]any{}, attempts: map[string][]map[string]any{}}
+	var ms sql.NullInt64
+	if err := db.QueryRow("SELECT duration_ms FROM runs").Scan(&ms); err != nil {
+		t.Fatal(err)
+	}
+	r.duration = time.Duration(ms.Int64) * time.Millisecond
 	for _, s := range queryRows(t, db, "SELECT * FROM steps ORDER BY step_id") {
 		r.steps[s["step_id"].(string)] = s
 	}
@@ -783,6 +792,9 @@ func (c *ruleCase) check(t *testing.T, backend string, exit int, r *records, out
 	}
 	if got := r.run["exit_code"]; got != int64(c.exit) {
 		t.Errorf("%s: run exit code %v, want %d", backend, got, c.exit)
+	}
+	if c.within > 0 && r.duration > c.within {
+		t.Errorf("%s: the run lasted %s, want at most %s", backend, r.duration, c.within)
 	}
 	if len(r.steps) != len(c.steps) {
 		// Every step of the playbook is listed once in the row.

@@ -2,13 +2,16 @@ package temporal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/playbookhq/playbook/internal/mask"
 	"github.com/playbookhq/playbook/pkg/engine"
@@ -74,27 +77,6 @@ func (w *Steps) Run(ctx context.Context, req StepRequest) (*StepResult, error) {
 	er := local.EngineRequest(&l, req.Secrets)
 	er.ID = req.RunID + "." + req.StepID + "." + strconv.Itoa(req.Attempt)
 
-	every := w.Heartbeat
-	if every <= 0 {
-		every = heartbeatTimeout / 4
-		if info := activity.GetInfo(ctx); info.HeartbeatTimeout > 0 {
-			every = info.HeartbeatTimeout / 4
-		}
-	}
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				activity.RecordHeartbeat(ctx)
-			case <-stop:
-				return
-			}
-		}
-	}()
 	// Started and cancelled by id, as the local runner does, not through Engine.Run's context: a
 	// cancelled attempt then records the same error ("cancelled") on both backends.
 	id, err := w.Engine.Start(er)
@@ -102,11 +84,53 @@ func (w *Steps) Run(ctx context.Context, req StepRequest) (*StepResult, error) {
 		return fail(err)
 	}
 	stopCancel := context.AfterFunc(ctx, func() { _ = w.Engine.Cancel(id) })
+	defer stopCancel()
+	stop := make(chan struct{})
+	defer close(stop)
+	go w.heartbeat(ctx, id, stop)
 	res, err := w.Engine.Wait(context.WithoutCancel(ctx), id)
-	stopCancel()
 	if err != nil {
 		return fail(err)
 	}
 	att, outs, retryable := local.AttemptRecord(res, req.RunID, step, req.Attempt, outputs, masker, time.Now().UTC())
 	return &StepResult{Attempt: *att, Outputs: outs, Retryable: retryable}, nil
+}
+
+// maxHeartbeat is the longest a running step goes between heartbeats: a cancellation (Ctrl-C, the
+// run's timeout) reaches the worker only in a heartbeat's answer, so it bounds how late the step stops.
+const maxHeartbeat = time.Second
+
+// heartbeat tells Temporal that the attempt's worker is alive until stop is closed, and cancels the
+// attempt's execution id when the answer says the workflow cancelled it (or no longer knows it).
+// It heartbeats through the client, not activity.RecordHeartbeat: the SDK holds those back for 80 %
+// of the heartbeat timeout (16 s by default) after the first, and learns of a cancellation only then.
+func (w *Steps) heartbeat(ctx context.Context, id string, stop <-chan struct{}) {
+	every := w.Heartbeat
+	if every <= 0 {
+		every = min(heartbeatTimeout/4, maxHeartbeat)
+		if info := activity.GetInfo(ctx); info.HeartbeatTimeout > 0 {
+			every = min(info.HeartbeatTimeout/4, maxHeartbeat)
+		}
+	}
+	c := activity.GetClient(ctx)
+	token := activity.GetInfo(ctx).TaskToken
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if c == nil {
+				activity.RecordHeartbeat(ctx)
+				continue
+			}
+			err := c.RecordActivityHeartbeat(ctx, token)
+			var gone *serviceerror.NotFound
+			if temporal.IsCanceledError(err) || errors.As(err, &gone) {
+				_ = w.Engine.Cancel(id)
+				return
+			}
+		case <-stop:
+			return
+		}
+	}
 }
