@@ -634,12 +634,14 @@ type records struct {
 //   - pid, pid_start: processes of different machines (the worker's are not the submitter's);
 //   - command: the display of the command may differ (the worker's paths, a script's copy);
 //   - fingerprint: an HMAC keyed with the key file beside each database, over the step's folder,
-//     which is the playbook's locally and the worker's --dir distributed.
+//     which is the playbook's locally and the worker's --dir distributed;
+//   - workflow_id, workflow_run_id, worker: what only a distributed run has (its Temporal workflow,
+//     the worker that ran each attempt), NULL locally.
 var excluded = map[string]bool{
 	"id": true, "run_id": true, "started_at": true, "finished_at": true, "duration_ms": true,
 	"owner_pid": true, "owner_start": true, "owner_host": true, "owner_boot_id": true,
 	"last_seen_at": true, "temp_dir": true, "pid": true, "pid_start": true, "command": true,
-	"fingerprint": true,
+	"fingerprint": true, "workflow_id": true, "workflow_run_id": true, "worker": true,
 }
 
 // readRecords reads a run database, read-only, through SQLite itself (not the store package), so that
