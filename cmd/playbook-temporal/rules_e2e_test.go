@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -36,6 +37,8 @@ type ruleCase struct {
 	// within, when set, is how long the run may last: where stopping a step at the right time is
 	// the rule (a run timeout stops the running steps when it expires, not later).
 	within time.Duration
+	// files are written beside the playbook (name -> content), scripts for instance.
+	files map[string]string
 }
 
 // Files a step keeps between attempts are named after $PLAYBOOK_RUN_ID, in the folder the step runs in
@@ -513,6 +516,144 @@ steps:
 		stdout:  map[string]string{"login": "user deploy token ***\n"},
 	},
 	{
+		// A cancelled run never retries: the step waiting for its second attempt keeps the status of
+		// its first, and the run ends when its timeout expires, not after the retry's delay.
+		name: "run-timeout-during-retry-delay",
+		yaml: `version: 1
+name: retrycut
+timeout: 800ms
+steps:
+  - id: failing
+    retry: {attempts: 3, delay: 20s}
+    run: echo "try"; exit 3
+  - id: after
+    needs: failing
+    run: echo never
+  - id: always
+    needs: failing
+    if: always()
+    run: echo "failing ${{ steps.failing.status }} after ${{ steps.failing.attempts }}"
+`,
+		status: "timed_out", exit: 124, within: 5 * time.Second,
+		steps:  []string{"failing failed exit=3 attempts=1", "after skipped run_timed_out", "always succeeded"},
+		stdout: map[string]string{"always": "failing failed after 1\n"},
+	},
+	{
+		name: "stop-signal-and-grace",
+		yaml: `version: 1
+name: stopsignal
+fail_fast: false
+max_parallel: 2
+steps:
+  - id: by-int
+    timeout: 300ms
+    stop_signal: SIGINT
+    run: |
+      trap 'echo got INT; exit 7' INT
+      echo waiting
+      sleep 30 & wait
+  - id: deaf
+    timeout: 300ms
+    stop_grace: 300ms
+    run: |
+      trap '' TERM
+      echo deaf
+      sleep 30 & wait; sleep 30 & wait
+`,
+		status: "failed", exit: 1,
+		steps:  []string{"by-int timed_out exit=7", "deaf timed_out exit=-"},
+		stdout: map[string]string{"by-int": "waiting\ngot INT\n", "deaf": "deaf\n"},
+	},
+	{
+		name: "script-travels-with-the-run",
+		yaml: `version: 1
+name: script
+steps:
+  - id: by-shebang
+    script: hello.sh
+    env: {WHO: "${{ run.name }}"}
+  - id: by-interpreter
+    needs: by-shebang
+    script: hello.sh
+    interpreter: sh
+    env: {WHO: "${{ steps['by-shebang'].outputs.greeted }}"}
+`,
+		files:  map[string]string{"hello.sh": "#!/bin/sh\necho \"hello $WHO from $PLAYBOOK_STEP_ID\"\necho \"greeted=$WHO\" >> \"$PLAYBOOK_OUTPUT\"\n"},
+		status: "succeeded", exit: 0,
+		steps:   []string{"by-shebang succeeded", "by-interpreter succeeded"},
+		outputs: map[string]map[string]string{"by-interpreter": {"greeted": "script"}},
+		stdout:  map[string]string{"by-shebang": "hello script from by-shebang\n", "by-interpreter": "hello script from by-interpreter\n"},
+	},
+	{
+		name: "environment",
+		yaml: `version: 1
+name: environ
+params:
+  region: {default: eu-west-1}
+env:
+  SHARED: "top"
+  OVERRIDDEN: "top"
+  REGION: "${{ params.region }}"
+steps:
+  - id: show
+    env: {OVERRIDDEN: "step", STEP_ONLY: "${{ params.region }}-x"}
+    run: echo "$SHARED $OVERRIDDEN $STEP_ONLY $REGION $PLAYBOOK_STEP_ID ${#PLAYBOOK_RUN_ID} ${HOME:+home-set}"
+`,
+		status: "succeeded", exit: 0,
+		steps:  []string{"show succeeded"},
+		stdout: map[string]string{"show": "top step eu-west-1-x eu-west-1 show 32 home-set\n"},
+	},
+	{
+		// A playbook's output_limit bounds what is kept of each stream, head and tail.
+		name: "output-limit",
+		yaml: `version: 1
+name: outlimit
+output_limit: 1KiB
+steps:
+  - id: chatty
+    run: for i in $(seq 1 2000); do echo "line $i"; done; echo err >&2
+`,
+		status: "succeeded", exit: 0,
+		steps: []string{"chatty succeeded"},
+	},
+	{
+		name: "outputs-file-too-large",
+		yaml: `version: 1
+name: bigout
+steps:
+  - id: big
+    run: head -c 1100000 /dev/zero | tr '\0' 'a' | sed 's/^/k=/' >> "$PLAYBOOK_OUTPUT"
+  - id: after
+    needs: big
+    run: echo never
+`,
+		status: "failed", exit: 1,
+		steps: []string{"big failed exit=0", "after skipped dependency_failed"},
+	},
+	{
+		// The secret is masked in the error of a step that cannot start, as in its output.
+		name: "secret-in-an-error",
+		yaml: `version: 1
+name: secreterr
+params:
+  token: {secret: true}
+steps:
+  - id: leak
+    exec: ["/nonexistent/${{ params.token }}"]
+`,
+		params: []string{"token=Zq9-secret-Kx"},
+		status: "failed", exit: 1,
+		steps: []string{"leak failed exit=- attempts=1"},
+	},
+	{
+		// Without max_parallel, as many steps run at once as the machine has CPUs (the submitter's):
+		// the failure of the first leaves the last waiter, for which no slot was free, unstarted.
+		name:   "default-max-parallel",
+		yaml:   defaultMaxParallelYAML(runtime.NumCPU()),
+		status: "failed", exit: 1,
+		steps: defaultMaxParallelSteps(runtime.NumCPU()),
+	},
+	{
 		name: "file-order-under-max-parallel",
 		yaml: `version: 1
 name: fileorder
@@ -543,9 +684,11 @@ steps:
   - id: script-ish
     shell: sh
     run: printf 'sh says %s\n' "$PLAYBOOK_STEP_ID"
+  - id: killed
+    run: printf 'bytes \377\376\n'; kill -9 $$
 `,
 		status: "failed", exit: 1,
-		steps:  []string{"loud failed exit=42", "script-ish succeeded"},
+		steps:  []string{"loud failed exit=42", "script-ish succeeded", "killed failed exit=-"},
 		stdout: map[string]string{"loud": "to-out\n", "script-ish": "sh says script-ish\n"},
 	},
 }
@@ -573,6 +716,11 @@ func TestRulesBothBackends(t *testing.T) {
 			file := filepath.Join(dir, c.name+".yaml")
 			if err := os.WriteFile(file, []byte(c.yaml), 0o644); err != nil {
 				t.Fatal(err)
+			}
+			for name, content := range c.files {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o755); err != nil {
+					t.Fatal(err)
+				}
 			}
 			var ps []string
 			for _, p := range c.params {
@@ -747,7 +895,7 @@ func (l *records) diff(d *records, dirs map[string]string) []string {
 		sort.Strings(sorted)
 		for _, k := range sorted {
 			if x, y := norm(a[k]), norm(b[k]); !reflect.DeepEqual(x, y) {
-				out = append(out, fmt.Sprintf("%s %s: local %#v, distributed %#v", where, k, x, y))
+				out = append(out, fmt.Sprintf("%s %s: %s", where, k, describeDiff(x, y)))
 			}
 		}
 	}
@@ -842,4 +990,39 @@ func (c *ruleCase) check(t *testing.T, backend string, exit int, r *records, out
 			t.Errorf("%s: step %s stdout %q, want %q", backend, step, s["stdout"], want)
 		}
 	}
+}
+
+// describeDiff shows two differing values: whole when short, else their lengths and where they part.
+func describeDiff(l, d any) string {
+	ls, lok := l.(string)
+	ds, dok := d.(string)
+	if !lok || !dok || len(ls)+len(ds) < 400 {
+		return fmt.Sprintf("local %#v, distributed %#v", l, d)
+	}
+	i := 0
+	for i < len(ls) && i < len(ds) && ls[i] == ds[i] {
+		i++
+	}
+	cut := func(s string) string { return s[i:min(len(s), i+80)] }
+	return fmt.Sprintf("local %d bytes, distributed %d; from byte %d local %q, distributed %q", len(ls), len(ds), i, cut(ls), cut(ds))
+}
+
+// defaultMaxParallelYAML is a playbook whose first step fails while cpus steps wait for the failure()
+// step that follows it: with cpus slots, the first and cpus-1 waiters start.
+func defaultMaxParallelYAML(cpus int) string {
+	var b strings.Builder
+	b.WriteString("version: 1\nname: defaultpar\nsteps:\n  - id: fails\n    run: exit 1\n")
+	for i := 1; i <= cpus; i++ {
+		fmt.Fprintf(&b, "  - id: w%d\n    run: until [ -f \"$PLAYBOOK_RUN_ID.handled\" ]; do sleep 0.01; done\n", i)
+	}
+	b.WriteString("  - id: handler\n    needs: fails\n    if: failure()\n    run: touch \"$PLAYBOOK_RUN_ID.handled\"\n")
+	return b.String()
+}
+
+func defaultMaxParallelSteps(cpus int) []string {
+	steps := []string{"fails failed exit=1", "handler succeeded"}
+	for i := 1; i < cpus; i++ {
+		steps = append(steps, fmt.Sprintf("w%d succeeded", i))
+	}
+	return append(steps, fmt.Sprintf("w%d skipped fail_fast", cpus))
 }
