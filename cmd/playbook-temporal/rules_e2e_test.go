@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -39,6 +40,10 @@ type ruleCase struct {
 	within time.Duration
 	// files are written beside the playbook (name -> content), scripts for instance.
 	files map[string]string
+	// interrupt, when set, is the end of the name of a file a step creates in its folder: once it is
+	// there, the run gets signal (SIGINT, the Ctrl-C of a terminal, when not set).
+	interrupt string
+	signal    syscall.Signal
 }
 
 // Files a step keeps between attempts are named after $PLAYBOOK_RUN_ID, in the folder the step runs in
@@ -654,6 +659,53 @@ steps:
 		steps: defaultMaxParallelSteps(runtime.NumCPU()),
 	},
 	{
+		name: "ctrl-c",
+		yaml: `version: 1
+name: interrupted
+steps:
+  - id: long
+    run: touch "$PLAYBOOK_RUN_ID.ctrl-c-ready"; sleep 30
+  - id: next
+    needs: long
+    run: echo never
+  - id: cleanup
+    needs: long
+    if: always()
+    run: echo "cleanup after ${{ steps.long.status }} in a ${{ run.status }} run"
+  - id: on-cancel
+    needs: long
+    if: cancelled()
+    run: echo cancelled ran
+  - id: on-failure
+    needs: long
+    if: failure()
+    run: echo never
+`,
+		interrupt: ".ctrl-c-ready",
+		status:    "cancelled", exit: 130, within: 5 * time.Second,
+		steps: []string{"long cancelled", "next skipped run_cancelled", "cleanup succeeded",
+			"on-cancel succeeded", "on-failure skipped run_cancelled"},
+		stdout: map[string]string{"cleanup": "cleanup after cancelled in a cancelled run\n", "on-cancel": "cancelled ran\n"},
+	},
+	{
+		// SIGTERM (a service manager stopping the runner) is the same graceful stop, exit status 143.
+		name: "sigterm",
+		yaml: `version: 1
+name: terminated
+steps:
+  - id: long
+    run: touch "$PLAYBOOK_RUN_ID.sigterm-ready"; sleep 30
+  - id: cleanup
+    needs: long
+    if: cancelled()
+    run: echo "cleanup in a ${{ run.status }} run"
+`,
+		interrupt: ".sigterm-ready", signal: syscall.SIGTERM,
+		status: "cancelled", exit: 143, within: 5 * time.Second,
+		steps:  []string{"long cancelled", "cleanup succeeded"},
+		stdout: map[string]string{"cleanup": "cleanup in a cancelled run\n"},
+	},
+	{
 		name: "file-order-under-max-parallel",
 		yaml: `version: 1
 name: fileorder
@@ -728,9 +780,9 @@ func TestRulesBothBackends(t *testing.T) {
 			}
 			localDB, distDB := filepath.Join(t.TempDir(), "local.db"), filepath.Join(t.TempDir(), "dist.db")
 			began := time.Now()
-			localExit, localOut := runCmd(t, dir, local, append(append([]string{"run", "--db", localDB}, ps...), file)...)
+			localExit, localOut := runCmd(t, dir, c.interruptWhen(dir), c.signal, local, append(append([]string{"run", "--db", localDB}, ps...), file)...)
 			mid := time.Now()
-			distExit, distOut := runCmd(t, dir, bin, append(append([]string{"run", "--temporal", addr, "--db", distDB, "--key-file", key}, ps...), file)...)
+			distExit, distOut := runCmd(t, dir, c.interruptWhen(workDir), c.signal, bin, append(append([]string{"run", "--temporal", addr, "--db", distDB, "--key-file", key}, ps...), file)...)
 			t.Logf("local %s, distributed %s", mid.Sub(began).Round(time.Millisecond), time.Since(mid).Round(time.Millisecond))
 			l, d := readRecords(t, localDB), readRecords(t, distDB)
 			if t.Failed() {
@@ -748,15 +800,50 @@ func TestRulesBothBackends(t *testing.T) {
 	}
 }
 
-// runCmd runs a command to its end in dir and returns its exit status and combined output.
-func runCmd(t *testing.T, dir, bin string, args ...string) (int, string) {
+// interruptWhen is the pattern of the file whose creation in stepDir (where the run's steps run)
+// interrupts the run; "" when the row does not interrupt it.
+func (c *ruleCase) interruptWhen(stepDir string) string {
+	if c.interrupt == "" {
+		return ""
+	}
+	return filepath.Join(stepDir, "*"+c.interrupt)
+}
+
+// runCmd runs a command to its end in dir and returns its exit status and combined output. With
+// interrupt, a file pattern, the command gets sig (0: SIGINT) once a file matches it.
+func runCmd(t *testing.T, dir, interrupt string, sig syscall.Signal, bin string, args ...string) (int, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")
-	out, err := cmd.CombinedOutput()
+	var buf strings.Builder
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if interrupt != "" {
+		for {
+			if m, _ := filepath.Glob(interrupt); len(m) > 0 {
+				// Consumed, so that the next run's marker is the only one.
+				for _, f := range m {
+					os.Remove(f)
+				}
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("no %s appeared within 2 minutes", interrupt)
+			}
+			time.Sleep(10 * time.Millisecond) // polling for the file the step creates
+		}
+		if sig == 0 {
+			sig = syscall.SIGINT
+		}
+		cmd.Process.Signal(sig)
+	}
+	err := cmd.Wait()
+	out := buf.String()
 	if ctx.Err() != nil {
 		t.Fatalf("%s %s did not end within 2 minutes:\n%s", filepath.Base(bin), strings.Join(args, " "), out)
 	}
