@@ -444,10 +444,12 @@ steps:
 		stdout: map[string]string{"hangs-once": "second\n"},
 	},
 	{
+		// The timeout comes after the hanging step's first heartbeats: the cancellation reaches it in
+		// the answer to a later one, which the SDK must not hold back.
 		name: "run-timeout",
 		yaml: `version: 1
 name: runtimeout
-timeout: 700ms
+timeout: 2500ms
 max_parallel: 2
 steps:
   - id: quick
@@ -471,7 +473,7 @@ steps:
     if: failure()
     run: echo never
 `,
-		status: "timed_out", exit: 124, within: 3 * time.Second,
+		status: "timed_out", exit: 124, within: 5 * time.Second,
 		steps: []string{"quick succeeded", "hang cancelled run_timed_out", "never skipped run_timed_out",
 			"cleanup succeeded", "on-cancel succeeded", "on-failure skipped run_timed_out"},
 		stdout: map[string]string{"cleanup": "cleanup after cancelled in a timed_out run\n"},

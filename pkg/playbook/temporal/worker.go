@@ -2,16 +2,13 @@ package temporal
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/playbookhq/playbook/internal/mask"
 	"github.com/playbookhq/playbook/pkg/engine"
@@ -87,7 +84,7 @@ func (w *Steps) Run(ctx context.Context, req StepRequest) (*StepResult, error) {
 	defer stopCancel()
 	stop := make(chan struct{})
 	defer close(stop)
-	go w.heartbeat(ctx, id, stop)
+	go w.heartbeat(ctx, stop)
 	res, err := w.Engine.Wait(context.WithoutCancel(ctx), id)
 	if err != nil {
 		return fail(err)
@@ -97,14 +94,18 @@ func (w *Steps) Run(ctx context.Context, req StepRequest) (*StepResult, error) {
 }
 
 // maxHeartbeat is the longest a running step goes between heartbeats: a cancellation (Ctrl-C, the
-// run's timeout) reaches the worker only in a heartbeat's answer, so it bounds how late the step stops.
+// run's timeout) reaches the worker only in a heartbeat's answer. The SDK sends a heartbeat at most
+// once per its worker's throttle interval (80 % of the heartbeat timeout, capped by
+// worker.Options.MaxHeartbeatThrottleInterval), which the worker must therefore set to this too.
 const maxHeartbeat = time.Second
 
-// heartbeat tells Temporal that the attempt's worker is alive until stop is closed, and cancels the
-// attempt's execution id when the answer says the workflow cancelled it (or no longer knows it).
-// It heartbeats through the client, not activity.RecordHeartbeat: the SDK holds those back for 80 %
-// of the heartbeat timeout (16 s by default) after the first, and learns of a cancellation only then.
-func (w *Steps) heartbeat(ctx context.Context, id string, stop <-chan struct{}) {
+// HeartbeatThrottle is the worker.Options.MaxHeartbeatThrottleInterval of a worker running Steps: a
+// step then stops within about that long of its run's cancellation.
+const HeartbeatThrottle = maxHeartbeat
+
+// heartbeat tells Temporal that the attempt's worker is alive until stop is closed. The SDK's answer
+// to a heartbeat is how a cancellation reaches ctx (and so the step's process group).
+func (w *Steps) heartbeat(ctx context.Context, stop <-chan struct{}) {
 	every := w.Heartbeat
 	if every <= 0 {
 		every = min(heartbeatTimeout/4, maxHeartbeat)
@@ -112,23 +113,12 @@ func (w *Steps) heartbeat(ctx context.Context, id string, stop <-chan struct{}) 
 			every = min(info.HeartbeatTimeout/4, maxHeartbeat)
 		}
 	}
-	c := activity.GetClient(ctx)
-	token := activity.GetInfo(ctx).TaskToken
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			if c == nil {
-				activity.RecordHeartbeat(ctx)
-				continue
-			}
-			err := c.RecordActivityHeartbeat(ctx, token)
-			var gone *serviceerror.NotFound
-			if temporal.IsCanceledError(err) || errors.As(err, &gone) {
-				_ = w.Engine.Cancel(id)
-				return
-			}
+			activity.RecordHeartbeat(ctx)
 		case <-stop:
 			return
 		}
