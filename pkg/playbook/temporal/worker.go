@@ -32,6 +32,38 @@ type Steps struct {
 	Heartbeat time.Duration
 }
 
+// maxHeartbeat is the longest a running step goes between heartbeats: a cancellation (Ctrl-C, the
+// run's timeout) reaches the worker only in a heartbeat's answer. The SDK sends a heartbeat at most
+// once per its worker's throttle interval (80 % of the heartbeat timeout, capped by
+// worker.Options.MaxHeartbeatThrottleInterval), which the worker must therefore set to this too.
+const maxHeartbeat = time.Second
+
+// HeartbeatThrottle is the worker.Options.MaxHeartbeatThrottleInterval of a worker running Steps: a
+// step then stops within about that long of its run's cancellation.
+const HeartbeatThrottle = maxHeartbeat
+
+// heartbeat tells Temporal that the attempt's worker is alive until stop is closed. The SDK's answer
+// to a heartbeat is how a cancellation reaches ctx (and so the step's process group).
+func (w *Steps) heartbeat(ctx context.Context, stop <-chan struct{}) {
+	every := w.Heartbeat
+	if every <= 0 {
+		every = min(heartbeatTimeout/4, maxHeartbeat)
+		if info := activity.GetInfo(ctx); info.HeartbeatTimeout > 0 {
+			every = min(info.HeartbeatTimeout/4, maxHeartbeat)
+		}
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			activity.RecordHeartbeat(ctx)
+		case <-stop:
+			return
+		}
+	}
+}
+
 // Run is the step activity (StepActivityName). Cancelling ctx, which the workflow does through the
 // heartbeat, stops the step as a local cancel does: its stop signal to the group, SIGKILL after its
 // grace. An attempt that cannot start is a failed attempt, not an activity error: the step's retry
@@ -91,36 +123,4 @@ func (w *Steps) Run(ctx context.Context, req StepRequest) (*StepResult, error) {
 	}
 	att, outs, retryable := local.AttemptRecord(res, req.RunID, step, req.Attempt, outputs, masker, time.Now().UTC())
 	return &StepResult{Attempt: *att, Outputs: outs, Retryable: retryable}, nil
-}
-
-// maxHeartbeat is the longest a running step goes between heartbeats: a cancellation (Ctrl-C, the
-// run's timeout) reaches the worker only in a heartbeat's answer. The SDK sends a heartbeat at most
-// once per its worker's throttle interval (80 % of the heartbeat timeout, capped by
-// worker.Options.MaxHeartbeatThrottleInterval), which the worker must therefore set to this too.
-const maxHeartbeat = time.Second
-
-// HeartbeatThrottle is the worker.Options.MaxHeartbeatThrottleInterval of a worker running Steps: a
-// step then stops within about that long of its run's cancellation.
-const HeartbeatThrottle = maxHeartbeat
-
-// heartbeat tells Temporal that the attempt's worker is alive until stop is closed. The SDK's answer
-// to a heartbeat is how a cancellation reaches ctx (and so the step's process group).
-func (w *Steps) heartbeat(ctx context.Context, stop <-chan struct{}) {
-	every := w.Heartbeat
-	if every <= 0 {
-		every = min(heartbeatTimeout/4, maxHeartbeat)
-		if info := activity.GetInfo(ctx); info.HeartbeatTimeout > 0 {
-			every = min(info.HeartbeatTimeout/4, maxHeartbeat)
-		}
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			activity.RecordHeartbeat(ctx)
-		case <-stop:
-			return
-		}
-	}
 }
