@@ -28,7 +28,7 @@ type Steps struct {
 	// TempDir holds each attempt's $PLAYBOOK_OUTPUT file and the copy of its script, mode 0700.
 	TempDir string
 	// Heartbeat is how often a running attempt tells Temporal its worker is alive; 0 is a quarter of
-	// the attempt's heartbeat timeout.
+	// the attempt's heartbeat timeout, at most maxHeartbeat.
 	Heartbeat time.Duration
 }
 
