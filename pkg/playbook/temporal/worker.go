@@ -41,8 +41,40 @@ type Steps struct {
 	// Log receives the worker's warnings; nil discards them.
 	Log func(format string, args ...any)
 	// Heartbeat is how often a running attempt tells Temporal its worker is alive; 0 is a quarter of
-	// the attempt's heartbeat timeout.
+	// the attempt's heartbeat timeout, at most maxHeartbeat.
 	Heartbeat time.Duration
+}
+
+// maxHeartbeat is the longest a running step goes between heartbeats: a cancellation (Ctrl-C, the
+// run's timeout) reaches the worker only in a heartbeat's answer. The SDK sends a heartbeat at most
+// once per its worker's throttle interval (80 % of the heartbeat timeout, capped by
+// worker.Options.MaxHeartbeatThrottleInterval), which the worker must therefore set to this too.
+const maxHeartbeat = time.Second
+
+// HeartbeatThrottle is the worker.Options.MaxHeartbeatThrottleInterval of a worker running Steps: a
+// step then stops within about that long of its run's cancellation.
+const HeartbeatThrottle = maxHeartbeat
+
+// heartbeat tells Temporal that the attempt's worker is alive until stop is closed. The SDK's answer
+// to a heartbeat is how a cancellation reaches ctx (and so the step's process group).
+func (w *Steps) heartbeat(ctx context.Context, stop <-chan struct{}) {
+	every := w.Heartbeat
+	if every <= 0 {
+		every = min(heartbeatTimeout/4, maxHeartbeat)
+		if info := activity.GetInfo(ctx); info.HeartbeatTimeout > 0 {
+			every = min(info.HeartbeatTimeout/4, maxHeartbeat)
+		}
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			activity.RecordHeartbeat(ctx)
+		case <-stop:
+			return
+		}
+	}
 }
 
 // Run is the step activity (StepActivityName). Cancelling ctx, which the workflow does through the
@@ -91,28 +123,18 @@ func (w *Steps) Run(ctx context.Context, req StepRequest) (*StepResult, error) {
 	er := local.EngineRequest(&l, req.Secrets)
 	er.ID = req.RunID + "." + req.StepID + "." + strconv.Itoa(req.Attempt)
 
-	every := w.Heartbeat
-	if every <= 0 {
-		every = heartbeatTimeout / 4
-		if info := activity.GetInfo(ctx); info.HeartbeatTimeout > 0 {
-			every = info.HeartbeatTimeout / 4
-		}
+	// Started and cancelled by id, as the local runner does, not through Engine.Run's context: a
+	// cancelled attempt then records the same error ("cancelled") on both backends.
+	id, err := w.Engine.Start(er)
+	if err != nil {
+		return fail(err)
 	}
+	stopCancel := context.AfterFunc(ctx, func() { _ = w.Engine.Cancel(id) })
+	defer stopCancel()
 	stop := make(chan struct{})
 	defer close(stop)
-	go func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				activity.RecordHeartbeat(ctx)
-			case <-stop:
-				return
-			}
-		}
-	}()
-	res, err := w.Engine.Run(ctx, er)
+	go w.heartbeat(ctx, stop)
+	res, err := w.Engine.Wait(context.WithoutCancel(ctx), id)
 	if err != nil {
 		r, _ := fail(err)
 		w.record(ctx, req, l.Display, &r.Attempt, nil)
