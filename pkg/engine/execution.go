@@ -205,7 +205,7 @@ func (ex *execution) outputExceeded(typ EventType) {
 	ex.mu.Lock()
 	defer ex.mu.Unlock()
 	ex.stopLocked(StatusFailed, CodeOutputSizeExceeded,
-		fmt.Sprintf("%s exceeded the output limit of %d bytes", typ, ex.e.cfg.OutputLimit), false)
+		fmt.Sprintf("%s exceeded the output limit of %d bytes", typ, ex.sp.limit), false)
 }
 
 // stopLocked runs the stop ladder on a running execution: the stop signal to the whole group, then SIGKILL
@@ -330,7 +330,7 @@ func (ex *execution) finish(status exit, waitErr error, files []*logFile) {
 			typ = EventStderr
 		}
 		r.Status, r.ErrorCode = StatusFailed, CodeOutputSizeExceeded
-		r.Error = fmt.Sprintf("%s exceeded the output limit of %d bytes", typ, ex.e.cfg.OutputLimit)
+		r.Error = fmt.Sprintf("%s exceeded the output limit of %d bytes", typ, ex.sp.limit)
 	default:
 		r.Status = StatusCompleted
 		if r.ExitCode != 0 {

@@ -343,3 +343,25 @@ func TestLinePiecesBounded(t *testing.T) {
 		t.Errorf("line events (bytes/partial/omitted):\n got %s\nwant %s", strings.Join(got, " "), want)
 	}
 }
+
+// TestRequestOutputLimit: a request's own OutputLimit replaces the engine's for that execution only
+// (a worker serves runs with different output_limit from one engine); a negative one is refused.
+func TestRequestOutputLimit(t *testing.T) {
+	const limit, size = 4 << 10, 1 << 20
+	e := newEngine(t, Config{OutputLimit: 64 << 10})
+	req := helperReq("write", strconv.Itoa(size))
+	req.OutputLimit = limit
+	r := mustRun(t, e, req)
+	want := append(append(pattern(0, limit/2), Marker(size-limit)...), pattern(size-limit/2, limit/2)...)
+	if !r.StdoutTruncated || r.StdoutBytes != size || !bytes.Equal(r.Stdout, want) {
+		t.Fatalf("captured %d bytes (truncated %v): want the request's %d-byte head and tail", len(r.Stdout), r.StdoutTruncated, limit)
+	}
+	r = mustRun(t, e, helperReq("write", strconv.Itoa(32<<10)))
+	if r.StdoutTruncated || len(r.Stdout) != 32<<10 {
+		t.Fatalf("the next request kept %d bytes (truncated %v): the engine's own limit applies again", len(r.Stdout), r.StdoutTruncated)
+	}
+	req.OutputLimit = -1
+	if _, err := e.Execute(req); err == nil {
+		t.Fatal("a negative output limit was accepted")
+	}
+}

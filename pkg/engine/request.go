@@ -62,6 +62,9 @@ type Request struct {
 	// StopGrace is the time between StopSignal and SIGKILL. 0 means Config.StopGrace; NoGrace means
 	// SIGKILL at once.
 	StopGrace time.Duration
+	// OutputLimit is this execution's Config.OutputLimit: bytes of each stream kept in memory. 0 means
+	// the Config's.
+	OutputLimit int64
 
 	// Secrets are values replaced by "***" in everything the engine produces about this execution:
 	// captured output, line events, log and spill files, Result.Command, Result.Error. Empty values are
@@ -185,6 +188,7 @@ type spec struct {
 	errPath  string
 	secrets  []string
 	metadata Metadata
+	limit    int64 // output kept per stream
 
 	// unchecked is the request, kept when validate left its files unchecked (trust): the start must
 	// check them when it fails.
@@ -202,7 +206,13 @@ type spec struct {
 // out invalid would leave them behind: those are checked first.
 func (s *settings) validate(req Request, trust bool) (*spec, error) {
 	sp := &spec{id: req.ID, dir: req.Dir, logPath: req.LogPath, outPath: req.StdoutPath,
-		errPath: req.StderrPath, secrets: req.Secrets, metadata: req.Metadata.clone()}
+		errPath: req.StderrPath, secrets: req.Secrets, metadata: req.Metadata.clone(), limit: s.OutputLimit}
+	if req.OutputLimit < 0 {
+		return nil, invalid(InvalidValue, "output_limit", fmt.Sprint(req.OutputLimit), "negative output limit")
+	}
+	if req.OutputLimit > 0 {
+		sp.limit = req.OutputLimit
+	}
 	if sp.id == "" {
 		sp.id = NewID()
 	} else if err := checkID(sp.id); err != nil {

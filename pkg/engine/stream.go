@@ -57,10 +57,10 @@ type sink struct {
 func newStream(ex *execution, typ EventType, logs []*logFile) *stream {
 	cfg := &ex.e.cfg
 	s := &stream{ex: ex, typ: typ}
-	s.sink = sink{s: s, capture: newHeadTail(cfg.OutputLimit), limit: cfg.OutputLimit,
+	s.sink = sink{s: s, capture: newHeadTail(ex.sp.limit), limit: ex.sp.limit,
 		spill: cfg.Oversized == SpillToFile, logs: logs}
 	if cfg.Oversized == FailExecution {
-		s.failLimit = cfg.OutputLimit
+		s.failLimit = ex.sp.limit
 	}
 	if !cfg.NoLineEvents {
 		s.sink.lines = &lineSplitter{max: cfg.MaxLineBytes, maxPieces: max(cfg.MaxLinePieces, 0), emit: s.emitLine,
