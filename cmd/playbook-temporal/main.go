@@ -193,6 +193,9 @@ func submit(ctx context.Context, args []string, out io.Writer) (int, error) {
 	if err != nil {
 		return run.ExitUsage, err
 	}
+	if err := pbtemporal.CheckLimits(pb, &pbtemporal.RunInput{File: file, Source: src, Scripts: scripts, Params: ps}); err != nil {
+		return run.ExitUsage, err
+	}
 	cn := conn()
 	if cn.KeyFile == "" {
 		for _, p := range pb.Params {
@@ -242,7 +245,7 @@ func follow(ctx context.Context, c client.Client, id string, wr client.WorkflowR
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		if cerr := c.CancelWorkflow(context.Background(), wr.GetID(), wr.GetRunID()); cerr != nil {
+		if cerr := c.CancelWorkflow(context.Background(), wr.GetID(), ""); cerr != nil { // "": its latest run (continue-as-new)
 			return run.ExitFailed, fmt.Errorf("cancel the run: %w", cerr)
 		}
 		err = <-done

@@ -105,5 +105,5 @@ func (w *Steps) Run(ctx context.Context, req StepRequest) (*StepResult, error) {
 	}
 	att, outs, retryable := local.AttemptRecord(res, req.RunID, step, req.Attempt, outputs, masker, time.Now().UTC())
 	att.Worker = w.Name
-	return &StepResult{Attempt: *att, Outputs: outs, Retryable: retryable}, nil
+	return BoundResult(&StepResult{Attempt: *att, Outputs: outs, Retryable: retryable}, req.OutputLimit), nil
 }
