@@ -233,3 +233,25 @@ func TestCarriedStateOf5000Steps(t *testing.T) {
 		t.Fatalf("decoded %d events (%v)", len(back.Events), err)
 	}
 }
+
+// TestTimeoutAcrossContinueAsNew: the run's timeout still expires in a later workflow run, counted
+// from the run's start.
+func TestTimeoutAcrossContinueAsNew(t *testing.T) {
+	c := runChain(t, `version: 1
+name: timeout
+timeout: 2s
+steps:
+  - {id: a, run: x}
+  - {id: long, needs: a, run: block}
+  - {id: cleanup, needs: long, if: always(), run: cleanup}
+`, 2, nil)
+	if c.runs < 3 || c.out.Run.Status != run.StatusTimedOut || c.out.Run.ExitCode != 124 {
+		t.Fatalf("%d workflow runs; run %s exit %d", c.runs, c.out.Run.Status, c.out.Run.ExitCode)
+	}
+	if st := statuses(&c.out); st["long"] != "cancelled/run_timed_out" || st["cleanup"] != "succeeded/" {
+		t.Errorf("steps %v", st)
+	}
+	if due := c.carried[0].TimeoutDue; !due.Equal(c.carried[0].StartedAt.Add(2 * time.Second)) {
+		t.Errorf("the timeout was handed on as due at %s, the run started at %s", due, c.carried[0].StartedAt)
+	}
+}
