@@ -255,3 +255,31 @@ steps:
 		t.Errorf("the timeout was handed on as due at %s, the run started at %s", due, c.carried[0].StartedAt)
 	}
 }
+
+// TestKillWhileDraining: the kill signal that comes while a workflow run of a continued run drains
+// is not lost: the running step is stopped and nothing else starts, not even always().
+func TestKillWhileDraining(t *testing.T) {
+	c := runChain(t, `version: 1
+name: kill
+steps:
+  - {id: a, run: x}
+  - {id: long, needs: a, run: block}
+  - {id: cleanup, needs: long, if: always(), run: cleanup}
+`, 2, func(env *testsuite.TestWorkflowEnvironment, i int) {
+		if i == 2 {
+			env.RegisterDelayedCallback(func() { env.SignalWorkflow(KillSignal, nil) }, 200*time.Millisecond)
+		}
+	})
+	// The kill leaves nothing to start: the run ends in the workflow run that drained.
+	if c.runs != 2 || c.out.Run.Status != run.StatusCancelled || c.out.Run.ExitCode != 130 {
+		t.Fatalf("%d workflow runs; run %s exit %d", c.runs, c.out.Run.Status, c.out.Run.ExitCode)
+	}
+	if st := statuses(&c.out); st["long"] != "cancelled/" || st["cleanup"] != "skipped/run_cancelled" {
+		t.Errorf("steps %v", st)
+	}
+	for _, r := range c.steps.requests() {
+		if r.StepID == "cleanup" {
+			t.Errorf("cleanup ran after the kill")
+		}
+	}
+}
