@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -143,4 +144,91 @@ func Test5000Steps(t *testing.T) {
 		t.Fatalf("want the run to continue as new; workflow count says:\n%s", count)
 	}
 	t.Logf("5,000 steps in %s over %s workflow runs", took.Round(time.Second), m[1])
+}
+
+// TestCtrlCAfterContinueAsNew: Ctrl-C of `run` stops a run that has continued as new (its first
+// workflow run is closed by then): the running step stops, the cancelled() step runs, exit 130.
+func TestCtrlCAfterContinueAsNew(t *testing.T) {
+	addr, _ := devServer(t)
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	startWorker(t, bin, addr, "playbook", dir, "--max-parallel", "32")
+	// Enough steps for Temporal to suggest continuing as new (at 4 Ki events by default), then one
+	// that waits for the Ctrl-C.
+	const steps, chains = 1500, 50
+	var src strings.Builder
+	src.WriteString("version: 1\nname: ctrlc\nsteps:\n")
+	var last []string
+	for i := 0; i < steps; i++ {
+		if i < chains {
+			fmt.Fprintf(&src, "  - {id: s%d, run: \"true\"}\n", i)
+		} else {
+			fmt.Fprintf(&src, "  - {id: s%d, needs: s%d, run: \"true\"}\n", i, i-chains)
+		}
+		if i >= steps-chains {
+			last = append(last, fmt.Sprintf("s%d", i))
+		}
+	}
+	fmt.Fprintf(&src, "  - {id: wait, needs: [%s], run: \"touch started; exec sleep 600\"}\n", strings.Join(last, ", "))
+	src.WriteString("  - {id: cleanup, needs: wait, if: cancelled(), run: \"touch cleaned\"}\n")
+	pb := filepath.Join(t.TempDir(), "ctrlc.yaml")
+	os.WriteFile(pb, []byte(src.String()), 0o644)
+	db := filepath.Join(t.TempDir(), "runs.db")
+	cmd := exec.Command(bin, "run", "--temporal", addr, "--db", db, pb)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "started")); err == nil {
+			break
+		}
+		select {
+		case <-exited:
+			t.Fatalf("run ended before its last step started:\n%.2000s", out.String())
+		case <-time.After(100 * time.Millisecond): // polling for the file the step creates
+		}
+	}
+	m := regexp.MustCompile(`Run (\S+) `).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("no run id in:\n%s", out.String())
+	}
+	count, _ := exec.Command(cliPath(t), "workflow", "count", "--address", addr, "--query", "WorkflowId='playbook-"+m[1]+"'").CombinedOutput()
+	if n := regexp.MustCompile(`Total: (\d+)`).FindSubmatch(count); n == nil || string(n[1]) == "1" {
+		t.Fatalf("the run did not continue as new before its last step, so this tests nothing:\n%s", count)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-exited:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("run did not end after Ctrl-C:\n%.2000s", out.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 130 {
+		t.Errorf("exit %d, want 130:\n%.2000s", code, out.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "cleaned")); err != nil {
+		t.Errorf("the cancelled() step did not run: %v", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer that a process writes while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
