@@ -245,7 +245,7 @@ func follow(ctx context.Context, c client.Client, id string, wr client.WorkflowR
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		if cerr := c.CancelWorkflow(context.Background(), wr.GetID(), ""); cerr != nil { // "": its latest run (continue-as-new)
+		if cerr := c.CancelWorkflow(context.Background(), wr.GetID(), wr.GetRunID()); cerr != nil {
 			return run.ExitFailed, fmt.Errorf("cancel the run: %w", cerr)
 		}
 		err = <-done
