@@ -87,6 +87,7 @@ func TestOverLimitRefusedAtSubmit(t *testing.T) {
 // Test5000Steps: a playbook of 5,000 steps (50 chains of 100) runs to success on real workers, every
 // step recorded once in the submitter's database, over several workflow runs (continue-as-new).
 func Test5000Steps(t *testing.T) {
+	t.Parallel() // minutes, mostly waiting on the dev server: side by side
 	addr, _ := devServer(t)
 	bin := buildBinary(t)
 	for i := 0; i < 2; i++ {
@@ -149,6 +150,7 @@ func Test5000Steps(t *testing.T) {
 // TestCtrlCAfterContinueAsNew: Ctrl-C of `run` stops a run that has continued as new (its first
 // workflow run is closed by then): the running step stops, the cancelled() step runs, exit 130.
 func TestCtrlCAfterContinueAsNew(t *testing.T) {
+	t.Parallel() // minutes, mostly waiting on the dev server: side by side
 	addr, _ := devServer(t)
 	bin := buildBinary(t)
 	dir := t.TempDir()
