@@ -230,6 +230,9 @@ func submit(ctx context.Context, args []string, out io.Writer) (int, error) {
 	if err != nil {
 		return run.ExitUsage, err
 	}
+	if err := pbtemporal.CheckLimits(pb, &pbtemporal.RunInput{File: file, Source: src, Scripts: scripts, Params: ps}); err != nil {
+		return run.ExitUsage, err
+	}
 	cn := conn()
 	if cn.KeyFile == "" {
 		for _, p := range pb.Params {

@@ -122,6 +122,12 @@ func (w *Steps) Run(ctx context.Context, req StepRequest) (*StepResult, error) {
 	l.Env = env
 	er := local.EngineRequest(&l, req.Secrets)
 	er.ID = req.RunID + "." + req.StepID + "." + strconv.Itoa(req.Attempt)
+	// The engine keeps each stream's head and tail at the run's limit, which BoundResult then holds to:
+	// a step's output costs the worker no more memory than it can send.
+	er.OutputLimit = req.OutputLimit
+	if er.OutputLimit <= 0 || er.OutputLimit > MaxOutputLimit {
+		er.OutputLimit = MaxOutputLimit
+	}
 
 	// Started and cancelled by id, as the local runner does, not through Engine.Run's context: a
 	// cancelled attempt then records the same error ("cancelled") on both backends.
@@ -142,8 +148,9 @@ func (w *Steps) Run(ctx context.Context, req StepRequest) (*StepResult, error) {
 	}
 	att, outs, retryable := local.AttemptRecord(res, req.RunID, step, req.Attempt, outputs, masker, time.Now().UTC())
 	att.Worker = w.Name
-	w.record(ctx, req, l.Display, att, outs)
-	return &StepResult{Attempt: *att, Outputs: outs, Retryable: retryable}, nil
+	bounded := BoundResult(&StepResult{Attempt: *att, Outputs: outs, Retryable: retryable}, req.OutputLimit)
+	w.record(ctx, req, l.Display, &bounded.Attempt, bounded.Outputs)
+	return bounded, nil
 }
 
 // WorkerRecorder is what a worker records of the attempts it runs, in its own database

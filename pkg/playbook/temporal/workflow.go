@@ -69,9 +69,18 @@ type RunInput struct {
 	// HeartbeatTimeout is how long a step's worker may go without a heartbeat before its attempt
 	// fails as worker_lost; 0 is 20 s.
 	HeartbeatTimeout time.Duration
+	// ContinueAfter makes the workflow continue as new once a workflow run has started this many
+	// activities (steps and record batches), besides when its history is long (continue.go); 0: only
+	// then. For tests.
+	ContinueAfter int
+	// Carried is set by the workflow itself when it continues as new: the state the next workflow
+	// run goes on from (compressed).
+	Carried []byte `json:",omitempty"`
 }
 
-// RunOutput is the run's outcome: its record and every step's, as a local run's Summary.
+// RunOutput is the run's outcome: its record and every step's, as a local run's Summary, without
+// the steps' captured output and outputs (the submitter's database has them). Steps is nil when
+// the steps' records would not fit in a payload (thousands of steps): read them from the database.
 type RunOutput struct {
 	Run   run.Record
 	Steps []*run.StepRecord
@@ -87,6 +96,9 @@ type StepRequest struct {
 	Secrets []string // masked in everything the worker records or returns
 	// Run is the run's record as it started (no step list), for the worker's own database.
 	Run *run.Record `json:",omitempty"`
+	// OutputLimit is the bytes of each stream the worker returns (head and tail): the playbook's
+	// output_limit, at most MaxOutputLimit; 0 is MaxOutputLimit.
+	OutputLimit int64
 }
 
 // StepResult is what a worker returns of an attempt: its record (bounded output, masked) and the
@@ -116,13 +128,20 @@ func Run(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "invalid_params", nil)
 	}
-	core, err := scheduler.New(pb, scheduler.Config{Params: params, RunID: in.RunID, MaxParallel: in.MaxParallel,
+	maxPar := in.MaxParallel
+	if maxPar <= 0 {
+		maxPar = pb.MaxParallel
+	}
+	if maxPar <= 0 || maxPar > MaxInFlight {
+		maxPar = MaxInFlight
+	}
+	core, err := scheduler.New(pb, scheduler.Config{Params: params, RunID: in.RunID, MaxParallel: maxPar,
 		Distributed: true, FingerprintKey: in.FingerprintKey, RetryOf: in.RetryOf, Reuse: in.Reuse})
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "invalid_run", nil)
 	}
 	d := &driver{core: core, sel: workflow.NewSelector(ctx), inflight: map[string]workflow.CancelFunc{}, scripts: in.Scripts,
-		heartbeat: heartbeatTimeout}
+		heartbeat: heartbeatTimeout, outputLimit: outputLimit(pb), retries: map[string]retry{}, continueAfter: in.ContinueAfter}
 	if in.HeartbeatTimeout > 0 {
 		d.heartbeat = in.HeartbeatTimeout
 	}
@@ -141,19 +160,56 @@ func Run(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 	})
 	d.sel.AddReceive(cancelled, func(c workflow.ReceiveChannel, _ bool) {
 		c.Receive(d.ctx, nil)
-		d.feed(scheduler.Cancel{Cause: errors.New("the workflow was cancelled")})
+		if !d.cancelled {
+			d.feed(scheduler.Cancel{Cause: errors.New("the workflow was cancelled")})
+		}
 	})
-	d.sel.AddReceive(workflow.GetSignalChannel(ctx, KillSignal), func(c workflow.ReceiveChannel, _ bool) {
+	kill := workflow.GetSignalChannel(ctx, KillSignal)
+	d.sel.AddReceive(kill, func(c workflow.ReceiveChannel, _ bool) {
 		c.Receive(d.ctx, nil)
 		d.feed(scheduler.Kill{Cause: errors.New("killed")})
 	})
-	if pb.Timeout > 0 {
-		d.sel.AddFuture(workflow.NewTimer(d.ctx, pb.Timeout), func(workflow.Future) { d.feed(scheduler.Timeout{}) })
+	if in.Carried == nil {
+		if pb.Timeout > 0 {
+			d.timeoutAt(d.rec.StartedAt.Add(pb.Timeout))
+		}
+		started := *d.rec
+		d.write(Record{RunStarted: &started})
+		d.feed(scheduler.Begin{})
+	} else {
+		c, err := decodeCarried(in.Carried)
+		if err == nil {
+			err = d.resume(c)
+		}
+		if err != nil {
+			return nil, temporal.NewNonRetryableApplicationError(err.Error(), "invalid_state", nil)
+		}
+		// The previous workflow run held new starts until it was quiet: this one lets them start.
+		d.feed(scheduler.Hold{On: false})
 	}
-	started := *d.rec
-	d.write(Record{RunStarted: &started})
-	d.feed(scheduler.Begin{})
 	for !core.Done() {
+		if d.shouldContinue(ctx) {
+			d.draining = true
+			d.feed(scheduler.Hold{On: true})
+		}
+		if d.draining && d.quiet() {
+			// A stop that came meanwhile is taken here, so that none is lost with this workflow run.
+			for kill.ReceiveAsync(nil) {
+				d.feed(scheduler.Kill{Cause: errors.New("killed")})
+			}
+			if ctx.Err() != nil && !d.cancelled {
+				d.feed(scheduler.Cancel{Cause: errors.New("the workflow was cancelled")})
+			}
+			if core.Done() {
+				break
+			}
+			if d.quiet() {
+				if err := d.continueAsNew(ctx, in); err != nil {
+					return nil, err
+				}
+				continue
+			}
+		}
 		d.sel.Select(d.ctx)
 	}
 	// The run is over once its record is: the workflow waits until the submitter's database (or an
@@ -161,13 +217,19 @@ func Run(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 	for d.sending || len(d.pending) > 0 {
 		d.sel.Select(d.ctx)
 	}
-	return &RunOutput{Run: *core.Record(), Steps: core.Steps()}, nil
+	return boundOutput(&RunOutput{Run: *core.Record(), Steps: core.Steps()}), nil
 }
 
 // write queues a record for the submitter's database and sends it when no batch is on its way: one
 // batch at a time, so that they are written in order.
+// A batch is one activity's input, so it is cut to fit in a payload.
 func (d *driver) write(r Record) {
+	size := recordSize(r)
+	if size > PayloadBudget {
+		r, size = fitRecord(r, size)
+	}
 	d.pending = append(d.pending, r)
+	d.sizes = append(d.sizes, size)
 	d.send()
 }
 
@@ -175,9 +237,18 @@ func (d *driver) send() {
 	if d.sending || len(d.pending) == 0 {
 		return
 	}
-	batch := d.pending
-	d.pending = nil
+	n, size := 1, 2+d.sizes[0] // [ and ], then a comma before each record after the first
+	for n < len(d.pending) && size+1+d.sizes[n] <= PayloadBudget {
+		size += 1 + d.sizes[n]
+		n++
+	}
+	batch := d.pending[:n:n]
+	d.pending, d.sizes = d.pending[n:], d.sizes[n:]
+	if len(d.pending) == 0 {
+		d.pending, d.sizes = nil, nil
+	}
 	d.sending = true
+	d.activities++
 	rctx := workflow.WithActivityOptions(d.ctx, workflow.ActivityOptions{
 		TaskQueue:              RecordQueue(d.rec.ID),
 		ScheduleToStartTimeout: noLimit, // nobody serves the queue: the submitter died; attach will
@@ -189,7 +260,7 @@ func (d *driver) send() {
 		d.sending = false
 		if err := f.Get(rctx, nil); err != nil {
 			// Only a cancelled workflow context ends the retries; nothing more can be recorded then.
-			d.pending = nil
+			d.pending, d.sizes = nil, nil
 			return
 		}
 		d.send()
@@ -211,11 +282,30 @@ type driver struct {
 	heartbeat time.Duration // the steps' activities' heartbeat timeout
 
 	pending []Record // records not sent yet
+	sizes   []int    // the size of each pending record as JSON
 	sending bool     // a batch of records is on its way
+
+	outputLimit int64 // of each stream of each attempt
+
+	// Continuing as new (continue.go).
+	log           []loggedEvent    // every event fed to the core
+	retries       map[string]retry // by step: the retry timers not fired yet
+	timeoutDue    time.Time        // when the run's timeout expires; zero: none, or it has
+	runs          int              // workflow runs of this run before this one
+	activities    int              // started by this workflow run
+	continueAfter int              // RunInput.ContinueAfter
+	draining      bool             // new starts are held until nothing is in flight
+	noContinue    bool             // the state did not fit in a payload: this workflow run goes on
+	cancelled     bool             // Cancel was fed
 }
 
 func (d *driver) feed(ev scheduler.Event) {
-	d.queue = append(d.queue, d.core.Step(workflow.Now(d.ctx), ev)...)
+	now := workflow.Now(d.ctx)
+	d.log = append(d.log, logEvent(now, ev))
+	if _, ok := ev.(scheduler.Cancel); ok {
+		d.cancelled = true
+	}
+	d.queue = append(d.queue, d.core.Step(now, ev)...)
 	if d.applying {
 		return
 	}
@@ -238,8 +328,7 @@ func (d *driver) do(cmd scheduler.Command) {
 			failed.Stdout.Data, failed.Stderr.Data = nil, nil
 			d.write(Record{Retrying: &Retrying{Failed: failed, Delay: c.Delay}})
 		}
-		due := scheduler.RetryDue{Step: c.Step, Attempt: c.Attempt}
-		d.sel.AddFuture(workflow.NewTimer(d.ctx, c.Delay), func(workflow.Future) { d.feed(due) })
+		d.retryAt(c.Step, c.Attempt, workflow.Now(d.ctx).Add(c.Delay))
 	case *scheduler.StopSteps:
 		for _, s := range c.Steps {
 			if cancel := d.inflight[s.Step]; cancel != nil {
@@ -295,10 +384,22 @@ func (d *driver) start(c *scheduler.StartAttempt) {
 		info.StepIDs = nil
 		d.runInfo = &info
 	}
-	req := StepRequest{RunID: d.rec.ID, StepID: step, Attempt: attempt, Launch: *l, Secrets: d.core.Secrets(), Run: d.runInfo}
+	req := StepRequest{RunID: d.rec.ID, StepID: step, Attempt: attempt, Launch: *l, Secrets: d.core.Secrets(),
+		OutputLimit: d.outputLimit, Run: d.runInfo}
 	if l.Script != "" {
 		req.Script = d.scripts[l.Script]
 	}
+	if n := requestSize(req); n > PayloadBudget {
+		// Its command or env grew with what earlier steps output: it cannot be sent.
+		delete(d.inflight, step)
+		now := workflow.Now(d.ctx).UTC()
+		d.feed(scheduler.AttemptFinished{Step: step, Attempt: attempt, Result: &run.AttemptRecord{RunID: d.rec.ID,
+			StepID: step, Attempt: attempt, Status: run.StatusFailed, ExitCode: -1, StartedAt: now, FinishedAt: now,
+			Error: fmt.Sprintf("the step's command, env and script take %d bytes once encoded; a step run on Temporal is sent in a payload of at most %d bytes (1.5MiB): pass large values in files",
+				n, PayloadBudget)}})
+		return
+	}
+	d.activities++
 	f := workflow.ExecuteActivity(actx, StepActivityName, req)
 	d.sel.AddFuture(f, func(f workflow.Future) {
 		delete(d.inflight, step)
