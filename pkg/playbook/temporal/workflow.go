@@ -11,6 +11,7 @@ package temporal
 import (
 	"errors"
 	"fmt"
+	"syscall"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -50,6 +51,12 @@ type Record struct {
 // KillSignal is the signal that makes a running workflow's run stop by force (the second Ctrl-C).
 const KillSignal = "playbook.kill"
 
+// InterruptSignal carries the number of the signal that stopped the submitter (SIGINT, SIGTERM, SIGHUP),
+// sent just before it cancels the workflow: the run then ends as a local run stopped by that signal
+// does (its error, exit status 128+N). A cancellation without it ends the run as "the workflow was
+// cancelled", exit status 130.
+const InterruptSignal = "playbook.interrupt"
+
 // RunInput is what the submitter sends: the playbook as it loaded it, and how to run it.
 type RunInput struct {
 	RunID string
@@ -69,6 +76,8 @@ type RunInput struct {
 	// HeartbeatTimeout is how long a step's worker may go without a heartbeat before its attempt
 	// fails as worker_lost; 0 is 20 s.
 	HeartbeatTimeout time.Duration
+	// User and Host are who submitted the run and from where, recorded with it as a local run's are.
+	User, Host string
 	// ContinueAfter makes the workflow continue as new once a workflow run has started this many
 	// activities (steps and record batches), besides when its history is long (continue.go); 0: only
 	// then. For tests.
@@ -150,6 +159,7 @@ func Run(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 	d.ctx, _ = workflow.NewDisconnectedContext(ctx)
 	d.rec = core.Record()
 	d.rec.StartedAt = workflow.Now(ctx).UTC()
+	d.rec.User, d.rec.Host = in.User, in.Host
 	info := workflow.GetInfo(ctx)
 	d.rec.WorkflowID, d.rec.WorkflowRunID = info.WorkflowExecution.ID, info.WorkflowExecution.RunID
 
@@ -158,11 +168,21 @@ func Run(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 		gctx.Done().Receive(gctx, nil)
 		cancelled.Send(d.ctx, struct{}{})
 	})
+	interrupts := workflow.GetSignalChannel(ctx, InterruptSignal)
+	cancel := func() {
+		if d.cancelled {
+			return
+		}
+		var cause error = errors.New("the workflow was cancelled")
+		var sig int
+		if interrupts.ReceiveAsync(&sig) && sig > 0 {
+			cause = &run.Interrupt{Signal: syscall.Signal(sig)}
+		}
+		d.feed(scheduler.Cancel{Cause: cause})
+	}
 	d.sel.AddReceive(cancelled, func(c workflow.ReceiveChannel, _ bool) {
 		c.Receive(d.ctx, nil)
-		if !d.cancelled {
-			d.feed(scheduler.Cancel{Cause: errors.New("the workflow was cancelled")})
-		}
+		cancel()
 	})
 	kill := workflow.GetSignalChannel(ctx, KillSignal)
 	d.sel.AddReceive(kill, func(c workflow.ReceiveChannel, _ bool) {
@@ -197,8 +217,8 @@ func Run(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 			for kill.ReceiveAsync(nil) {
 				d.feed(scheduler.Kill{Cause: errors.New("killed")})
 			}
-			if ctx.Err() != nil && !d.cancelled {
-				d.feed(scheduler.Cancel{Cause: errors.New("the workflow was cancelled")})
+			if ctx.Err() != nil {
+				cancel()
 			}
 			if core.Done() {
 				break

@@ -219,3 +219,22 @@ steps:
 		t.Errorf("run exit %d", out.Run.ExitCode)
 	}
 }
+
+// TestWorkflowInterruptedBySIGTERM: the submitter says which signal stopped it before it cancels the
+// workflow, and the run ends as a local run stopped by that signal does: exit 143, its error naming
+// SIGTERM.
+func TestWorkflowInterruptedBySIGTERM(t *testing.T) {
+	out, _ := runWorkflow(t, `version: 1
+name: sigterm
+steps:
+  - {id: long, run: block}
+`, nil, func(env *testsuite.TestWorkflowEnvironment) {
+		env.RegisterDelayedCallback(func() {
+			env.SignalWorkflow(InterruptSignal, 15)
+			env.CancelWorkflow()
+		}, 200*time.Millisecond)
+	})
+	if out.Run.Status != run.StatusCancelled || out.Run.ExitCode != 143 || !strings.Contains(out.Run.Error, "SIGTERM") {
+		t.Fatalf("run %s exit %d (%s), want cancelled by SIGTERM, exit 143", out.Run.Status, out.Run.ExitCode, out.Run.Error)
+	}
+}
