@@ -78,6 +78,9 @@ type RunInput struct {
 	HeartbeatTimeout time.Duration
 	// User and Host are who submitted the run and from where, recorded with it as a local run's are.
 	User, Host string
+	// RecordWindow is the least time between two batches of records sent to the submitter: the view's
+	// lag, traded for fewer workflow tasks. 0 is 250 ms; negative sends each batch at once.
+	RecordWindow time.Duration
 	// ContinueAfter makes the workflow continue as new once a workflow run has started this many
 	// activities (steps and record batches), besides when its history is long (continue.go); 0: only
 	// then. For tests.
@@ -122,6 +125,9 @@ type StepResult struct {
 // failed as worker_lost, unless RunInput says otherwise.
 const heartbeatTimeout = 20 * time.Second
 
+// recordWindow is the least time between two batches of records, unless RunInput says otherwise.
+const recordWindow = 250 * time.Millisecond
+
 // noLimit stands for "no timeout" in activity options, which need one: longer than any run.
 const noLimit = 10 * 365 * 24 * time.Hour
 
@@ -150,7 +156,11 @@ func Run(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "invalid_run", nil)
 	}
 	d := &driver{core: core, sel: workflow.NewSelector(ctx), inflight: map[string]workflow.CancelFunc{}, scripts: in.Scripts,
-		heartbeat: heartbeatTimeout, outputLimit: outputLimit(pb), retries: map[string]retry{}, continueAfter: in.ContinueAfter}
+		heartbeat: heartbeatTimeout, outputLimit: outputLimit(pb), retries: map[string]retry{}, continueAfter: in.ContinueAfter,
+		recordWindow: recordWindow}
+	if in.RecordWindow != 0 {
+		d.recordWindow = max(in.RecordWindow, 0)
+	}
 	if in.HeartbeatTimeout > 0 {
 		d.heartbeat = in.HeartbeatTimeout
 	}
@@ -211,6 +221,7 @@ func Run(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 		if d.shouldContinue(ctx) {
 			d.draining = true
 			d.feed(scheduler.Hold{On: true})
+			d.send() // what waits for the next batch goes now: the drain waits for it
 		}
 		if d.draining && d.quiet() {
 			// A stop that came meanwhile is taken here, so that none is lost with this workflow run.
@@ -234,6 +245,7 @@ func Run(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 	}
 	// The run is over once its record is: the workflow waits until the submitter's database (or an
 	// attach's) has taken every record.
+	d.send() // the last records go at once, not at the end of a batch window
 	for d.sending || len(d.pending) > 0 {
 		d.sel.Select(d.ctx)
 	}
@@ -253,10 +265,35 @@ func (d *driver) write(r Record) {
 	d.send()
 }
 
+// send sends the pending records as one batch, unless one is on its way (it sends them when it is
+// back) or the last batch went less than recordWindow ago: then a timer sends them at the window's
+// end, unless a later event does first. Every batch's completion is a workflow task, which delays
+// whatever else the workflow has to do (the next step of a chain): one batch per window bounds that
+// cost, and the view on the submitter lags by at most the window. The run's first record, the last
+// ones and those of a drain go at once.
 func (d *driver) send() {
 	if d.sending || len(d.pending) == 0 {
 		return
 	}
+	now := workflow.Now(d.ctx)
+	if wait := d.lastSent.Add(d.recordWindow).Sub(now); wait > 0 && !d.draining && !d.core.Done() {
+		if d.flushTimer == nil {
+			tctx, cancel := workflow.WithCancel(d.ctx)
+			d.flushTimer = cancel
+			d.sel.AddFuture(workflow.NewTimer(tctx, wait), func(f workflow.Future) {
+				if f.Get(tctx, nil) == nil { // not cancelled: nothing sent the records meanwhile
+					d.flushTimer = nil
+					d.send()
+				}
+			})
+		}
+		return
+	}
+	if d.flushTimer != nil {
+		d.flushTimer()
+		d.flushTimer = nil
+	}
+	d.lastSent = now
 	n, size := 1, 2+d.sizes[0] // [ and ], then a comma before each record after the first
 	for n < len(d.pending) && size+1+d.sizes[n] <= PayloadBudget {
 		size += 1 + d.sizes[n]
@@ -300,6 +337,12 @@ type driver struct {
 	applying bool
 
 	heartbeat time.Duration // the steps' activities' heartbeat timeout
+
+	// recordWindow is the least time between two batches of records (RunInput.RecordWindow);
+	// lastSent is when the last one went, flushTimer cancels the timer that sends the pending ones.
+	recordWindow time.Duration
+	lastSent     time.Time
+	flushTimer   workflow.CancelFunc
 
 	pending []Record // records not sent yet
 	sizes   []int    // the size of each pending record as JSON

@@ -238,3 +238,40 @@ steps:
 		t.Fatalf("run %s exit %d (%s), want cancelled by SIGTERM, exit 143", out.Run.Status, out.Run.ExitCode, out.Run.Error)
 	}
 }
+
+// TestRecordBatchesCoalesce: records that come within the record window of the last batch wait for
+// the window's end (or the run's end) and go as one batch, in order; without a window each batch goes
+// as soon as the previous one is back.
+func TestRecordBatchesCoalesce(t *testing.T) {
+	src := "version: 1\nname: chain\nsteps:\n"
+	for i := 0; i < 10; i++ {
+		src += fmt.Sprintf("  - {id: s%d, run: x%s}\n", i, map[bool]string{true: "", false: fmt.Sprintf(", needs: s%d", i-1)}[i == 0])
+	}
+	batches := func(window time.Duration) (int, []string) {
+		var suite testsuite.WorkflowTestSuite
+		env := suite.NewTestWorkflowEnvironment()
+		env.RegisterWorkflowWithOptions(Run, workflowOptions())
+		env.RegisterActivityWithOptions((&fakeSteps{}).run, activity.RegisterOptions{Name: StepActivityName})
+		rec := &logRecorder{}
+		records := &Records{Recorder: rec}
+		n := 0
+		env.RegisterActivityWithOptions(func(ctx context.Context, batch []Record) error {
+			n++
+			return records.Write(ctx, batch)
+		}, activity.RegisterOptions{Name: RecordActivityName})
+		env.ExecuteWorkflow(WorkflowName, RunInput{RunID: "r1", File: "/srv/pb.yaml", Source: []byte(src), RecordWindow: window})
+		if err := env.GetWorkflowError(); err != nil || !env.IsWorkflowCompleted() {
+			t.Fatalf("workflow: %v", err)
+		}
+		return n, rec.log
+	}
+	nWindow, logWindow := batches(time.Hour)
+	nEach, logEach := batches(-1)
+	t.Logf("%d batches with a window, %d without", nWindow, nEach)
+	if nWindow > 3 || nEach < 10 {
+		t.Errorf("%d batches with a window, %d without: want at most 3 with one, one per step or more without", nWindow, nEach)
+	}
+	if strings.Join(logWindow, "\n") != strings.Join(logEach, "\n") || len(logWindow) != 1+3*10+1 {
+		t.Errorf("records with a window:\n%s\nwithout:\n%s", strings.Join(logWindow, "\n"), strings.Join(logEach, "\n"))
+	}
+}
