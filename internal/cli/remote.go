@@ -87,6 +87,7 @@ type RemoteRun struct {
 	Store            *store.Store
 	Observer         run.Observer
 	Kill             <-chan struct{}
+	Log              io.Writer // the SDK's warnings; stdout is the view's
 }
 
 // RemoteAttach is a run on Temporal to follow; the Store has adopted it.
@@ -98,6 +99,7 @@ type RemoteAttach struct {
 	Store      *store.Store
 	Observer   run.Observer
 	Kill       <-chan struct{}
+	Log        io.Writer // the SDK's warnings; stdout is the view's
 }
 
 // handoff replaces this process with PluginName, given the same arguments. It returns only on failure:
@@ -266,7 +268,7 @@ func runAttach(ctx context.Context, sys *System, g *globalOptions, t TemporalOpt
 	return follow(ctx, sys, output, noColor, len(d.Run.StepIDs), width, "", true, func(ctx context.Context, prog progress, kill <-chan struct{}) (*local.Summary, error) {
 		replay(prog, d)
 		return sys.Remote.Attach(ctx, RemoteAttach{Temporal: t, Getenv: sys.getenv, RunID: id, WorkflowID: d.Run.WorkflowID,
-			Store: st, Observer: prog, Kill: kill})
+			Store: st, Observer: prog, Kill: kill, Log: sys.ErrOut})
 	})
 }
 

@@ -329,7 +329,7 @@ func runRemote(ctx context.Context, sys *System, g *globalOptions, o *runOptions
 		func(ctx context.Context, prog progress, kill <-chan struct{}) (*local.Summary, error) {
 			return sys.Remote.Run(ctx, RemoteRun{Temporal: o.Temporal, Getenv: sys.getenv, Playbook: pb, Source: src,
 				Scripts: scripts, Params: values, MaxParallel: o.MaxParallel, HeartbeatTimeout: o.HeartbeatTimeout,
-				FingerprintKey: fpKey, Store: st, Observer: prog, Kill: kill})
+				FingerprintKey: fpKey, Store: st, Observer: prog, Kill: kill, Log: sys.ErrOut})
 		})
 }
 

@@ -10,12 +10,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -51,11 +55,29 @@ func connection(t cli.TemporalOptions, getenv func(string) string, fromEnv bool)
 	return c
 }
 
+// dial connects to Temporal with the SDK's messages going to logTo, warnings and errors only: its
+// default logger writes everything to stdout, where --output json must have nothing but events.
+func dial(cn pbtemporal.Connection, logTo io.Writer) (client.Client, error) {
+	opts, err := cn.Options()
+	if err != nil {
+		return nil, err
+	}
+	if logTo == nil {
+		logTo = io.Discard
+	}
+	opts.Logger = log.NewStructuredLogger(slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	c, err := client.Dial(opts)
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s: %w", cn.Address, err)
+	}
+	return c, nil
+}
+
 // Worker serves w's queues, and the run workflows, until ctx ends; then it drains.
 func (Remote) Worker(ctx context.Context, w cli.RemoteWorker) error {
 	cn := connection(w.Temporal, w.Getenv, true)
 	cn.Identity = w.Name
-	c, err := cn.Dial()
+	c, err := dial(cn, w.Log)
 	if err != nil {
 		return err
 	}
@@ -108,7 +130,7 @@ func (Remote) Run(ctx context.Context, r cli.RemoteRun) (*local.Summary, error) 
 			}
 		}
 	}
-	c, err := cn.Dial()
+	c, err := dial(cn, r.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +157,7 @@ func workflowID(runID string) string { return "playbook-" + runID }
 
 // Attach follows a run another process submitted, and writes the records it had not taken.
 func (Remote) Attach(ctx context.Context, a cli.RemoteAttach) (*local.Summary, error) {
-	c, err := connection(a.Temporal, a.Getenv, true).Dial()
+	c, err := dial(connection(a.Temporal, a.Getenv, true), a.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +213,11 @@ func serveRecords(c client.Client, id string, st *store.Store, obs run.Observer)
 		}
 		return r.Status, nil
 	}
-	recs := &pbtemporal.Records{Recorder: outputShown{st, obs}, State: state, Observer: obs}
+	v := &view{Recorder: st, obs: obs, held: map[string]run.Event{}}
+	if obs == nil {
+		v.obs = run.ObserverFunc(func(run.Event) {})
+	}
+	recs := &pbtemporal.Records{Recorder: v, State: state, Observer: v}
 	write := func(ctx context.Context, batch []pbtemporal.Record) error {
 		err := recs.Write(ctx, batch)
 		// A batch shows at once, not when the view's buffer fills.
@@ -207,20 +233,38 @@ func serveRecords(c client.Client, id string, st *store.Store, obs run.Observer)
 	return rw.Stop, nil
 }
 
-// outputShown is the run's Recorder that also shows, once an attempt's record is written, the output
-// its step printed: a step on a worker cannot stream it here as it runs, but its record carries the
-// head and tail the worker kept.
-type outputShown struct {
+// view is the run's Recorder and Observer for pbtemporal.Records: it shows, once an attempt's record
+// is written, the output its step printed (a step on a worker cannot stream it here as it runs, but
+// its record carries the head and tail the worker kept), and holds back a step_retrying event until
+// then, so that the failed attempt's lines come before it, as in a local run.
+type view struct {
 	run.Recorder
 	obs run.Observer
+
+	mu   sync.Mutex
+	held map[string]run.Event // step id -> its step_retrying, until its attempt's record is written
 }
 
-func (r outputShown) AttemptFinished(ctx context.Context, a *run.AttemptRecord) error {
-	if err := r.Recorder.AttemptFinished(ctx, a); err != nil {
+func (v *view) Observe(e run.Event) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if e.Type == run.EventStepRetrying {
+		v.held[e.StepID] = e
+		return
+	}
+	v.obs.Observe(e)
+}
+
+func (v *view) AttemptFinished(ctx context.Context, a *run.AttemptRecord) error {
+	if err := v.Recorder.AttemptFinished(ctx, a); err != nil {
 		return err
 	}
-	if r.obs != nil {
-		showOutput(r.obs, a)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	showOutput(v.obs, a)
+	if e, ok := v.held[a.StepID]; ok && e.Attempt == a.Attempt {
+		delete(v.held, a.StepID)
+		v.obs.Observe(e)
 	}
 	return nil
 }

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// viewPlaybook prints on both streams, retries once, and skips a step: every kind of event a step has.
+const viewPlaybook = `version: 1
+name: view
+steps:
+  - id: hello
+    runs_on: web
+    run: echo "hello from $PWD"; echo "warned" >&2; printf "no newline"
+  - id: flaky
+    needs: hello
+    retry: {attempts: 2, delay: 100ms}
+    run: echo "trying"; test -f marker || { touch marker; exit 3; }
+  - id: never
+    needs: flaky
+    if: failure()
+    run: echo never
+`
+
+// buildBoth builds playbook and playbook-temporal into one folder, as `go install ./cmd/...` does.
+func buildBoth(t *testing.T) (playbookBin, temporalBin string) {
+	t.Helper()
+	dir := t.TempDir()
+	playbookBin, temporalBin = filepath.Join(dir, "playbook"), filepath.Join(dir, "playbook-temporal")
+	for bin, pkg := range map[string]string{playbookBin: "../playbook", temporalBin: "."} {
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	return playbookBin, temporalBin
+}
+
+// TestDistributedRunView: `playbook run --temporal`, handed to playbook-temporal, shows what a local
+// run shows: each step's start, the lines it printed, its end with the worker that ran it, and the
+// summary with a worker column; `--output json` gives, step by step, the event types of a local run
+// of the same playbook.
+func TestDistributedRunView(t *testing.T) {
+	addr, _ := devServer(t)
+	pbBin, bin := buildBoth(t)
+	w1, w2 := t.TempDir(), t.TempDir()
+	startWorker(t, bin, addr, "playbook", w1, "--name", "w1")
+	startWorker(t, bin, addr, "web", w2, "--name", "w2")
+	file := filepath.Join(t.TempDir(), "view.yaml")
+	os.WriteFile(file, []byte(viewPlaybook), 0o644)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	text := exec.CommandContext(ctx, pbBin, "run", "--temporal", addr, "--db", filepath.Join(t.TempDir(), "t.db"), file)
+	text.Env = append(os.Environ(), "NO_COLOR=1")
+	out, err := text.Output()
+	if err != nil {
+		t.Fatalf("playbook run --temporal: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		`(?m)^Run [0-9a-f]{12} view \(.*view.yaml\), 3 steps$`,
+		`(?m)^\[hello\] started: echo "hello from \$PWD"`,
+		`(?m)^\[hello\] hello from ` + regexp.QuoteMeta(w2) + `$`,
+		`(?m)^\[hello\] warned$`,
+		`(?m)^\[hello\] no newline ⏎$`,
+		`(?m)^\[hello\] succeeded in \S+ on w2$`,
+		`(?m)^\[flaky\] attempt 1 failed on w1 \(exit status 3\); retrying in 100ms$`,
+		`(?m)^\[flaky\] attempt 2 started`,
+		`(?m)^\[flaky\] trying$`,
+		`(?m)^\[flaky\] succeeded in \S+ after 2 attempts on w1$`,
+		`(?m)^\[never\] skipped: its if is false$`,
+		`(?m)^STEP +STATUS +EXIT +DURATION +ATTEMPTS +WORKER +NOTE$`,
+		`(?m)^hello +succeeded +0 +\S+ +1 +w2 *$`,
+		`(?m)^never +skipped +- +- +0 +- +its if is false$`,
+		`(?m)^Run [0-9a-f]{12} succeeded in `,
+	} {
+		if !regexp.MustCompile(want).Match(out) {
+			t.Errorf("the text view has no match for %s:\n%s", want, out)
+		}
+	}
+
+	os.Remove(filepath.Join(w1, "marker"))
+	dist, distOut := jsonEvents(t, exec.CommandContext(ctx, bin, "run", "--temporal", addr, "--db", filepath.Join(t.TempDir(), "d.db"), "--output", "json", file))
+	localDir := t.TempDir()
+	lc := exec.CommandContext(ctx, pbBin, "run", "--db", filepath.Join(t.TempDir(), "l.db"), "--output", "json", file)
+	lc.Dir = localDir
+	// A local run ignores runs_on: every step runs here, relative dirs in the playbook's folder.
+	os.Remove(filepath.Join(filepath.Dir(file), "marker"))
+	loc, _ := jsonEvents(t, lc)
+	os.Remove(filepath.Join(filepath.Dir(file), "marker"))
+	for _, step := range []string{"", "hello", "flaky", "never"} {
+		if d, l := dist[step], loc[step]; !slices.Equal(d, l) {
+			t.Errorf("step %q: distributed events %v, local %v", step, d, l)
+		}
+	}
+	if !regexp.MustCompile(`"event":"step_finished".*"step":"hello".*"worker":"w2"`).Match(distOut) {
+		t.Errorf("hello's step_finished does not name its worker:\n%s", distOut)
+	}
+	if len(loc["hello"]) == 0 {
+		t.Fatalf("the local run gave no events for hello")
+	}
+}
+
+// jsonEvents runs cmd (with --output json) and returns the sequence of event types of each step
+// ("" for the run's own), checking that every line is a JSON object; and its output.
+func jsonEvents(t *testing.T, cmd *exec.Cmd) (map[string][]string, []byte) {
+	t.Helper()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)
+	}
+	events := map[string][]string{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		var e struct{ Event, Step string }
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("not a JSON line: %q (%v)", sc.Text(), err)
+		}
+		events[e.Step] = append(events[e.Step], e.Event)
+	}
+	return events, out
+}
