@@ -8,6 +8,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/playbookhq/playbook/internal/cli"
 	pbtemporal "github.com/playbookhq/playbook/pkg/playbook/temporal"
 	"github.com/playbookhq/playbook/pkg/run"
 )
@@ -104,5 +105,21 @@ func TestFollowCancelsThenKills(t *testing.T) {
 	close(c.done)
 	if r := <-res; r.err != nil || r.st != run.StatusCancelled {
 		t.Errorf("follow: %+v", r)
+	}
+}
+
+// TestConnectionFromEnv: blank connection flags come from the environment, but for run, where only
+// --temporal makes a run distributed: $PLAYBOOK_TEMPORAL never does.
+func TestConnectionFromEnv(t *testing.T) {
+	env := map[string]string{"PLAYBOOK_TEMPORAL": "env:1", "PLAYBOOK_TEMPORAL_KEY_FILE": "/k", "PLAYBOOK_TEMPORAL_NAMESPACE": "ns"}
+	getenv := func(k string) string { return env[k] }
+	if c := connection(cli.TemporalOptions{}, getenv, true); c.Address != "env:1" || c.KeyFile != "/k" || c.Namespace != "ns" {
+		t.Errorf("worker, attach: %+v", c)
+	}
+	if c := connection(cli.TemporalOptions{Address: "flag:1", Namespace: "n2"}, getenv, false); c.Address != "flag:1" || c.KeyFile != "/k" || c.Namespace != "n2" {
+		t.Errorf("run: %+v", c)
+	}
+	if c := connection(cli.TemporalOptions{}, getenv, false); c.Address != "" {
+		t.Errorf("run without --temporal: %+v", c)
 	}
 }
