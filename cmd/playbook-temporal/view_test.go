@@ -5,14 +5,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/playbookhq/playbook/internal/store"
 )
 
 // viewPlaybook prints on both streams, retries once, and skips a step: every kind of event a step has.
@@ -128,4 +132,94 @@ func jsonEvents(t *testing.T, cmd *exec.Cmd) (map[string][]string, []byte) {
 		events[e.Step] = append(events[e.Step], e.Event)
 	}
 	return events, out
+}
+
+// TestSecondCtrlCKillsTheRun: the first Ctrl-C cancels the workflow (the view says the run is
+// stopping), the second sends it the kill signal, and the command exits 130.
+func TestSecondCtrlCKillsTheRun(t *testing.T) {
+	addr, _ := devServer(t)
+	bin := buildBinary(t)
+	w := t.TempDir()
+	startWorker(t, bin, addr, "playbook", w)
+	file := filepath.Join(t.TempDir(), "stubborn.yaml")
+	// The step ignores its stop signal for longer than the test: only the forced stop ends the run.
+	os.WriteFile(file, []byte(`version: 1
+name: stubborn
+steps:
+  - id: stubborn
+    stop_grace: 10m
+    run: trap '' TERM INT; echo $$ > stubborn.pid; while true; do sleep 0.05; done
+`), 0o644)
+	t.Cleanup(func() {
+		var pid int
+		if data, err := os.ReadFile(filepath.Join(w, "stubborn.pid")); err == nil {
+			if _, err := fmt.Sscan(string(data), &pid); err == nil && pid > 0 {
+				syscall.Kill(-pid, syscall.SIGKILL)
+			}
+		}
+	})
+	db := filepath.Join(t.TempDir(), "runs.db")
+	cmd := exec.Command(bin, "run", "--temporal", addr, "--db", db, file)
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		if data, err := os.ReadFile(filepath.Join(w, "stubborn.pid")); err == nil && len(data) > 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the step never started")
+		}
+	}
+	cmd.Process.Signal(os.Interrupt)
+	stopping := make(chan struct{})
+	var errText strings.Builder
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		said := false
+		for sc.Scan() {
+			errText.WriteString(sc.Text() + "\n")
+			if !said && strings.HasPrefix(sc.Text(), "Stopping the run: ") {
+				close(stopping)
+				said = true
+			}
+		}
+	}()
+	select {
+	case <-stopping:
+	case <-time.After(time.Minute):
+		t.Fatal("the run never said it was stopping")
+	}
+	cmd.Process.Signal(os.Interrupt)
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 130 {
+		t.Fatalf("exit %d, want 130:\n%s", code, stdout.String())
+	}
+	m := regexp.MustCompile(`(?m)^Run ([0-9a-f]+) `).FindStringSubmatch(stdout.String())
+	if m == nil {
+		t.Fatalf("no run id in:\n%s", stdout.String())
+	}
+	ctx := context.Background()
+	st, err := store.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := st.ResolveRun(ctx, m[1])
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	show, err := exec.Command(cliPath(t), "workflow", "show", "--address", addr, "-w", "playbook-"+id, "--output", "json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("workflow show: %v\n%s", err, show)
+	}
+	for _, want := range []string{"EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED", "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED", "playbook.kill"} {
+		if !bytes.Contains(show, []byte(want)) {
+			t.Errorf("the workflow's history has no %s: events %s", want, regexp.MustCompile(`EVENT_TYPE_\w+`).FindAll(show, -1))
+		}
+	}
 }
