@@ -223,3 +223,63 @@ steps:
 		}
 	}
 }
+
+// TestAttachView: attach to a run whose submitter was killed shows the same view as run, from what
+// the database has (the run's start, the steps already finished) to the end, with the lines the
+// later steps printed, the summary, and the run's exit status.
+func TestAttachView(t *testing.T) {
+	addr, _ := devServer(t)
+	pbBin, bin := buildBoth(t)
+	w := t.TempDir()
+	startWorker(t, bin, addr, "playbook", w, "--name", "wa")
+	gate := fmt.Sprintf("attach-%d-%d", os.Getpid(), time.Now().UnixNano())
+	file := filepath.Join(t.TempDir(), "attach.yaml")
+	os.WriteFile(file, []byte(`version: 1
+name: attach
+steps:
+  - id: first
+    run: echo first-line
+  - id: gate
+    needs: first
+    run: until [ -f `+gate+` ]; do sleep 0.05; done
+  - id: last
+    needs: gate
+    run: echo last-line; exit 3
+`), 0o644)
+	db := filepath.Join(t.TempDir(), "runs.db")
+	cmd := exec.Command(bin, "run", "--temporal", addr, "--db", db, file)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	for deadline := time.Now().Add(time.Minute); !gateRunning(gate); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the gate step never ran")
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	os.WriteFile(filepath.Join(w, gate), nil, 0o644)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	att := exec.CommandContext(ctx, pbBin, "attach", "--db", db, "last")
+	att.Env = append(os.Environ(), "PLAYBOOK_TEMPORAL="+addr, "NO_COLOR=1")
+	out, _ := att.Output()
+	if code := att.ProcessState.ExitCode(); code != 1 {
+		t.Errorf("attach exit %d, want the run's, 1:\n%s", code, out)
+	}
+	for _, want := range []string{
+		`(?m)^Run [0-9a-f]{12} attach \(.*attach.yaml\), 3 steps$`,
+		`(?m)^\[first\] succeeded in \S+ on wa$`,
+		`(?m)^\[gate\] succeeded in \S+ on wa$`,
+		`(?m)^\[last\] last-line$`,
+		`(?m)^\[last\] failed in \S+ on wa: exit status 3$`,
+		`(?m)^last +failed +3 +\S+ +1 +wa +exit status 3$`,
+		`(?m)^Run [0-9a-f]{12} failed in `,
+	} {
+		if !regexp.MustCompile(want).Match(out) {
+			t.Errorf("attach's view has no match for %s:\n%s", want, out)
+		}
+	}
+}

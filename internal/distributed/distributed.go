@@ -220,6 +220,11 @@ func serveRecords(c client.Client, id string, st *store.Store, obs run.Observer)
 	recs := &pbtemporal.Records{Recorder: v, State: state, Observer: v}
 	write := func(ctx context.Context, batch []pbtemporal.Record) error {
 		err := recs.Write(ctx, batch)
+		if err == nil {
+			// The store commits in the background: the batch is acknowledged only once it is on
+			// disk, or a submitter killed in between would lose what the workflow counts as written.
+			err = st.Flush(ctx)
+		}
 		// A batch shows at once, not when the view's buffer fills.
 		if f, ok := obs.(run.Flusher); ok {
 			f.Flush()
