@@ -204,7 +204,7 @@ then the worker exits.`,
 	f := cmd.Flags()
 	t.flags(f, "Temporal frontend `HOST:PORT` (default $PLAYBOOK_TEMPORAL)")
 	f.StringVar(&queues, "queue", playbook.DefaultQueue, "task queues to serve, comma-separated")
-	f.Var(stepCount{&maxPar}, "max-parallel", "steps running at once on this worker, at least 1 (default 8)")
+	f.Var(stepCount{&maxPar}, "max-parallel", "steps running at once on this worker, at least 1")
 	f.StringVar(&dir, "dir", "", "folder that steps' relative dirs are in (default: the current folder)")
 	f.StringVar(&name, "name", "", "the name recorded with every attempt this worker runs (default: the host name)")
 	return cmd
