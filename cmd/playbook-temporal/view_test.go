@@ -283,3 +283,82 @@ steps:
 		}
 	}
 }
+
+// TestWorkerDrainsOnSIGTERM: `playbook worker` given SIGTERM takes no new step, lets its running step
+// finish and be recorded, then exits 0.
+func TestWorkerDrainsOnSIGTERM(t *testing.T) {
+	addr, _ := devServer(t)
+	pbBin, bin := buildBoth(t)
+	w1 := t.TempDir()
+	startWorker(t, bin, addr, "other", t.TempDir(), "--name", "spare") // carries the workflow meanwhile
+	worker := exec.Command(pbBin, "worker", "--temporal", addr, "--queue", "playbook", "--dir", w1, "--name", "w1")
+	stderr, _ := worker.StderrPipe()
+	if err := worker.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer worker.Process.Kill()
+	var log strings.Builder
+	serving, draining := make(chan struct{}), make(chan struct{})
+	logged := make(chan struct{})
+	go func() {
+		defer close(logged)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			log.WriteString(sc.Text() + "\n")
+			switch {
+			case strings.Contains(sc.Text(), ": serving queues "):
+				close(serving)
+			case strings.Contains(sc.Text(), ": draining"):
+				close(draining)
+			}
+		}
+	}()
+	select {
+	case <-serving:
+	case <-time.After(time.Minute):
+		t.Fatalf("the worker did not start:\n%s", log.String())
+	}
+	file := filepath.Join(t.TempDir(), "drain.yaml")
+	gate := fmt.Sprintf("drain-%d-%d", os.Getpid(), time.Now().UnixNano())
+	os.WriteFile(file, []byte(`version: 1
+name: drain
+steps:
+  - id: slow
+    run: touch started; until [ -f `+gate+` ]; do sleep 0.05; done; echo finished
+`), 0o644)
+	db := filepath.Join(t.TempDir(), "runs.db")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	runCmd := exec.CommandContext(ctx, bin, "run", "--temporal", addr, "--db", db, file)
+	var out bytes.Buffer
+	runCmd.Stdout, runCmd.Stderr = &out, &out
+	if err := runCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(w1, "started")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the step never started")
+		}
+	}
+	worker.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-draining:
+	case <-time.After(time.Minute):
+		t.Fatalf("the worker did not say it drains")
+	}
+	os.WriteFile(filepath.Join(w1, gate), nil, 0o644) // the step ends only now that the worker drains
+	err := worker.Wait()
+	<-logged
+	if err != nil {
+		t.Errorf("the worker: %v\n%s", err, log.String())
+	}
+	if err := runCmd.Wait(); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	if !regexp.MustCompile(`(?m)^\[slow\] finished$`).Match(out.Bytes()) || !regexp.MustCompile(`(?m)^\[slow\] succeeded in \S+ on w1$`).Match(out.Bytes()) {
+		t.Errorf("the run's view:\n%s", out.String())
+	}
+}

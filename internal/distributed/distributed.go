@@ -114,8 +114,9 @@ func (Remote) Worker(ctx context.Context, w cli.RemoteWorker) error {
 		cn.Address, w.MaxParallel)
 	<-ctx.Done()
 	fmt.Fprintf(w.Log, "playbook worker %s: draining: no new step; running steps finish, or are stopped after %s\n", w.Name, workerStopTimeout)
-	for _, x := range workers {
-		x.Stop()
+	// The step queues first: while their steps finish, this worker still carries workflows.
+	for i := len(workers) - 1; i >= 0; i-- {
+		workers[i].Stop()
 	}
 	return nil
 }
