@@ -68,7 +68,7 @@ func dial(cn pbtemporal.Connection, logTo io.Writer) (client.Client, error) {
 	opts.Logger = log.NewStructuredLogger(slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	c, err := client.Dial(opts)
 	if err != nil {
-		return nil, fmt.Errorf("connect to Temporal at %s: %w", cn.Address, err)
+		return nil, fmt.Errorf("connect to Temporal at %s: %w (is the server up, and --temporal or PLAYBOOK_TEMPORAL right?)", cn.Address, err)
 	}
 	return c, nil
 }
