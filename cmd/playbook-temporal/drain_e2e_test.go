@@ -16,10 +16,10 @@ import (
 	"github.com/playbookhq/playbook/pkg/run"
 )
 
-// TestWorkerDrainsOnSIGTERM: SIGTERM to a worker running a step lets that step finish and be
+// TestDrainingWorkerTakesNoNewStep: SIGTERM to a worker running a step lets that step finish and be
 // recorded, takes no new step (the next one waits for, and runs on, another worker of the queue), and
 // the worker then exits 0.
-func TestWorkerDrainsOnSIGTERM(t *testing.T) {
+func TestDrainingWorkerTakesNoNewStep(t *testing.T) {
 	addr, _ := devServer(t)
 	bin := buildBinary(t)
 	dir := t.TempDir()
@@ -47,7 +47,7 @@ steps:
 		sc := bufio.NewScanner(stderr)
 		said := false
 		for sc.Scan() {
-			if !said && strings.Contains(sc.Text(), "serving") {
+			if !said && strings.Contains(sc.Text(), "serving queues") {
 				close(serving)
 				said = true
 			}

@@ -244,7 +244,7 @@ func startWorker(t *testing.T, bin, addr, queues, dir string, extra ...string) {
 		for {
 			n, err := stderr.Read(buf)
 			seen.Write(buf[:n])
-			if !said && strings.Contains(seen.String(), "playbook-temporal: serving") {
+			if !said && strings.Contains(seen.String(), ": serving queues ") {
 				close(ready)
 				said = true
 			}
@@ -410,7 +410,7 @@ steps:
 			t.Errorf("%s: run %s (workflow %q) with steps %q, want detached with %q", filepath.Base(db), wd.Run.Status, wd.Run.WorkflowID, got, want)
 		}
 	}
-	if !strings.Contains(string(out), "succeeded.") {
+	if !strings.Contains(string(out), " succeeded in ") {
 		t.Fatalf("run output:\n%s", out)
 	}
 	got, err := os.ReadFile(filepath.Join(w2, "deployed"))
@@ -533,6 +533,9 @@ steps:
 		t.Fatal(err)
 	} else {
 		rec := st.Recovered()
+		if full, err := st.ResolveRun(ctx, id); err == nil {
+			id = full // the view shows a prefix
+		}
 		r, rerr := st.Run(ctx, id)
 		st.Close()
 		if len(rec) != 1 || !rec[0].Detached || rerr != nil || r.Status != run.StatusDetached {

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -44,6 +45,8 @@ type ruleCase struct {
 	// there, the run gets signal (SIGINT, the Ctrl-C of a terminal, when not set).
 	interrupt string
 	signal    syscall.Signal
+	// distArgs are flags the distributed run gets and the local one does not.
+	distArgs []string
 }
 
 // Files a step keeps between attempts are named after $PLAYBOOK_RUN_ID, in the folder the step runs in
@@ -659,6 +662,10 @@ steps:
 		yaml:   defaultMaxParallelYAML(runtime.NumCPU()),
 		status: "failed", exit: 1,
 		steps: defaultMaxParallelSteps(runtime.NumCPU()),
+		// A distributed run has no default cap (each worker's --max-parallel bounds what runs on it:
+		// the submitting machine's CPUs say nothing of the workers'); given the local default, it
+		// starts the same steps.
+		distArgs: []string{"--max-parallel", strconv.Itoa(runtime.NumCPU())},
 	},
 	{
 		name: "ctrl-c",
@@ -789,7 +796,7 @@ func TestRulesBothBackends(t *testing.T) {
 			began := time.Now()
 			localExit, localOut := runCmd(t, dir, c.interruptWhen(dir), c.signal, local, append(append([]string{"run", "--db", localDB}, ps...), file)...)
 			mid := time.Now()
-			distExit, distOut := runCmd(t, dir, c.interruptWhen(workDir), c.signal, bin, append(append([]string{"run", "--temporal", addr, "--db", distDB, "--key-file", key}, ps...), file)...)
+			distExit, distOut := runCmd(t, dir, c.interruptWhen(workDir), c.signal, bin, append(append(append([]string{"run", "--temporal", addr, "--db", distDB, "--key-file", key}, c.distArgs...), ps...), file)...)
 			t.Logf("local %s, distributed %s", mid.Sub(began).Round(time.Millisecond), time.Since(mid).Round(time.Millisecond))
 			l, d := readRecords(t, localDB), readRecords(t, distDB)
 			if t.Failed() {

@@ -68,6 +68,7 @@ type jsonEvent struct {
 	Outputs    map[string]string `json:"outputs,omitempty"`
 	Error      string            `json:"error,omitempty"`
 	Params     json.RawMessage   `json:"params,omitempty"`
+	Worker     string            `json:"worker,omitempty"` // a distributed run's: who ran the attempt
 }
 
 func (p *jsonProgress) Observe(e run.Event) {
@@ -97,6 +98,7 @@ func (p *jsonProgress) Observe(e run.Event) {
 		}
 		j.DelayMS = int64Ptr(e.Delay.Milliseconds())
 		j.Dropped = e.Dropped
+		j.Worker = a.Worker
 	case run.EventStepFinished:
 		s := e.Step
 		j.Status, j.Reason, j.Signal, j.Error, j.Outputs = string(s.Status), s.Reason, s.Signal, s.Error, s.Outputs
@@ -105,6 +107,7 @@ func (p *jsonProgress) Observe(e run.Event) {
 		}
 		j.Attempts = intPtr(s.Attempts)
 		j.Dropped = e.Dropped
+		j.Worker = s.Worker
 		j.DurationMS = int64Ptr(stepDuration(s).Milliseconds())
 	case run.EventRunCancelling:
 		j.Reason = e.Reason
@@ -264,8 +267,8 @@ func (p *textProgress) Observe(e run.Event) {
 		p.dropped(e)
 		delete(p.running, e.StepID)
 		a := e.Failed
-		p.printf("%s%s\n", p.prefix(e.StepID), p.paint(ansiYellow, fmt.Sprintf("attempt %d %s (%s); retrying in %s",
-			a.Attempt, a.Status, attemptWhy(a.Status, a.ExitCode, a.Signal, a.Error), formatDuration(e.Delay))))
+		p.printf("%s%s\n", p.prefix(e.StepID), p.paint(ansiYellow, fmt.Sprintf("attempt %d %s%s (%s); retrying in %s",
+			a.Attempt, a.Status, onWorker(a.Worker), attemptWhy(a.Status, a.ExitCode, a.Signal, a.Error), formatDuration(e.Delay))))
 	case run.EventStepFinished:
 		p.dropped(e)
 		delete(p.running, e.StepID)
@@ -350,18 +353,26 @@ func (p *textProgress) describeStep(s *run.StepRecord) string {
 		if s.Reason == run.ReasonReused {
 			return st + " (reused from run " + idPrefix(s.ReusedFrom) + ")"
 		}
-		msg := fmt.Sprintf("%s in %s%s", st, formatDuration(stepDuration(s)), attemptsText(s.Attempts))
+		msg := fmt.Sprintf("%s in %s%s%s", st, formatDuration(stepDuration(s)), attemptsText(s.Attempts), onWorker(s.Worker))
 		if s.Error != "" { // a warning: output may be incomplete, a log file could not be written
 			msg += p.paint(ansiYellow, " (warning: "+firstLine(s.Error)+")")
 		}
 		return msg
 	}
-	msg := fmt.Sprintf("%s in %s%s: %s", st, formatDuration(stepDuration(s)), attemptsText(s.Attempts),
+	msg := fmt.Sprintf("%s in %s%s%s: %s", st, formatDuration(stepDuration(s)), attemptsText(s.Attempts), onWorker(s.Worker),
 		attemptWhy(s.Status, s.ExitCode, s.Signal, s.Error))
 	if s.ContinueOnError {
 		msg += " (continue_on_error: counted as succeeded)"
 	}
 	return msg
+}
+
+// onWorker names the worker that ran an attempt of a distributed run; "" for a local one.
+func onWorker(w string) string {
+	if w == "" {
+		return ""
+	}
+	return " on " + w
 }
 
 func attemptsText(n int) string {

@@ -35,6 +35,11 @@ type System struct {
 	// gone still records its run. Nil means the command is never interrupted by signals (tests that do
 	// not send any).
 	Signals func() (<-chan os.Signal, func())
+	// Remote carries out worker, run --temporal and attach; nil hands them to PluginName with Exec.
+	Remote Remote
+	// Exec replaces this process with the program name, given args; it returns only on failure, an
+	// error wrapping errNoPlugin when the program is not installed. Nil: it cannot.
+	Exec func(name string, args []string) error
 }
 
 // OS returns the real process environment: the standard streams, the OS environment and OS signals.
@@ -57,6 +62,7 @@ func OS() *System {
 			signal.Notify(pipe, syscall.SIGPIPE)
 			return ch, func() { signal.Stop(ch); signal.Stop(pipe) }
 		},
+		Exec: execSibling,
 	}
 }
 
@@ -77,11 +83,14 @@ func (s *System) getenv(k string) string {
 // globalOptions holds the flags every command shares.
 type globalOptions struct {
 	DB string // --db; empty means $PLAYBOOK_DB, then the XDG state folder
+
+	args []string // the command line as given, for handing it to PluginName
 }
 
 // Main runs the playbook command line with args (without the program name) and returns the exit status.
 func Main(args []string, sys *System) int {
-	root, ran := newRootCmd(sys)
+	root, ran, g := newRootCmd(sys)
+	g.args = args
 	root.SetArgs(args)
 	err := root.ExecuteContext(context.Background())
 	if err != nil && !*ran {
@@ -114,7 +123,7 @@ func printError(w io.Writer, err error) {
 	}
 }
 
-func newRootCmd(sys *System) (*cobra.Command, *bool) {
+func newRootCmd(sys *System) (*cobra.Command, *bool, *globalOptions) {
 	ran := new(bool)
 	g := &globalOptions{}
 	root := &cobra.Command{
@@ -148,8 +157,10 @@ every run, step, exit status, timing and a bounded copy of the output in a local
 		newLogsCmd(sys, g),
 		newRetryCmd(sys, g),
 		newPruneCmd(sys, g),
+		newWorkerCmd(sys, g),
+		newAttachCmd(sys, g),
 	)
-	return root, ran
+	return root, ran, g
 }
 
 // exactArgs is cobra.ExactArgs with a usage error, so that a wrong count exits 2 with a clear message.

@@ -36,6 +36,10 @@ type runOptions struct {
 	NoColor     bool
 	OutputLimit string // size, e.g. 512KiB; "" = the playbook's output_limit, else 1 MiB
 
+	// Temporal.Address set runs the playbook on Temporal (RemoteRun); the rest apply then only.
+	Temporal         TemporalOptions
+	HeartbeatTimeout time.Duration
+
 	// Set by retry.
 	retryOf string
 	reuse   map[string]*run.StepRecord
@@ -59,12 +63,20 @@ step starts but those whose if calls always() or cancelled(), and running steps 
 then SIGKILL after stop_grace. A second Ctrl-C (or SIGTERM), or a SIGQUIT at any time, kills every
 step at once.
 
+With --temporal the run is a Temporal workflow and each step runs on a worker of its runs_on queue
+(playbook worker); this terminal shows the same view and summary, with the worker of each step, and
+the run and its steps are recorded in this machine's database. Ctrl-C cancels the workflow as it stops
+a local run. Killing this process does not stop the run: playbook attach follows it. --log-dir and
+--output-limit do not apply (the playbook's output_limit does); --dry-run prints the plan and contacts
+nobody. Only the flag makes a run distributed, never $PLAYBOOK_TEMPORAL.
+
 Exit status: 0 succeeded, 1 failed, 2 invalid playbook or params (nothing ran), 3 database error,
 124 the run timed out, 129 stopped by SIGHUP, 130 interrupted (SIGINT), 131 killed by SIGQUIT,
 143 terminated (SIGTERM).`,
 		Example: `  playbook run deploy.yaml -p env=prod -p version=1.4.2
   playbook run backup.yaml --dry-run
-  playbook run diag.yaml --output json --log-dir ./logs`,
+  playbook run diag.yaml --output json --log-dir ./logs
+  playbook run deploy.yaml --temporal temporal.internal:7233 --key-file ~/.playbook/temporal.key`,
 		Args: exactArgs(1, "one playbook file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.File = args[0]
@@ -79,11 +91,27 @@ Exit status: 0 succeeded, 1 failed, 2 invalid playbook or params (nothing ran), 
 	f.StringVar(&o.LogDir, "log-dir", "", "keep every step's complete stdout and stderr in files under `DIR`/<run id>/")
 	f.BoolVar(&o.NoColor, "no-color", false, "no colour (also when NO_COLOR is set)")
 	f.StringVar(&o.OutputLimit, "output-limit", "", "bytes of each step's stdout and stderr kept in the database, head and tail (default 1MiB)")
+	o.Temporal.flags(f, "run on the Temporal frontend at `HOST:PORT`, each step on a worker of its runs_on queue")
+	f.DurationVar(&o.HeartbeatTimeout, "heartbeat-timeout", 0, "with --temporal: how long a worker may be silent before its step's attempt fails as worker_lost (default 20s)")
 	return cmd
 }
 
 func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (err error) {
+	remote := o.Temporal.Address != ""
+	if remote && !o.DryRun && sys.Remote == nil {
+		return handoff(sys, g.args)
+	}
 	collectLess(sys)
+	if remote {
+		switch {
+		case o.LogDir != "":
+			return usageErrorf("--log-dir does not apply with --temporal: the steps run on workers; playbook logs shows the head and tail each one recorded")
+		case o.OutputLimit != "":
+			return usageErrorf("--output-limit does not apply with --temporal: set output_limit in the playbook")
+		case o.retryOf != "":
+			return usageErrorf("a retry runs locally: leave out --temporal")
+		}
+	}
 	if o.Output != "text" && o.Output != "json" {
 		return usageErrorf("--output must be text or json, not %q", o.Output)
 	}
@@ -127,6 +155,9 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (
 	if o.DryRun {
 		return printPlan(sys.Out, pb, params)
 	}
+	if remote {
+		return runRemote(ctx, sys, g, o, pb, values)
+	}
 
 	if o.LogDir != "" {
 		if err := checkLogDir(o.LogDir); err != nil {
@@ -144,6 +175,37 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (
 		return storeError(err)
 	}
 
+	width := 0
+	for _, s := range pb.Steps {
+		width = max(width, len(s.ID))
+	}
+	return follow(ctx, sys, o.Output, o.NoColor, len(pb.Steps), width, o.LogDir, false,
+		func(ctx context.Context, prog progress, kill <-chan struct{}) (*local.Summary, error) {
+			return local.Run(ctx, pb, local.Options{
+				Params:      params,
+				MaxParallel: o.MaxParallel,
+				OutputLimit: limit,
+				Recorder:    st,
+				Observer:    prog,
+				LogDir:      o.LogDir,
+				User:        currentUser(sys),
+				Host:        hostname(),
+				RetryOf:     o.retryOf,
+				Reuse:       o.reuse,
+				Kill:        kill,
+				Now:         sys.Now,
+
+				// Fingerprints are keyed so that a recorded one cannot be used to guess a secret.
+				FingerprintKey: fpKey,
+			})
+		})
+}
+
+// follow shows a run as start carries it out, and ends with its summary and exit status: the live
+// view or JSON events, the signals that stop it (the first ends ctx, the second closes kill), the
+// summary table. start is a local run, or a run on Temporal (remote).
+func follow(ctx context.Context, sys *System, output string, noColor bool, total, width int, logDir string, remote bool,
+	start func(ctx context.Context, prog progress, kill <-chan struct{}) (*local.Summary, error)) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	kill := make(chan struct{})
@@ -184,15 +246,11 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (
 	}
 
 	var prog progress
-	if o.Output == "json" {
+	if output == "json" {
 		prog = newJSONProgress(sys.Out)
 	} else {
-		color := sys.OutIsTerminal && !o.NoColor && sys.getenv("NO_COLOR") == ""
-		width := 0
-		for _, s := range pb.Steps {
-			width = max(width, len(s.ID))
-		}
-		prog = newTextProgress(sys.Out, sys.ErrOut, len(pb.Steps), width, sys.OutIsTerminal, color, sys.now, o.LogDir)
+		color := sys.OutIsTerminal && !noColor && sys.getenv("NO_COLOR") == ""
+		prog = newTextProgress(sys.Out, sys.ErrOut, total, width, sys.OutIsTerminal, color, sys.now, logDir)
 	}
 
 	type result struct {
@@ -201,23 +259,7 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (
 	}
 	done := make(chan result, 1)
 	go func() {
-		sum, err := local.Run(ctx, pb, local.Options{
-			Params:      params,
-			MaxParallel: o.MaxParallel,
-			OutputLimit: limit,
-			Recorder:    st,
-			Observer:    prog,
-			LogDir:      o.LogDir,
-			User:        currentUser(sys),
-			Host:        hostname(),
-			RetryOf:     o.retryOf,
-			Reuse:       o.reuse,
-			Kill:        kill,
-			Now:         sys.Now,
-
-			// Fingerprints are keyed so that a recorded one cannot be used to guess a secret.
-			FingerprintKey: fpKey,
-		})
+		sum, err := start(ctx, prog, kill)
 		done <- result{sum, err}
 	}()
 
@@ -241,17 +283,59 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (
 		}
 		return res.err
 	}
-	if o.Output == "text" {
-		printSummary(sys.Out, res.sum, o.LogDir)
+	if output == "text" {
+		printSummary(sys.Out, res.sum, logDir)
 	}
 	if res.err != nil {
 		return storeError(res.err)
 	}
-	if res.sum.Run.ExitCode != 0 {
-		return &ExitError{Code: res.sum.Run.ExitCode}
+	code := res.sum.Run.ExitCode
+	var intr *run.Interrupt
+	if remote && res.sum.Run.Status == run.StatusCancelled && errors.As(context.Cause(ctx), &intr) {
+		// The workflow knows it was cancelled, not which signal made this process cancel it.
+		code = intr.ExitCode()
+	}
+	if code != 0 {
+		return &ExitError{Code: code}
 	}
 	return nil
 }
+
+// runRemote is run --temporal: the playbook, loaded and checked here as for a local run, goes to the
+// Remote with what the workflow needs.
+func runRemote(ctx context.Context, sys *System, g *globalOptions, o *runOptions, pb *playbook.Playbook, values map[string]string) error {
+	src, err := os.ReadFile(pb.File)
+	if err != nil {
+		return &ExitError{Code: run.ExitUsage, Err: fmt.Errorf("read %s: %w", pb.File, err)}
+	}
+	scripts, err := pb.ReadScripts(maxScript)
+	if err != nil {
+		return &ExitError{Code: run.ExitUsage, Err: err}
+	}
+	st, err := openStore(ctx, sys, g, true)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	fpKey, err := st.FingerprintKey()
+	if err != nil {
+		return storeError(err)
+	}
+	width := 0
+	for _, s := range pb.Steps {
+		width = max(width, len(s.ID))
+	}
+	return follow(ctx, sys, o.Output, o.NoColor, len(pb.Steps), width, "", true,
+		func(ctx context.Context, prog progress, kill <-chan struct{}) (*local.Summary, error) {
+			return sys.Remote.Run(ctx, RemoteRun{Temporal: o.Temporal, Getenv: sys.getenv, Playbook: pb, Source: src,
+				Scripts: scripts, Params: values, MaxParallel: o.MaxParallel, HeartbeatTimeout: o.HeartbeatTimeout,
+				FingerprintKey: fpKey, User: currentUser(sys), Host: hostname(), Store: st, Observer: prog, Kill: kill,
+				Log: sys.ErrOut})
+		})
+}
+
+// maxScript is the largest script file a distributed run carries to its workers.
+const maxScript = 1 << 20
 
 // stepCount is the value of --max-parallel: a whole number of steps, at least 1, refused at parsing
 // (exit 2) like the playbook's max_parallel. Leaving the flag out keeps 0, "not set".
@@ -353,7 +437,16 @@ func printSummary(out io.Writer, sum *local.Summary, logDir string) {
 	defer w.Flush()
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STEP\tSTATUS\tEXIT\tDURATION\tATTEMPTS\tNOTE")
+	// A distributed run's table says which worker ran each step.
+	workers := false
+	for _, s := range sum.Steps {
+		workers = workers || s.Worker != ""
+	}
+	if workers {
+		fmt.Fprintln(tw, "STEP\tSTATUS\tEXIT\tDURATION\tATTEMPTS\tWORKER\tNOTE")
+	} else {
+		fmt.Fprintln(tw, "STEP\tSTATUS\tEXIT\tDURATION\tATTEMPTS\tNOTE")
+	}
 	for _, s := range sum.Steps {
 		exit := exitText(s.ExitCode, s.Signal)
 		dur := "-"
@@ -376,6 +469,14 @@ func printSummary(out io.Writer, sum *local.Summary, logDir string) {
 			note = "warning: " + firstLine(s.Error)
 		case s.Stdout.Truncated || s.Stderr.Truncated:
 			note = "output truncated in the database"
+		}
+		if workers {
+			worker := s.Worker
+			if worker == "" {
+				worker = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.StepID, s.Status, exit, dur, s.Attempts, worker, note)
+			continue
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", s.StepID, s.Status, exit, dur, s.Attempts, note)
 	}
