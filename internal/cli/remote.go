@@ -88,6 +88,9 @@ type RemoteRun struct {
 	HeartbeatTimeout time.Duration
 	FingerprintKey   []byte
 	User, Host       string // who submits the run, from where: recorded with it
+	// RetryOf and Reuse make the run a retry of another (playbook retry --temporal), as a local retry's.
+	RetryOf string
+	Reuse   map[string]*run.StepRecord
 	Store            *store.Store
 	Observer         run.Observer
 	Kill             <-chan struct{}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/playbookhq/playbook/internal/store"
+	"github.com/playbookhq/playbook/pkg/playbook"
 	"github.com/playbookhq/playbook/pkg/playbook/local"
 	"github.com/playbookhq/playbook/pkg/run"
 )
@@ -191,5 +192,52 @@ func TestAttachShowsWhatIsRecorded(t *testing.T) {
 	}
 	if r.Code != run.ExitFailed || !strings.Contains(r.Stderr, "no attach here") {
 		t.Errorf("the Remote's error: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+}
+
+// TestRetryOfARunOnTemporal: a run on Temporal is retried only there: without --temporal the retry
+// is refused (it would run every step on this machine); with it the Remote gets the retried run and
+// its steps to reuse.
+func TestRetryOfARunOnTemporal(t *testing.T) {
+	file := remotePlaybook(t)
+	pb, err := playbook.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(t.TempDir(), "pb.db")
+	ctx := context.Background()
+	st, err := store.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "0123456789abcdef0123456789abcdef"
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	rec := &run.Record{ID: id, Playbook: "p", File: file, FileSHA256: pb.SHA256, Params: `{"n":3}`, StepIDs: []string{"a"},
+		StartedAt: t0, WorkflowID: "playbook-" + id}
+	if err := st.RunStarted(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.StepFinished(ctx, &run.StepRecord{RunID: id, StepID: "a", Status: run.StatusFailed, ExitCode: 1, Attempts: 1,
+		StartedAt: t0, FinishedAt: t0, Worker: "w1"}); err != nil {
+		t.Fatal(err)
+	}
+	rec.Status, rec.ExitCode, rec.FinishedAt = run.StatusFailed, 1, t0.Add(time.Second)
+	if err := st.RunFinished(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	rem := &fakeRemote{}
+	r := runRemoteCLI(t, rem, nil, nil, "retry", "--db", db, id[:8])
+	if r.Code != run.ExitUsage || !strings.Contains(r.Stderr, "ran on Temporal (workflow playbook-"+id+"): retry it there with --temporal") || len(rem.runs) != 0 {
+		t.Fatalf("retry without --temporal: exit %d, %q, %d remote runs", r.Code, r.Stderr, len(rem.runs))
+	}
+	r = runRemoteCLI(t, rem, nil, nil, "retry", "--db", db, "--temporal", "h:7233", id[:8])
+	if r.Code != 0 || len(rem.runs) != 1 {
+		t.Fatalf("retry --temporal: exit %d, %s%s, %d remote runs", r.Code, r.Stdout, r.Stderr, len(rem.runs))
+	}
+	got := rem.runs[0]
+	if got.RetryOf != id || got.Reuse["a"] == nil || got.Reuse["a"].Status != run.StatusFailed || got.Params["n"] != "3" {
+		t.Errorf("the Remote got retry of %q, reuse %+v, params %v", got.RetryOf, got.Reuse, got.Params)
 	}
 }

@@ -50,6 +50,8 @@ default takes its default).`,
 	f.StringVar(&o.run.LogDir, "log-dir", "", "keep every step's complete stdout and stderr in files under `DIR`/<run id>/")
 	f.BoolVar(&o.run.NoColor, "no-color", false, "no colour (also when NO_COLOR is set)")
 	f.StringVar(&o.run.OutputLimit, "output-limit", "", "bytes of each step's stdout and stderr kept in the database, head and tail (default 1MiB)")
+	o.run.Temporal.flags(f, "retry on the Temporal frontend at `HOST:PORT`, as the run was (a run on Temporal is retried only there)")
+	f.DurationVar(&o.run.HeartbeatTimeout, "heartbeat-timeout", 0, "with --temporal: how long a worker may be silent before its step's attempt is lost (default 20s)")
 	return cmd
 }
 
@@ -60,8 +62,13 @@ func runRetry(ctx context.Context, sys *System, g *globalOptions, o *retryOption
 	}
 	st.Close() // the new run opens it again, for the run's whole length
 	prev := detail.Run
-	if prev.Status == run.StatusRunning {
+	if prev.Status == run.StatusRunning || prev.Status == run.StatusDetached {
 		return &ExitError{Code: run.ExitUsage, Err: fmt.Errorf("run %s is still running; retry it once it has finished", idPrefix(prev.ID))}
+	}
+	if prev.WorkflowID != "" && o.run.Temporal.Address == "" {
+		// Run here, its steps would all run on this machine, whatever hosts their runs_on named.
+		return &ExitError{Code: run.ExitUsage, Err: fmt.Errorf("run %s ran on Temporal (workflow %s): retry it there with --temporal HOST:PORT (and its --key-file), or it would run every step here",
+			idPrefix(prev.ID), prev.WorkflowID)}
 	}
 
 	pb, err := playbook.Load(prev.File)

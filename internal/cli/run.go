@@ -108,8 +108,6 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (
 			return usageErrorf("--log-dir does not apply with --temporal: the steps run on workers; playbook logs shows the head and tail each one recorded")
 		case o.OutputLimit != "":
 			return usageErrorf("--output-limit does not apply with --temporal: set output_limit in the playbook")
-		case o.retryOf != "":
-			return usageErrorf("a retry runs locally: leave out --temporal")
 		}
 	}
 	if o.Output != "text" && o.Output != "json" {
@@ -329,8 +327,8 @@ func runRemote(ctx context.Context, sys *System, g *globalOptions, o *runOptions
 		func(ctx context.Context, prog progress, kill <-chan struct{}) (*local.Summary, error) {
 			return sys.Remote.Run(ctx, RemoteRun{Temporal: o.Temporal, Getenv: sys.getenv, Playbook: pb, Source: src,
 				Scripts: scripts, Params: values, MaxParallel: o.MaxParallel, HeartbeatTimeout: o.HeartbeatTimeout,
-				FingerprintKey: fpKey, User: currentUser(sys), Host: hostname(), Store: st, Observer: prog, Kill: kill,
-				Log: sys.ErrOut})
+				FingerprintKey: fpKey, User: currentUser(sys), Host: hostname(), RetryOf: o.retryOf, Reuse: o.reuse,
+				Store: st, Observer: prog, Kill: kill, Log: sys.ErrOut})
 		})
 }
 
