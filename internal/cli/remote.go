@@ -89,12 +89,12 @@ type RemoteRun struct {
 	FingerprintKey   []byte
 	User, Host       string // who submits the run, from where: recorded with it
 	// RetryOf and Reuse make the run a retry of another (playbook retry --temporal), as a local retry's.
-	RetryOf string
-	Reuse   map[string]*run.StepRecord
-	Store            *store.Store
-	Observer         run.Observer
-	Kill             <-chan struct{}
-	Log              io.Writer // the SDK's warnings; stdout is the view's
+	RetryOf  string
+	Reuse    map[string]*run.StepRecord
+	Store    *store.Store
+	Observer run.Observer
+	Kill     <-chan struct{}
+	Log      io.Writer // the SDK's warnings; stdout is the view's
 }
 
 // RemoteAttach is a run on Temporal to follow; the Store has adopted it.
