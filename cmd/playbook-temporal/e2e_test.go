@@ -216,13 +216,20 @@ func buildBinary(t *testing.T) string {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
+	return inNamespace(t, bin)
+}
+
+// inNamespace returns bin, or on the shared server a script that runs its worker, run, retry and
+// attach in the test's namespace. exec keeps the process the test signals (Ctrl-C, kill -9) the
+// binary itself.
+func inNamespace(t *testing.T, bin string) string {
+	t.Helper()
 	e := e2eOf(t)
 	if e == nil {
 		return bin
 	}
-	// exec keeps the process the test signals (Ctrl-C, kill -9) the binary itself.
-	return writeScript(t, "playbook-temporal", `case "$1" in
-worker|run|attach) sub=$1; shift; exec `+shellQuote(bin)+` "$sub" --namespace `+shellQuote(e.namespace)+` "$@" ;;
+	return writeScript(t, filepath.Base(bin), `case "$1" in
+worker|run|retry|attach) sub=$1; shift; exec `+shellQuote(bin)+` "$sub" --namespace `+shellQuote(e.namespace)+` "$@" ;;
 esac
 exec `+shellQuote(bin)+` "$@"`)
 }

@@ -46,7 +46,9 @@ func buildBoth(t *testing.T) (playbookBin, temporalBin string) {
 			t.Fatalf("build %s: %v\n%s", pkg, err, out)
 		}
 	}
-	return playbookBin, temporalBin
+	// The playbook binary hands its arguments, --namespace included, to the real playbook-temporal
+	// beside it.
+	return inNamespace(t, playbookBin), inNamespace(t, temporalBin)
 }
 
 // TestDistributedRunView: `playbook run --temporal`, handed to playbook-temporal, shows what a local
