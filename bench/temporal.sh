@@ -107,15 +107,15 @@ temporal_start
 
 for w in w1 w2; do
   "$work/bin/playbook-temporal" worker --temporal "$TEMPORAL_ADDRESS" --queue playbook --max-parallel 4 --dir "$work/$w" \
-    >"$work/$w.log" 2>&1 &
+    --name "$w" --db "$work/$w.db" >"$work/$w.log" 2>&1 &
   workers+=($!)
 done
 for w in w1 w2; do
   for _ in $(seq 300); do
-    grep -q 'playbook-temporal: serving' "$work/$w.log" && break
+    grep -q ': serving queues ' "$work/$w.log" && break
     sleep 0.1 # polling the worker's own word
   done
-  grep -q 'playbook-temporal: serving' "$work/$w.log" || { say "worker $w did not start:"; cat "$work/$w.log" >&2; exit 1; }
+  grep -q ': serving queues ' "$work/$w.log" || { say "worker $w did not start:"; cat "$work/$w.log" >&2; exit 1; }
 done
 
 # ms CMD...: runs CMD (output to $work/last.out), prints its wall time in ms; fails when CMD fails.
