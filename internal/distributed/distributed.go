@@ -122,7 +122,8 @@ func (Remote) Worker(ctx context.Context, w cli.RemoteWorker) error {
 		}
 	}()
 	steps := &pbtemporal.Steps{Engine: eng, Dir: w.Dir, TempDir: tmp, Name: w.Name, Recorder: w.Store, Instance: inst.ID,
-		Log: func(format string, args ...any) { fmt.Fprintf(w.Log, format+"\n", args...) }}
+		Log:    func(format string, args ...any) { fmt.Fprintf(w.Log, format+"\n", args...) },
+		Killed: func(wid string) bool { return killed(c, wid) }}
 
 	wf := worker.New(c, WorkflowQueue, worker.Options{})
 	wf.RegisterWorkflowWithOptions(pbtemporal.Run, workflow.RegisterOptions{Name: pbtemporal.WorkflowName})
@@ -188,6 +189,15 @@ func (Remote) Run(ctx context.Context, r cli.RemoteRun) (*local.Summary, error) 
 		return nil, fmt.Errorf("start the run on Temporal at %s: %w", cn.Address, err)
 	}
 	return follow(ctx, c, id, wr.GetID(), r.Kill)
+}
+
+// killed asks run workflow wid whether it is being killed; no answer within a few seconds is no.
+func killed(c client.Client, wid string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	v, err := c.QueryWorkflow(ctx, wid, "", pbtemporal.KilledQuery)
+	var k bool
+	return err == nil && v.Get(&k) == nil && k
 }
 
 // workflowID is the id of run id's workflow.

@@ -38,6 +38,9 @@ type Steps struct {
 	// Instance is the worker process's instance id (NewInstance), given to every step's environment
 	// as InstanceEnv so that Sweep finds what a dead worker left; "" gives none.
 	Instance string
+	// Killed reports whether the run of workflow wid is being killed (KilledQuery), which the worker
+	// asks while a cancelled step stops; nil: never (a cancelled step gets its grace).
+	Killed func(wid string) bool
 	// Log receives the worker's warnings; nil discards them.
 	Log func(format string, args ...any)
 	// Heartbeat is how often a running attempt tells Temporal its worker is alive; 0 is a quarter of
@@ -135,7 +138,13 @@ func (w *Steps) Run(ctx context.Context, req StepRequest) (*StepResult, error) {
 	if err != nil {
 		return fail(err)
 	}
-	stopCancel := context.AfterFunc(ctx, func() { _ = w.Engine.Cancel(id) })
+	ended := make(chan struct{})
+	defer close(ended)
+	wid := ""
+	if activity.IsActivity(ctx) {
+		wid = activity.GetInfo(ctx).WorkflowExecution.ID
+	}
+	stopCancel := context.AfterFunc(ctx, func() { w.stop(wid, id, ended) })
 	defer stopCancel()
 	stop := make(chan struct{})
 	defer close(stop)
@@ -152,6 +161,34 @@ func (w *Steps) Run(ctx context.Context, req StepRequest) (*StepResult, error) {
 	w.record(ctx, req, l.Display, &bounded.Attempt, bounded.Outputs)
 	return bounded, nil
 }
+
+// stop stops execution id of a step of workflow wid, whose activity was cancelled: with the step's
+// stop signal, then SIGKILL after its grace, as a local cancel does. A cancellation carries no reason,
+// so while the step stops, the worker asks the run's workflow (Killed) whether the run is being
+// killed (the second Ctrl-C): then it sends SIGKILL at once, as a local kill does. It returns when the
+// execution has ended.
+func (w *Steps) stop(wid, id string, ended <-chan struct{}) {
+	_ = w.Engine.Cancel(id)
+	if w.Killed == nil || wid == "" {
+		return
+	}
+	t := time.NewTicker(killPoll)
+	defer t.Stop()
+	for {
+		if w.Killed(wid) {
+			_ = w.Engine.Kill(id)
+			return
+		}
+		select {
+		case <-ended:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// killPoll is how often a stopping step's worker asks whether its run is being killed.
+const killPoll = 250 * time.Millisecond
 
 // WorkerRecorder is what a worker records of the attempts it runs, in its own database
 // (*store.Store has these methods): once an attempt has ended, the run and step (RunSeen, when first

@@ -1,14 +1,18 @@
 package temporal
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/playbookhq/playbook/pkg/engine"
+	"github.com/playbookhq/playbook/pkg/playbook/local"
 	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
 	"github.com/playbookhq/playbook/pkg/run"
 )
@@ -70,5 +74,46 @@ func TestWorkerRunsTheScriptItWasSent(t *testing.T) {
 	left, _ := os.ReadDir(w.TempDir)
 	if len(left) != 0 {
 		t.Errorf("the attempt left %d files in the worker's temporary folder", len(left))
+	}
+}
+
+// TestKilledRunKillsAStoppingStep: a cancelled step that ignores its stop signal gets its grace, unless
+// its run is being killed (the second Ctrl-C): the worker, asking the workflow while the step stops,
+// then sends SIGKILL at once.
+func TestKilledRunKillsAStoppingStep(t *testing.T) {
+	w := newSteps(t)
+	asked := make(chan string, 16)
+	w.Killed = func(wid string) bool {
+		asked <- wid
+		return len(asked) > 1 // no at the first question, yes at the next: the kill comes while it stops
+	}
+	er := local.EngineRequest(&scheduler.Launch{Run: `trap "" TERM; echo ready; sleep 60`, StopGrace: time.Hour}, nil)
+	er.Dir = w.Dir
+	id, err := w.Engine.Start(er)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if out, _, _ := w.Engine.OutputBytes(id); out > 0 {
+			break // the trap is set
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the step never started")
+		}
+	}
+	ended := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() { w.stop("playbook-r1", id, ended); close(stopped) }()
+	res, err := w.Engine.Wait(context.Background(), id)
+	close(ended)
+	<-stopped
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Signal != int(syscall.SIGKILL) || res.Status != engine.StatusCancelled {
+		t.Errorf("the step ended %s by signal %d, want cancelled by SIGKILL (its grace is an hour)", res.Status, res.Signal)
+	}
+	if wid := <-asked; wid != "playbook-r1" {
+		t.Errorf("the worker asked workflow %q", wid)
 	}
 }

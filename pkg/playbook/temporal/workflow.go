@@ -11,6 +11,7 @@ package temporal
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"syscall"
 	"time"
 
@@ -50,6 +51,10 @@ type Record struct {
 
 // KillSignal is the signal that makes a running workflow's run stop by force (the second Ctrl-C).
 const KillSignal = "playbook.kill"
+
+// KilledQuery answers whether the run is being killed (KillSignal, or a kill of the core's own): the
+// worker of a step whose activity was cancelled asks it, and kills the step at once when it is.
+const KilledQuery = "playbook.killed"
 
 // InterruptSignal carries the number of the signal that stopped the submitter (SIGINT, SIGTERM, SIGHUP),
 // sent just before it cancels the workflow: the run then ends as a local run stopped by that signal
@@ -178,6 +183,9 @@ func Run(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 		gctx.Done().Receive(gctx, nil)
 		cancelled.Send(d.ctx, struct{}{})
 	})
+	if err := workflow.SetQueryHandler(ctx, KilledQuery, func() (bool, error) { return d.killed, nil }); err != nil {
+		return nil, err
+	}
 	interrupts := workflow.GetSignalChannel(ctx, InterruptSignal)
 	cancel := func() {
 		if d.cancelled {
@@ -360,6 +368,7 @@ type driver struct {
 	draining      bool             // new starts are held until nothing is in flight
 	noContinue    bool             // the state did not fit in a payload: this workflow run goes on
 	cancelled     bool             // Cancel was fed
+	killed        bool             // KillAll was carried out (KilledQuery)
 }
 
 func (d *driver) feed(ev scheduler.Event) {
@@ -399,8 +408,15 @@ func (d *driver) do(cmd scheduler.Command) {
 			}
 		}
 	case *scheduler.KillAll:
-		for _, cancel := range d.inflight {
-			cancel()
+		// Before the cancellations: a worker that gets one asks KilledQuery whether to kill at once.
+		d.killed = true
+		steps := make([]string, 0, len(d.inflight))
+		for step := range d.inflight {
+			steps = append(steps, step)
+		}
+		sort.Strings(steps) // the commands' order must be the same on replay
+		for _, step := range steps {
+			d.inflight[step]()
 		}
 	case *scheduler.AttemptUnstarted:
 		a := c.Attempt
