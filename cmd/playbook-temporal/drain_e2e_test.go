@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/playbookhq/playbook/internal/store"
 	"github.com/playbookhq/playbook/pkg/run"
 )
 
@@ -90,19 +89,7 @@ steps:
 	if err := submit.Wait(); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
-	st, err := store.Open(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	runs, err := st.ListRuns(ctx, store.RunFilter{})
-	if err != nil || len(runs) != 1 {
-		t.Fatalf("runs %+v (%v)", runs, err)
-	}
-	d, err := st.RunDetail(ctx, runs[0].ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, d := onlyRun(t, db)
 	for step, want := range map[string]string{"long": "succeeded w1", "next": "succeeded w2"} {
 		if s := d.Step(step); s == nil || string(s.Status)+" "+s.Worker != want || len(d.Attempts[step]) != 1 {
 			t.Errorf("%s recorded as %+v, want %s in one attempt", step, s, want)

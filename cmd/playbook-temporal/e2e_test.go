@@ -364,19 +364,11 @@ steps:
 		t.Fatalf("run: %v\n%s", err, out)
 	}
 	// The submitting machine's database has the run as a local run records it.
-	st, err := store.Open(ctx, db)
-	if err != nil {
-		t.Fatal(err)
+	_, detail := onlyRun(t, db)
+	if detail.Run.Status != run.StatusSucceeded || detail.Run.ExitCode != 0 {
+		t.Fatalf("run recorded %s, exit %d: want succeeded", detail.Run.Status, detail.Run.ExitCode)
 	}
-	defer st.Close()
-	runs, err := st.ListRuns(ctx, store.RunFilter{})
-	if err != nil || len(runs) != 1 || runs[0].Status != run.StatusSucceeded || runs[0].ExitCode != 0 {
-		t.Fatalf("runs %+v (%v): want one, succeeded", runs, err)
-	}
-	detail, err := st.RunDetail(ctx, runs[0].ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	runs := []*run.Record{detail.Run}
 	if f := detail.Step("flaky"); f == nil || f.Status != run.StatusSucceeded || f.Attempts != 2 || len(detail.Attempts["flaky"]) != 2 {
 		t.Errorf("flaky recorded as %+v with %d attempts", f, len(detail.Attempts["flaky"]))
 	}
@@ -637,20 +629,7 @@ steps:
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
-	ctx := context.Background()
-	st, err := store.Open(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	runs, _ := st.ListRuns(ctx, store.RunFilter{})
-	if len(runs) != 1 {
-		t.Fatalf("%d runs recorded", len(runs))
-	}
-	detail, err := st.RunDetail(ctx, runs[0].ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, detail := onlyRun(t, db)
 	job, atts := detail.Step("job"), detail.Attempts["job"]
 	if job == nil || job.Status != run.StatusSucceeded || len(atts) != 2 {
 		t.Fatalf("job recorded as %+v with %d attempts", job, len(atts))
@@ -705,15 +684,8 @@ steps:
 		t.Fatalf("run: %v\n%s", err, out)
 	}
 	ctx := context.Background()
-	st, err := store.Open(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	runs, _ := st.ListRuns(ctx, store.RunFilter{})
-	if len(runs) != 1 {
-		t.Fatalf("%d runs", len(runs))
-	}
+	st, detail := onlyRun(t, db)
+	runs := []*run.Record{detail.Run}
 	login, err := st.StepOutput(ctx, runs[0].ID, "login")
 	if err != nil || login == nil || !strings.Contains(string(login.Stdout.Data), "MARKER-7f3a1c") || !strings.Contains(string(login.Stdout.Data), "token ***") || strings.Contains(string(login.Stdout.Data), secret) {
 		t.Errorf("the local record of login: %+v (%v)", login, err)
@@ -780,4 +752,25 @@ func decodedPayloads(t *testing.T, show []byte) []byte {
 	}
 	walk(doc)
 	return out
+}
+
+// onlyRun opens the submitter's database db (closed at the test's end) and reads the one run it
+// holds, with its steps and attempts; anything else fails the test.
+func onlyRun(t *testing.T, db string) (*store.Store, *store.RunDetail) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	runs, err := st.ListRuns(ctx, store.RunFilter{})
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("runs recorded in %s: %+v (%v), want one", db, runs, err)
+	}
+	d, err := st.RunDetail(ctx, runs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, d
 }

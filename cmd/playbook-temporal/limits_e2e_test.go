@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/playbookhq/playbook/internal/store"
 	"github.com/playbookhq/playbook/pkg/run"
 )
 
@@ -38,16 +37,11 @@ steps:
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out)
 	}
-	st, err := store.Open(ctx, db)
-	if err != nil {
-		t.Fatal(err)
+	st, detail := onlyRun(t, db)
+	if detail.Run.Status != run.StatusSucceeded {
+		t.Fatalf("run recorded %s: want succeeded", detail.Run.Status)
 	}
-	defer st.Close()
-	runs, err := st.ListRuns(ctx, store.RunFilter{})
-	if err != nil || len(runs) != 1 || runs[0].Status != run.StatusSucceeded {
-		t.Fatalf("runs %+v (%v): want one, succeeded", runs, err)
-	}
-	flood, err := st.StepOutput(ctx, runs[0].ID, "flood")
+	flood, err := st.StepOutput(ctx, detail.Run.ID, "flood")
 	if err != nil || flood == nil {
 		t.Fatalf("flood's output: %v", err)
 	}
@@ -57,10 +51,6 @@ steps:
 		!bytes.HasSuffix(o.Data, []byte("xxx\nTAIL\n")) || !bytes.Contains(o.Data, []byte(" bytes omitted ...]\n")) {
 		t.Errorf("flood's stdout recorded as %d bytes of %d (truncated %v): %.40q...%.40q", len(o.Data), o.Bytes, o.Truncated,
 			o.Data, o.Data[max(0, len(o.Data)-40):])
-	}
-	detail, err := st.RunDetail(ctx, runs[0].ID)
-	if err != nil {
-		t.Fatal(err)
 	}
 	if a := detail.Attempts["flood"]; len(a) != 1 || a[0].Status != run.StatusSucceeded || a[0].Stdout.Bytes != total {
 		t.Errorf("flood's attempts: %+v", a)
@@ -114,18 +104,9 @@ func Test5000Steps(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v\n%.2000s", err, out)
 	}
-	st, err := store.Open(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	runs, err := st.ListRuns(ctx, store.RunFilter{})
-	if err != nil || len(runs) != 1 || runs[0].Status != run.StatusSucceeded {
-		t.Fatalf("runs %+v (%v): want one, succeeded", runs, err)
-	}
-	detail, err := st.RunDetail(ctx, runs[0].ID)
-	if err != nil {
-		t.Fatal(err)
+	_, detail := onlyRun(t, db)
+	if detail.Run.Status != run.StatusSucceeded {
+		t.Fatalf("run recorded %s: want succeeded", detail.Run.Status)
 	}
 	succeeded := 0
 	for _, s := range detail.Steps {
@@ -136,7 +117,7 @@ func Test5000Steps(t *testing.T) {
 	if len(detail.Steps) != steps || succeeded != steps {
 		t.Errorf("%d steps recorded, %d succeeded once, want %d", len(detail.Steps), succeeded, steps)
 	}
-	count, err := exec.Command(cliPath(t), "workflow", "count", "--address", addr, "--query", "WorkflowId='playbook-"+runs[0].ID+"'").CombinedOutput()
+	count, err := exec.Command(cliPath(t), "workflow", "count", "--address", addr, "--query", "WorkflowId='playbook-"+detail.Run.ID+"'").CombinedOutput()
 	if err != nil {
 		t.Fatalf("workflow count: %v\n%s", err, count)
 	}
