@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/playbookhq/playbook/internal/store"
 	"github.com/playbookhq/playbook/pkg/playbook"
 	"github.com/playbookhq/playbook/pkg/playbook/local"
 	"github.com/playbookhq/playbook/pkg/playbook/scheduler"
@@ -163,21 +164,12 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (
 		}
 	}
 
-	st, err := openStore(ctx, sys, g, true)
+	st, fpKey, err := openRunStore(ctx, sys, g)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	fpKey, err := st.FingerprintKey()
-	if err != nil {
-		return storeError(err)
-	}
-
-	width := 0
-	for _, s := range pb.Steps {
-		width = max(width, len(s.ID))
-	}
-	return follow(ctx, sys, o.Output, o.NoColor, len(pb.Steps), width, o.LogDir, false,
+	return follow(ctx, sys, o.Output, o.NoColor, len(pb.Steps), idWidth(pb), o.LogDir, false,
 		func(ctx context.Context, prog progress, kill <-chan struct{}) (*local.Summary, error) {
 			return local.Run(ctx, pb, local.Options{
 				Params:      params,
@@ -310,26 +302,42 @@ func runRemote(ctx context.Context, sys *System, g *globalOptions, o *runOptions
 	if err != nil {
 		return &ExitError{Code: run.ExitUsage, Err: err}
 	}
-	st, err := openStore(ctx, sys, g, true)
+	st, fpKey, err := openRunStore(ctx, sys, g)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	fpKey, err := st.FingerprintKey()
-	if err != nil {
-		return storeError(err)
-	}
-	width := 0
-	for _, s := range pb.Steps {
-		width = max(width, len(s.ID))
-	}
-	return follow(ctx, sys, o.Output, o.NoColor, len(pb.Steps), width, "", true,
+	return follow(ctx, sys, o.Output, o.NoColor, len(pb.Steps), idWidth(pb), "", true,
 		func(ctx context.Context, prog progress, kill <-chan struct{}) (*local.Summary, error) {
 			return sys.Remote.Run(ctx, RemoteRun{Temporal: o.Temporal, Getenv: sys.getenv, Playbook: pb, Source: src,
 				Scripts: scripts, Params: values, MaxParallel: o.MaxParallel, HeartbeatTimeout: o.HeartbeatTimeout,
 				FingerprintKey: fpKey, User: currentUser(sys), Host: hostname(), RetryOf: o.retryOf, Reuse: o.reuse,
 				Store: st, Observer: prog, Kill: kill, Log: sys.ErrOut})
 		})
+}
+
+// openRunStore opens the database a run records itself in, and reads the key of its steps'
+// fingerprints; on success the caller closes the store.
+func openRunStore(ctx context.Context, sys *System, g *globalOptions) (*store.Store, []byte, error) {
+	st, err := openStore(ctx, sys, g, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	fpKey, err := st.FingerprintKey()
+	if err != nil {
+		st.Close()
+		return nil, nil, storeError(err)
+	}
+	return st, fpKey, nil
+}
+
+// idWidth is the width of the longest step id, which the view's columns align to.
+func idWidth(pb *playbook.Playbook) int {
+	width := 0
+	for _, s := range pb.Steps {
+		width = max(width, len(s.ID))
+	}
+	return width
 }
 
 // maxScript is the largest script file a distributed run carries to its workers.
