@@ -152,13 +152,13 @@ func (w *Steps) Run(ctx context.Context, req StepRequest) (*StepResult, error) {
 	res, err := w.Engine.Wait(context.WithoutCancel(ctx), id)
 	if err != nil {
 		r, _ := fail(err)
-		w.record(ctx, req, l.Display, &r.Attempt, nil)
+		w.record(ctx, req, wid, l.Display, &r.Attempt, nil)
 		return r, nil
 	}
 	att, outs, retryable := local.AttemptRecord(res, req.RunID, step, req.Attempt, outputs, masker, time.Now().UTC())
 	att.Worker = w.Name
 	bounded := BoundResult(&StepResult{Attempt: *att, Outputs: outs, Retryable: retryable}, req.OutputLimit)
-	w.record(ctx, req, l.Display, &bounded.Attempt, bounded.Outputs)
+	w.record(ctx, req, wid, l.Display, &bounded.Attempt, bounded.Outputs)
 	return bounded, nil
 }
 
@@ -201,15 +201,15 @@ type WorkerRecorder interface {
 	StepFinished(ctx context.Context, s *run.StepRecord) error
 }
 
-// record writes a finished attempt to the worker's database, when it has one. A write that fails is
-// reported on Log and changes nothing else.
-func (w *Steps) record(ctx context.Context, req StepRequest, display string, a *run.AttemptRecord, outputs map[string]string) {
+// record writes a finished attempt of workflow wid to the worker's database, when it has one. A
+// write that fails is reported on Log and changes nothing else.
+func (w *Steps) record(ctx context.Context, req StepRequest, wid, display string, a *run.AttemptRecord, outputs map[string]string) {
 	if w.Recorder == nil || req.Run == nil {
 		return
 	}
 	r := *req.Run
-	if activity.IsActivity(ctx) {
-		r.WorkflowID = activity.GetInfo(ctx).WorkflowExecution.ID
+	if wid != "" {
+		r.WorkflowID = wid
 	}
 	err := w.Recorder.RunSeen(ctx, &r, req.StepID)
 	if err == nil {
