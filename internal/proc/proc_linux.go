@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Stat is what /proc/<pid>/stat says about one process.
@@ -26,6 +27,8 @@ type Stat struct {
 	// the boot id it names one process for the machine's lifetime: a later process that gets the same
 	// pid has a larger StartTicks.
 	StartTicks uint64
+
+	kernel bool // a kernel thread (PF_KTHREAD): it has no environment and is never a step's
 }
 
 // Zombie reports whether the process has exited and only waits to be reaped. A zombie runs nothing and
@@ -64,7 +67,8 @@ func parseStat(b []byte) (Stat, error) {
 	if err != nil {
 		return Stat{}, fmt.Errorf("malformed pid: %w", err)
 	}
-	// After ")": field 3 (state) is rest[0], field 5 (pgrp) rest[2], field 6 (session) rest[3], field 22
+	// After ")": field 3 (state) is rest[0], field 5 (pgrp) rest[2], field 6 (session) rest[3], field 9
+	// (flags) rest[6], field 22
 	// (starttime) rest[19].
 	rest := strings.Fields(string(b[end+1:]))
 	if len(rest) < 20 || len(rest[0]) != 1 {
@@ -82,7 +86,12 @@ func parseStat(b []byte) (Stat, error) {
 	if err != nil {
 		return Stat{}, fmt.Errorf("malformed starttime: %w", err)
 	}
-	return Stat{PID: pid, PGID: pgid, SID: sid, State: rest[0][0], StartTicks: start}, nil
+	flags, err := strconv.ParseUint(rest[6], 10, 64) // field 9
+	if err != nil {
+		return Stat{}, fmt.Errorf("malformed flags: %w", err)
+	}
+	const pfKthread = 0x00200000
+	return Stat{PID: pid, PGID: pgid, SID: sid, State: rest[0][0], StartTicks: start, kernel: flags&pfKthread != 0}, nil
 }
 
 // StartTicks returns when process pid started, in clock ticks since boot (see Stat.StartTicks).
@@ -126,6 +135,11 @@ func GroupMembers(pgid int) ([]Stat, error) {
 // user's) and processes that exit during the scan are skipped. A child inherits its parent's
 // environment, so a variable with a unique value set for a process finds it and its descendants,
 // whatever process group they are in, unless they removed it.
+//
+// A process in the middle of execve shows an empty environment and an empty command line for a
+// moment (the kernel has swapped in the new memory but not yet laid out its arguments). Such processes
+// are read again, for at most execWait, until their environment shows: a daemon that execs as the
+// scan passes is found like any other.
 func WithEnv(entry string) ([]Stat, error) {
 	if !strings.Contains(entry, "=") {
 		return nil, fmt.Errorf("find processes by environment: %q is not name=value", entry)
@@ -136,22 +150,82 @@ func WithEnv(entry string) ([]Stat, error) {
 	}
 	want := []byte(entry)
 	var out []Stat
+	var execing []int
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid <= 0 {
 			continue
 		}
-		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
-		if err != nil || !hasEntry(env, want) {
-			continue
+		switch st, state := matchEnv(pid, want); state {
+		case envMatch:
+			out = append(out, st)
+		case envInExec:
+			execing = append(execing, pid)
 		}
-		st, err := ReadStat(pid)
-		if err != nil || st.Zombie() {
-			continue
+	}
+	for wait, deadline := time.Millisecond, time.Now().Add(execWait); len(execing) > 0 && time.Now().Before(deadline); wait *= 2 {
+		time.Sleep(wait)
+		still := execing[:0]
+		for _, pid := range execing {
+			switch st, state := matchEnv(pid, want); state {
+			case envMatch:
+				out = append(out, st)
+			case envInExec:
+				still = append(still, pid)
+			}
 		}
-		out = append(out, st)
+		execing = still
 	}
 	return out, nil
+}
+
+// execWait bounds how long WithEnv waits for processes in the middle of an exec to show their
+// environment: an exec takes far less, and a process that shows nothing for this long (one stopped
+// inside its exec) is left out rather than holding up the end of every run.
+const execWait = time.Second
+
+type envState int
+
+const (
+	envOther  envState = iota // gone, a zombie, a kernel thread, unreadable, or without the entry
+	envMatch                  // live and its environment holds the entry
+	envInExec                 // live, and both its environment and command line read empty: in an exec
+)
+
+// matchEnv reads one process's environment and says whether it holds want.
+func matchEnv(pid int, want []byte) (Stat, envState) {
+	dir := "/proc/" + strconv.Itoa(pid)
+	env, err := os.ReadFile(dir + "/environ")
+	if err != nil {
+		return Stat{}, envOther
+	}
+	if len(env) == 0 {
+		// Kernel threads and zombies have no memory to read, and a process started with an empty
+		// environment still has its command line. The kernel lays out both at once, so a command line
+		// that shows now means the exec may have finished since the first read: read again.
+		cmd, err := os.ReadFile(dir + "/cmdline")
+		if err != nil {
+			return Stat{}, envOther
+		}
+		if len(cmd) == 0 {
+			st, err := ReadStat(pid)
+			if err != nil || st.Zombie() || st.kernel {
+				return Stat{}, envOther
+			}
+			return st, envInExec
+		}
+		if env, err = os.ReadFile(dir + "/environ"); err != nil {
+			return Stat{}, envOther
+		}
+	}
+	if !hasEntry(env, want) {
+		return Stat{}, envOther
+	}
+	st, err := ReadStat(pid)
+	if err != nil || st.Zombie() {
+		return Stat{}, envOther
+	}
+	return st, envMatch
 }
 
 // hasEntry reports whether the NUL-separated environment env holds entry exactly.
