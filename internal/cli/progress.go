@@ -251,6 +251,10 @@ func (p *textProgress) Observe(e run.Event) {
 	case run.EventStepStarted:
 		p.running[e.StepID] = e.Time
 		p.attempts[e.StepID] = e.Attempt
+		if e.Unstarted {
+			// Nothing started: the failure that follows at once says why.
+			return
+		}
 		what := "started"
 		if e.Attempt > 1 {
 			what = fmt.Sprintf("attempt %d started", e.Attempt)

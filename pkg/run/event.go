@@ -7,7 +7,7 @@ type EventType string
 
 const (
 	EventRunStarted    EventType = "run_started"    // Run
-	EventStepStarted   EventType = "step_started"   // StepID, Attempt, PID, Command
+	EventStepStarted   EventType = "step_started"   // StepID, Attempt, PID, Command, Unstarted
 	EventStepOutput    EventType = "step_output"    // StepID, Attempt, Stream, Line, Partial, Omitted, Dropped
 	EventStepRetrying  EventType = "step_retrying"  // StepID, Attempt (the one that failed), Delay, Failed, Dropped
 	EventStepFinished  EventType = "step_finished"  // StepID, Step, Dropped
@@ -26,6 +26,10 @@ type Event struct {
 	Attempt int
 	PID     int
 	Command string
+	// Unstarted marks the step_started of an attempt that never had a process (its program does not
+	// exist, its dir is missing, ...): its step_finished or step_retrying follows at once. Every
+	// attempt has its step_started, so that a consumer can pair the events of an attempt.
+	Unstarted bool
 	Stream  string // "stdout" or "stderr"
 	Line    []byte // one line without its newline, secrets masked (a chunk of a longer line when Partial)
 	Partial bool

@@ -484,15 +484,15 @@ func (r *runner) start(c *scheduler.StartAttempt) {
 	if err != nil {
 		r.unstarted(a.step.ID, a.n, now, a.command)
 		att := &run.AttemptRecord{RunID: r.rec.ID, StepID: a.step.ID, Attempt: a.n, Status: run.StatusFailed,
-			ExitCode: -1, StartedAt: now, FinishedAt: now, Error: r.masker.String(err.Error())}
+			ExitCode: -1, StartedAt: now, FinishedAt: now, Error: r.masker.String(StartFailure(err))}
 		r.feed(scheduler.AttemptFinished{Step: a.step.ID, Attempt: a.n, Result: att, Retryable: isRetryableStartError(err)})
 	}
 }
 
 // unstarted reports and records the start of an attempt that never had a process (reported first,
-// as a step that started is).
+// as a step that started is, and marked Unstarted so that a display need not say it started).
 func (r *runner) unstarted(stepID string, n int, at time.Time, command string) {
-	r.observe(run.Event{Type: run.EventStepStarted, StepID: stepID, Attempt: n, Command: command})
+	r.observe(run.Event{Type: run.EventStepStarted, StepID: stepID, Attempt: n, Command: command, Unstarted: true})
 	r.record(func(ctx context.Context) error {
 		return r.opts.Recorder.AttemptStarted(ctx, &run.AttemptStart{RunID: r.rec.ID, StepID: stepID, Attempt: n, StartedAt: at, Command: command})
 	})

@@ -94,7 +94,7 @@ func (w *Steps) Run(ctx context.Context, req StepRequest) (*StepResult, error) {
 	fail := func(err error) (*StepResult, error) {
 		now := time.Now().UTC()
 		return &StepResult{Attempt: run.AttemptRecord{RunID: req.RunID, StepID: req.StepID, Attempt: req.Attempt,
-			Status: run.StatusFailed, ExitCode: -1, StartedAt: now, FinishedAt: now, Error: masker.String(err.Error()),
+			Status: run.StatusFailed, ExitCode: -1, StartedAt: now, FinishedAt: now, Error: masker.String(local.StartFailure(err)),
 			Worker: w.Name}}, nil
 	}
 	if err := os.WriteFile(outputs, nil, 0o600); err != nil {
