@@ -30,15 +30,15 @@ type Event struct {
 	// exist, its dir is missing, ...): its step_finished or step_retrying follows at once. Every
 	// attempt has its step_started, so that a consumer can pair the events of an attempt.
 	Unstarted bool
-	Stream  string // "stdout" or "stderr"
-	Line    []byte // one line without its newline, secrets masked (a chunk of a longer line when Partial)
-	Partial bool
-	Omitted int64 // the end of an over-long line, in bytes, not shown live (it is recorded and logged)
-	Dropped int   // lines of this step the observer missed before this event because it fell behind
-	Step    *StepRecord
-	Failed  *AttemptRecord // step_retrying: the attempt that failed
-	Delay   time.Duration  // step_retrying: the wait before the next attempt
-	Reason  string         // run_cancelling
+	Stream    string // "stdout" or "stderr"
+	Line      []byte // one line without its newline, secrets masked (a chunk of a longer line when Partial)
+	Partial   bool
+	Omitted   int64 // the end of an over-long line, in bytes, not shown live (it is recorded and logged)
+	Dropped   int   // lines of this step the observer missed before this event because it fell behind
+	Step      *StepRecord
+	Failed    *AttemptRecord // step_retrying: the attempt that failed
+	Delay     time.Duration  // step_retrying: the wait before the next attempt
+	Reason    string         // run_cancelling
 }
 
 // Observer receives the events of a run.
