@@ -18,6 +18,8 @@ import (
 	"time"
 
 	_ "github.com/mattn/go-sqlite3"
+
+	"github.com/playbookhq/playbook/pkg/playbook/local"
 )
 
 // ruleCase is one playbook of the README's "How the steps run" rules (and the sections it points to:
@@ -656,16 +658,16 @@ steps:
 		steps: []string{"leak failed exit=- attempts=1"},
 	},
 	{
-		// Without max_parallel, as many steps run at once as the machine has CPUs (the submitter's):
+		// Without max_parallel, as many steps run at once as the default allows (the submitter's):
 		// the failure of the first leaves the last waiter, for which no slot was free, unstarted.
 		name:   "default-max-parallel",
-		yaml:   defaultMaxParallelYAML(runtime.NumCPU()),
+		yaml:   defaultMaxParallelYAML(local.DefaultMaxParallel(runtime.NumCPU())),
 		status: "failed", exit: 1,
-		steps: defaultMaxParallelSteps(runtime.NumCPU()),
+		steps: defaultMaxParallelSteps(local.DefaultMaxParallel(runtime.NumCPU())),
 		// A distributed run has no default cap (each worker's --max-parallel bounds what runs on it:
 		// the submitting machine's CPUs say nothing of the workers'); given the local default, it
 		// starts the same steps.
-		distArgs: []string{"--max-parallel", strconv.Itoa(runtime.NumCPU())},
+		distArgs: []string{"--max-parallel", strconv.Itoa(local.DefaultMaxParallel(runtime.NumCPU()))},
 	},
 	{
 		name: "ctrl-c",

@@ -45,7 +45,7 @@ default takes its default).`,
 	f := cmd.Flags()
 	f.BoolVar(&o.Force, "force", false, "retry even if the playbook file changed since the run")
 	f.StringArrayVarP(&o.run.Params, "param", "p", nil, "set a param: `name=value` (repeatable; needed for secrets)")
-	f.Var(stepCount{&o.run.MaxParallel}, "max-parallel", "steps running at once, at least 1 (default: the playbook's max_parallel, else the number of CPUs)")
+	f.Var(stepCount{&o.run.MaxParallel}, "max-parallel", "steps running at once, at least 1 (default: the playbook's max_parallel, else 4 per CPU, at least 16)")
 	f.StringVarP(&o.run.Output, "output", "o", "text", "output format: text or json")
 	f.StringVar(&o.run.LogDir, "log-dir", "", "keep every step's complete stdout and stderr in files under `DIR`/<run id>/")
 	f.BoolVar(&o.run.NoColor, "no-color", false, "no colour (also when NO_COLOR is set)")

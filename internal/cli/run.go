@@ -86,7 +86,7 @@ Exit status: 0 succeeded, 1 failed, 2 invalid playbook or params (nothing ran), 
 	}
 	f := cmd.Flags()
 	f.StringArrayVarP(&o.Params, "param", "p", nil, "set a param: `name=value` (repeatable)")
-	f.Var(stepCount{&o.MaxParallel}, "max-parallel", "steps running at once, at least 1 (default: the playbook's max_parallel, else the number of CPUs)")
+	f.Var(stepCount{&o.MaxParallel}, "max-parallel", "steps running at once, at least 1 (default: the playbook's max_parallel, else 4 per CPU, at least 16)")
 	f.BoolVar(&o.DryRun, "dry-run", false, "print the plan (order, parallel levels, conditions) and run nothing")
 	f.StringVarP(&o.Output, "output", "o", "text", "output format: text or json")
 	f.StringVar(&o.LogDir, "log-dir", "", "keep every step's complete stdout and stderr in files under `DIR`/<run id>/")
@@ -357,7 +357,7 @@ func (c stepCount) String() string {
 func (c stepCount) Set(s string) error {
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 {
-		return fmt.Errorf("want a whole number of steps from 1 up (leave the flag out for the playbook's max_parallel, else the number of CPUs)")
+		return fmt.Errorf("want a whole number of steps from 1 up (leave the flag out for the playbook's max_parallel, else the default)")
 	}
 	*c.n = n
 	return nil

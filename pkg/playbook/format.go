@@ -23,7 +23,7 @@ type rawPlaybook struct {
 	Description textField             `yaml:"description" doc:"What the playbook does, for people."`
 	Params      namedMap[rawParam]    `yaml:"params" entry:"param" keypattern:"id" doc:"Inputs, set with -p name=value. Steps see each as $PLAYBOOK_PARAM_<NAME> and expressions as params.<name>."`
 	Env         namedMap[scalarField] `yaml:"env" entry:"env" keypattern:"env" doc:"Environment variables of every step. Values are kept as written (1.10 stays 1.10) and may hold ${{ expressions }} over params."`
-	MaxParallel intField              `yaml:"max_parallel" min:"1" doc:"How many steps may run at once (default: the number of CPUs). --max-parallel overrides it."`
+	MaxParallel intField              `yaml:"max_parallel" min:"1" doc:"How many steps may run at once (default: 4 per CPU, at least 16). --max-parallel overrides it."`
 	Timeout     durationField         `yaml:"timeout" positive:"true" doc:"Time limit of the whole run, a Go duration such as 30m."`
 	FailFast    boolField             `yaml:"fail_fast" doc:"Default true: after a step fails no new step starts, except those whose if calls always() or failure()."`
 	OutputLimit sizeField             `yaml:"output_limit" doc:"Bytes of each output stream kept per step in the database (head and tail): a number of bytes or a size such as 512KiB or 1MiB. Default 1MiB."`

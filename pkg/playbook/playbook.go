@@ -18,7 +18,7 @@ type Playbook struct {
 	Description string        // "" when not given
 	Params      []*Param      // declaration order
 	Env         []EnvVar      // declaration order; values may hold ${{ }} over params only
-	MaxParallel int           // steps running at once; 0 = not set (the runner uses the number of CPUs)
+	MaxParallel int           // steps running at once; 0 = not set (the runner's default, see local.DefaultMaxParallel)
 	Timeout     time.Duration // limit of the whole run; 0 = none
 	FailFast    bool          // default true: after a failure only steps whose if calls always() or failure() start
 	OutputLimit int64         // bytes per stream per step kept in the database; 0 = not set (the store's default)

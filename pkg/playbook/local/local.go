@@ -34,8 +34,8 @@ type Options struct {
 	Params playbook.Params
 	// RunID names the run; "" generates a random 128-bit hex id.
 	RunID string
-	// MaxParallel caps the steps running at once. 0 takes the playbook's max_parallel, else the number
-	// of CPUs.
+	// MaxParallel caps the steps running at once. 0 takes the playbook's max_parallel, else
+	// DefaultMaxParallel.
 	MaxParallel int
 	// OutputLimit is the number of bytes of each stream of each step kept in memory and handed to the
 	// Recorder (head and tail with a marker). 0 takes the playbook's output_limit, else 1 MiB.
@@ -195,7 +195,7 @@ func newRunner(pb *playbook.Playbook, opts Options) (*runner, error) {
 		maxPar = pb.MaxParallel
 	}
 	if maxPar <= 0 {
-		maxPar = runtime.NumCPU()
+		maxPar = DefaultMaxParallel(runtime.NumCPU())
 	}
 	r.limit = opts.OutputLimit
 	if r.limit <= 0 {
@@ -458,6 +458,17 @@ func (r *runner) do(cmd scheduler.Command) {
 	case *scheduler.RunDone:
 		// The run loop ends; finish records it.
 	}
+}
+
+// DefaultMaxParallel is how many steps a run on a machine with cpus CPUs runs at once when neither
+// the playbook nor the command line says: four per CPU, and never fewer than 16. Steps mostly wait (on
+// the network, a remote command, a deploy to settle), and a waiting step costs a process and a few
+// file descriptors, not a CPU: capping at the number of CPUs serialised six `sleep 2` steps into 6 s on
+// a 2-CPU machine. Unbounded would be a fork storm for a playbook of a thousand independent steps. At
+// four per CPU, steps that do compute still get a fair share of a CPU each, and the floor keeps small
+// machines from serialising the usual fan-outs (a dozen hosts, a few services).
+func DefaultMaxParallel(cpus int) int {
+	return max(16, 4*cpus)
 }
 
 // start hands an attempt to the engine. When it cannot start (its outputs file cannot be made, the
