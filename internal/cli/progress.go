@@ -416,6 +416,8 @@ func reasonText(reason string) string {
 		return "the run timed out"
 	case run.ReasonRecordError:
 		return "the run could not be recorded"
+	case run.ReasonSkippedByUser:
+		return "left out by --only or --skip"
 	}
 	return reason
 }

@@ -91,6 +91,7 @@ type RemoteRun struct {
 	// RetryOf and Reuse make the run a retry of another (playbook retry --temporal), as a local retry's.
 	RetryOf  string
 	Reuse    map[string]*run.StepRecord
+	Skip     map[string]string // --only, --skip: playbook.Select
 	Store    *store.Store
 	Observer run.Observer
 	Kill     <-chan struct{}

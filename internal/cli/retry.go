@@ -31,6 +31,9 @@ step after it whose if calls failure(), always() or cancelled() ran in RUN (a ro
 release may have undone it). Every other step runs. playbook show says why each step ran again or
 was reused. The new run's retry_of names RUN.
 
+Steps RUN skipped because its command line left them out (--only, --skip) are skipped again, unless
+the retry is given --only or --skip of its own, which then decide alone.
+
 RUN is a run id, a unique prefix of one, or "last". The file must be unchanged since RUN (same
 sha256) unless --force. Secret params are never recorded: give them again with -p (a secret with a
 default takes its default).`,
@@ -43,6 +46,8 @@ default takes its default).`,
 		},
 	}
 	f := cmd.Flags()
+	f.StringSliceVar(&o.run.Only, "only", nil, "run only these steps (`ID,...`) and the steps they need (default: RUN's selection)")
+	f.StringSliceVar(&o.run.Skip, "skip", nil, "skip these steps (`ID,...`) (default: RUN's selection)")
 	f.BoolVar(&o.Force, "force", false, "retry even if the playbook file changed since the run")
 	f.StringArrayVarP(&o.run.Params, "param", "p", nil, "set a param: `name=value` (repeatable; needed for secrets)")
 	f.Var(stepCount{&o.run.MaxParallel}, "max-parallel", "steps running at once, at least 1 (default: the playbook's max_parallel, else 4 per CPU, at least 16)")
@@ -101,6 +106,17 @@ func runRetry(ctx context.Context, sys *System, g *globalOptions, o *retryOption
 	}
 
 	ro := o.run
+	if len(ro.Only) == 0 && len(ro.Skip) == 0 {
+		// The user left these out of RUN on purpose: the retry finishes what RUN was asked to do.
+		for _, s := range detail.Steps {
+			if s.Reason == run.ReasonSkippedByUser && pb.Step(s.StepID) != nil {
+				if ro.skipped == nil {
+					ro.skipped = map[string]string{}
+				}
+				ro.skipped[s.StepID] = "skipped by the user in run " + idPrefix(prev.ID)
+			}
+		}
+	}
 	ro.File = prev.File
 	ro.retryOf = prev.ID
 	ro.reuse = reuse

@@ -35,7 +35,8 @@ type runOptions struct {
 	Output      string // text | json
 	LogDir      string
 	NoColor     bool
-	OutputLimit string // size, e.g. 512KiB; "" = the playbook's output_limit, else 1 MiB
+	OutputLimit string   // size, e.g. 512KiB; "" = the playbook's output_limit, else 1 MiB
+	Only, Skip  []string // step ids: --only, --skip (playbook.Select)
 
 	// Temporal.Address set runs the playbook on Temporal (RemoteRun); the rest apply then only.
 	Temporal         TemporalOptions
@@ -45,6 +46,7 @@ type runOptions struct {
 	retryOf string
 	reuse   map[string]*run.StepRecord
 	given   map[string]string // params recorded by the original run (secrets absent)
+	skipped map[string]string // steps the original run's user skipped: skipped again
 }
 
 func newRunCmd(sys *System, g *globalOptions) *cobra.Command {
@@ -87,6 +89,8 @@ Exit status: 0 succeeded, 1 failed, 2 invalid playbook or params (nothing ran), 
 	f := cmd.Flags()
 	f.StringArrayVarP(&o.Params, "param", "p", nil, "set a param: `name=value` (repeatable)")
 	f.Var(stepCount{&o.MaxParallel}, "max-parallel", "steps running at once, at least 1 (default: the playbook's max_parallel, else 4 per CPU, at least 16)")
+	f.StringSliceVar(&o.Only, "only", nil, "run only these steps (`ID,...`) and the steps they need; the others are skipped (skipped_by_user)")
+	f.StringSliceVar(&o.Skip, "skip", nil, "skip these steps (`ID,...`), recorded skipped_by_user; steps that need them follow the usual rules")
 	f.BoolVar(&o.DryRun, "dry-run", false, "print the plan (order, parallel levels, conditions) and run nothing")
 	f.StringVarP(&o.Output, "output", "o", "text", "output format: text or json")
 	f.StringVar(&o.LogDir, "log-dir", "", "keep every step's complete stdout and stderr in files under `DIR`/<run id>/")
@@ -151,11 +155,23 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (
 		return &ExitError{Code: run.ExitUsage, Err: fmt.Errorf("%s: %w", o.File, err)}
 	}
 
+	skip, err := pb.Select(o.Only, o.Skip)
+	if err != nil {
+		return usageErrorf("%s: %w", o.File, err)
+	}
+	for id, why := range o.skipped {
+		if _, ok := skip[id]; !ok {
+			if skip == nil {
+				skip = map[string]string{}
+			}
+			skip[id] = why
+		}
+	}
 	if o.DryRun {
-		return printPlan(sys.Out, pb, params)
+		return printPlan(sys.Out, pb, params, skip)
 	}
 	if remote {
-		return runRemote(ctx, sys, g, o, pb, values)
+		return runRemote(ctx, sys, g, o, pb, values, skip)
 	}
 
 	if o.LogDir != "" {
@@ -182,6 +198,7 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (
 				Host:        hostname(),
 				RetryOf:     o.retryOf,
 				Reuse:       o.reuse,
+				Skip:        skip,
 				Kill:        kill,
 				Now:         sys.Now,
 
@@ -293,7 +310,7 @@ func follow(ctx context.Context, sys *System, output string, noColor bool, total
 
 // runRemote is run --temporal: the playbook, loaded and checked here as for a local run, goes to the
 // Remote with what the workflow needs.
-func runRemote(ctx context.Context, sys *System, g *globalOptions, o *runOptions, pb *playbook.Playbook, values map[string]string) error {
+func runRemote(ctx context.Context, sys *System, g *globalOptions, o *runOptions, pb *playbook.Playbook, values map[string]string, skip map[string]string) error {
 	src, err := os.ReadFile(pb.File)
 	if err != nil {
 		return &ExitError{Code: run.ExitUsage, Err: fmt.Errorf("read %s: %w", pb.File, err)}
@@ -312,7 +329,7 @@ func runRemote(ctx context.Context, sys *System, g *globalOptions, o *runOptions
 			return sys.Remote.Run(ctx, RemoteRun{Temporal: o.Temporal, Getenv: sys.getenv, Playbook: pb, Source: src,
 				Scripts: scripts, Params: values, MaxParallel: o.MaxParallel, HeartbeatTimeout: o.HeartbeatTimeout,
 				FingerprintKey: fpKey, User: currentUser(sys), Host: hostname(), RetryOf: o.retryOf, Reuse: o.reuse,
-				Store: st, Observer: prog, Kill: kill, Log: sys.ErrOut})
+				Skip: skip, Store: st, Observer: prog, Kill: kill, Log: sys.ErrOut})
 		})
 }
 
@@ -503,8 +520,8 @@ func printSummary(out io.Writer, sum *local.Summary, logDir string) {
 }
 
 // printPlan is --dry-run: the steps level by level, with what each if says.
-func printPlan(w io.Writer, pb *playbook.Playbook, params playbook.Params) error {
-	plan, err := scheduler.Plan(pb, params)
+func printPlan(w io.Writer, pb *playbook.Playbook, params playbook.Params, skip map[string]string) error {
+	plan, err := scheduler.Plan(pb, params, skip)
 	if err != nil {
 		return &ExitError{Code: run.ExitUsage, Err: fmt.Errorf("%s: %w", pb.File, err)}
 	}

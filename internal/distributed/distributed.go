@@ -165,7 +165,7 @@ func (Remote) Run(ctx context.Context, r cli.RemoteRun) (*local.Summary, error) 
 	}
 	in := pbtemporal.RunInput{File: r.Playbook.File, Source: r.Source, Scripts: r.Scripts, Params: r.Params,
 		MaxParallel: r.MaxParallel, FingerprintKey: r.FingerprintKey, HeartbeatTimeout: r.HeartbeatTimeout,
-		User: r.User, Host: r.Host, RetryOf: r.RetryOf, Reuse: r.Reuse}
+		User: r.User, Host: r.Host, RetryOf: r.RetryOf, Reuse: r.Reuse, Skip: r.Skip}
 	if err := pbtemporal.CheckLimits(r.Playbook, &in); err != nil {
 		return nil, &cli.ExitError{Code: run.ExitUsage, Err: err}
 	}

@@ -30,6 +30,7 @@ const (
 	ReasonRecordError       = "record_error"       // recording the run failed, so no new step started
 	ReasonConditionError    = "condition_error"    // (status failed) its if could not be evaluated
 	ReasonReused            = "reused"             // (status succeeded) taken from an earlier run by retry
+	ReasonSkippedByUser     = "skipped_by_user"    // the command line left it out (--only, --skip)
 )
 
 // Why a step of a retry run was reused or ran again (StepRecord.RetryReason). Stable words, stored in

@@ -54,6 +54,8 @@ type Options struct {
 	// scheduler.Config for what is reused. Nil: not a retry.
 	RetryOf string
 	Reuse   map[string]*run.StepRecord
+	// Skip holds the steps the user chose not to run (playbook.Select), as in scheduler.Config.
+	Skip map[string]string
 	// FingerprintKey keys the fingerprint of each step's inputs (scheduler.Config). Nil is the empty
 	// key (only fit for runs that are not recorded).
 	FingerprintKey []byte
@@ -206,7 +208,7 @@ func newRunner(pb *playbook.Playbook, opts Options) (*runner, error) {
 	}
 	var err error
 	r.core, err = scheduler.New(pb, scheduler.Config{Params: opts.Params, RunID: runID, MaxParallel: maxPar,
-		RetryOf: opts.RetryOf, Reuse: opts.Reuse, FingerprintKey: opts.FingerprintKey})
+		RetryOf: opts.RetryOf, Reuse: opts.Reuse, Skip: opts.Skip, FingerprintKey: opts.FingerprintKey})
 	if err != nil {
 		return nil, err
 	}

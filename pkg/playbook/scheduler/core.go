@@ -41,6 +41,11 @@ type Config struct {
 	// the empty key (only fit for runs that are not recorded).
 	FingerprintKey []byte
 
+	// Skip holds the steps the user chose not to run (playbook.Select: --only, --skip), each with why
+	// in words (for Plan). Such a step is recorded skipped with reason skipped_by_user when its needs
+	// have finished, and its dependents follow the usual rules for a skipped need. Nil: every step.
+	Skip map[string]string
+
 	// Distributed renders each step's runs_on into its Launch's Queue (a runs_on that cannot be
 	// rendered, or names no valid queue, fails the attempt at once). A local run leaves it false and
 	// ignores runs_on.

@@ -29,6 +29,10 @@ func (c *Core) decide(s *step) decision {
 			s.failedUpstream = true
 		}
 	}
+	if why, ok := c.cfg.Skip[s.st.ID]; ok {
+		// Before any other rule: whatever else holds, the user said this step does not run.
+		return decision{status: run.StatusSkipped, reason: run.ReasonSkippedByUser, why: c.explain("%s", why)}
+	}
 	if c.killed {
 		return decision{status: run.StatusSkipped, reason: c.stopReason()}
 	}

@@ -19,15 +19,15 @@ type PlannedStep struct {
 	Why string
 }
 
-// Plan is the dry run of a playbook with the given params: every step in topological order with its
+// Plan is the dry run of a playbook with the given params and the steps the user skips (Config.Skip): every step in topological order with its
 // parallel level and what the Core decides for it on the path where every step that runs succeeds
 // (at once, writing no outputs). Nothing runs, and the decisions are the real run's: the same Core
 // makes them. A step whose if reads what only a real run knows (a step's outputs or exit code,
 // run.status) is assumed to run, and says so.
 //
 // Errors and explanations are masked like the real run's: a secret param's value never shows in them.
-func Plan(pb *playbook.Playbook, params playbook.Params) ([]PlannedStep, error) {
-	c, err := New(pb, Config{Params: params, RunID: "dry-run", MaxParallel: len(pb.Steps) + 1, dry: true})
+func Plan(pb *playbook.Playbook, params playbook.Params, skip map[string]string) ([]PlannedStep, error) {
+	c, err := New(pb, Config{Params: params, RunID: "dry-run", MaxParallel: len(pb.Steps) + 1, Skip: skip, dry: true})
 	if err != nil {
 		return nil, err
 	}

@@ -181,7 +181,7 @@ func TestRulesPlan(t *testing.T) {
 		"  - {id: f, if: 'params.env == \"prod\"', run: x}\n"+
 		"  - {id: g, needs: [d], if: 'always()', run: x}\n"+
 		"  - {id: h, needs: [d], run: x}\n")
-	plan, err := Plan(pb, resolve(t, pb, nil))
+	plan, err := Plan(pb, resolve(t, pb, nil), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func TestRulesPlan(t *testing.T) {
 	pb = loadPlaybook(t, hdr+"params:\n  tok: {secret: true, default: pw-123456}\nsteps:\n"+
 		"  - {id: i, if: 'int(params.tok) > 0', run: x}\n  - {id: j, needs: i, if: 'failure()', run: x}\n  - {id: k, needs: i, if: 'always()', run: x}\n"+
 		"  - {id: l, run: x}\n")
-	if plan, err = Plan(pb, resolve(t, pb, nil)); err != nil {
+	if plan, err = Plan(pb, resolve(t, pb, nil), nil); err != nil {
 		t.Fatal(err)
 	}
 	want = map[string]string{

@@ -78,6 +78,8 @@ type RunInput struct {
 	FingerprintKey []byte
 	RetryOf        string
 	Reuse          map[string]*run.StepRecord
+	// Skip is the steps the user chose not to run, as in scheduler.Config.
+	Skip map[string]string `json:",omitempty"`
 	// HeartbeatTimeout is how long a step's worker may go without a heartbeat before its attempt
 	// fails as worker_lost; 0 is 20 s.
 	HeartbeatTimeout time.Duration
@@ -156,7 +158,7 @@ func Run(ctx workflow.Context, in RunInput) (*RunOutput, error) {
 		maxPar = MaxInFlight
 	}
 	core, err := scheduler.New(pb, scheduler.Config{Params: params, RunID: in.RunID, MaxParallel: maxPar,
-		Distributed: true, FingerprintKey: in.FingerprintKey, RetryOf: in.RetryOf, Reuse: in.Reuse})
+		Distributed: true, FingerprintKey: in.FingerprintKey, RetryOf: in.RetryOf, Reuse: in.Reuse, Skip: in.Skip})
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "invalid_run", nil)
 	}
