@@ -159,6 +159,7 @@ every run, step, exit status, timing and a bounded copy of the output in a local
 		newPruneCmd(sys, g),
 		newWorkerCmd(sys, g),
 		newAttachCmd(sys, g),
+		newEngineCmd(sys),
 	)
 	return root, ran, g
 }

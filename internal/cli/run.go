@@ -123,12 +123,9 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (
 	}
 	var limit int64
 	if o.OutputLimit != "" {
-		n, err := playbook.ParseSize(o.OutputLimit)
+		n, err := parseOutputLimit(o.OutputLimit)
 		if err != nil {
-			return usageErrorf("--output-limit: %v; want a size from 1 byte to 1GiB, such as 65536, 512KiB or 1MiB", err)
-		}
-		if n <= 0 || n > playbook.MaxOutputLimit {
-			return usageErrorf("--output-limit %q: want a size from 1 byte to 1GiB, such as 65536, 512KiB or 1MiB", o.OutputLimit)
+			return err
 		}
 		limit = n
 	}
