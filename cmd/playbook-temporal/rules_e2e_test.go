@@ -47,8 +47,9 @@ type ruleCase struct {
 	// there, the run gets signal (SIGINT, the Ctrl-C of a terminal, when not set).
 	interrupt string
 	signal    syscall.Signal
-	// distArgs are flags the distributed run gets and the local one does not.
+	// distArgs are flags the distributed run gets and the local one does not; args, flags both get.
 	distArgs []string
+	args     []string
 }
 
 // Files a step keeps between attempts are named after $PLAYBOOK_RUN_ID, in the folder the step runs in
@@ -661,13 +662,31 @@ steps:
 		// Without max_parallel, as many steps run at once as the default allows (the submitter's):
 		// the failure of the first leaves the last waiter, for which no slot was free, unstarted.
 		name:   "default-max-parallel",
-		yaml:   defaultMaxParallelYAML(local.DefaultMaxParallel(runtime.NumCPU())),
+		yaml:   defaultMaxParallelYAML(defaultMaxParallel),
 		status: "failed", exit: 1,
-		steps: defaultMaxParallelSteps(local.DefaultMaxParallel(runtime.NumCPU())),
+		steps: defaultMaxParallelSteps(defaultMaxParallel),
 		// A distributed run has no default cap (each worker's --max-parallel bounds what runs on it:
 		// the submitting machine's CPUs say nothing of the workers'); given the local default, it
 		// starts the same steps.
-		distArgs: []string{"--max-parallel", strconv.Itoa(local.DefaultMaxParallel(runtime.NumCPU()))},
+		distArgs: []string{"--max-parallel", strconv.Itoa(defaultMaxParallel)},
+	},
+	{
+		// --only and --skip: the steps left out are skipped_by_user, their dependents follow the rules.
+		name: "only-and-skip",
+		yaml: `version: 1
+name: select
+steps:
+  - {id: a, run: echo a}
+  - {id: b, needs: [a], run: echo b}
+  - {id: c, needs: [b], run: echo c}
+  - {id: d, run: echo d}
+  - {id: e, needs: [d], run: echo e}
+  - {id: f, needs: [c], if: always(), run: echo f}
+`,
+		args:   []string{"--only", "c,e", "--skip", "d"},
+		status: "succeeded", exit: 0,
+		steps: []string{"a succeeded", "b succeeded", "c succeeded", "d skipped skipped_by_user",
+			"e skipped dependency_skipped", "f skipped skipped_by_user"},
 	},
 	{
 		name: "ctrl-c",
@@ -771,7 +790,10 @@ func TestRulesBothBackends(t *testing.T) {
 		t.Fatal(err)
 	}
 	workDir := t.TempDir()
-	startWorker(t, bin, addr, "playbook", workDir, "--key-file", key)
+	// Room for the rows that run at once, default-max-parallel's waiters (the local default) among
+	// them: with fewer slots they would hold every one while the step they wait for queues.
+	capacity := strconv.Itoa(2 * defaultMaxParallel)
+	startWorker(t, bin, addr, "playbook", workDir, "--key-file", key, "--max-parallel", capacity)
 
 	// A few rows at a time: each waits mostly on Temporal and on its steps, not on the CPUs.
 	slots := make(chan struct{}, 3)
@@ -790,7 +812,7 @@ func TestRulesBothBackends(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			var ps []string
+			ps := c.args
 			for _, p := range c.params {
 				ps = append(ps, "-p", p)
 			}
@@ -1112,6 +1134,9 @@ func describeDiff(l, d any) string {
 
 // defaultMaxParallelYAML is a playbook whose first step fails while cpus steps wait for the failure()
 // step that follows it: with cpus slots, the first and cpus-1 waiters start.
+// defaultMaxParallel is a local run's default max_parallel on this machine.
+var defaultMaxParallel = local.DefaultMaxParallel(runtime.NumCPU())
+
 func defaultMaxParallelYAML(cpus int) string {
 	var b strings.Builder
 	b.WriteString("version: 1\nname: defaultpar\nsteps:\n  - id: fails\n    run: exit 1\n")
