@@ -118,16 +118,9 @@ func yamlError(name string, src []byte, err error) *Error {
 		text := sourceLine(src, line)
 		return &Error{File: name, Line: line, Col: len(text) - len(strings.TrimLeft(text, " ")) + 1, Msg: "invalid YAML: " + msg}
 	}
-	s := &syntaxSite{src: src, off: off}
-	off, what := s.explain(msg)
+	off, what := explainSyntax(src, off, msg)
 	l, c := lineColAt(src, off)
 	return &Error{File: name, Line: l, Col: c, Msg: what}
-}
-
-// syntaxSite is the place of a syntax error in the source, with helpers to read around it.
-type syntaxSite struct {
-	src []byte
-	off int
 }
 
 // lineColAt converts a byte offset of src to a line and rune column, both 1-based.
@@ -182,9 +175,9 @@ func keyColumn(line string) int {
 
 var noSpaceRe = regexp.MustCompile(`^( *(?:- +)?)([A-Za-z_][\w.-]*):(\S)`)
 
-// explain says what is wrong at the site and what to do, and moves the site where the fix goes.
-func (s *syntaxSite) explain(msg string) (int, string) {
-	src, off := s.src, s.off
+// explainSyntax says what is wrong at offset off of src, where yaml v3's error msg appears, and what
+// to do; it returns the offset where the fix goes (the [ that is not closed, not the end of the file).
+func explainSyntax(src []byte, off int, msg string) (int, string) {
 	var c byte
 	if off < len(src) {
 		c = src[off]
@@ -193,19 +186,18 @@ func (s *syntaxSite) explain(msg string) (int, string) {
 	before := line[:min(off-start, len(line))] // the line up to the site
 	switch {
 	case strings.Contains(msg, "tab"), c == '\t':
-		// The tab is on this line or the next ones of the same block.
-		for at := start; at < len(src); {
+		// yaml v3 stops at the line of the block the tab is in: the tab is on that line or a later one.
+		for at, n := start, 0; at < len(src) && n < 50; n++ {
 			l, _ := lineAt(src, at)
-			if k := strings.IndexByte(l[:len(l)-len(strings.TrimLeft(l, " \t"))], '\t'); k >= 0 {
+			indent := l[:len(l)-len(strings.TrimLeft(l, " \t"))]
+			if k := strings.IndexByte(indent, '\t'); k >= 0 {
 				return at + k, "tab character in indentation: YAML indents with spaces only; replace the tab with spaces"
 			}
-			if at+len(l) >= len(src) || at > off+4096 {
+			next := bytes.IndexByte(src[at:], '\n')
+			if next < 0 {
 				break
 			}
-			at += bytes.IndexByte(src[at:], '\n') + 1
-			if at == 0 {
-				break
-			}
+			at += next + 1
 		}
 	case strings.Contains(msg, "unknown anchor"):
 		name := strings.Trim(strings.TrimSuffix(strings.TrimPrefix(msg, "unknown anchor "), " referenced"), "'")
