@@ -16,7 +16,7 @@ import (
 // exact for every style: plain, single- and double-quoted and literal (|) and folded (>) blocks, on one
 // line or many, after an anchor or tag (a value reached through an alias maps to where the anchored
 // value is written). Only characters of the value that are not written as themselves map to the nearest
-// place: an escape's character to its backslash, the ' that '' gives to the first quote, a line break
+// place: an escape's character to its backslash, the ' that ” gives to the first quote, a line break
 // folded into a space to the end of its line, the line break that stands for blank lines to the first
 // of them. When the text in the file cannot be matched with the value, it falls back to the start of
 // the value, which is where yaml v3 puts it.
