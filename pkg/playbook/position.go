@@ -16,7 +16,7 @@ import (
 // exact for every style: plain, single- and double-quoted and literal (|) and folded (>) blocks, on one
 // line or many, after an anchor or tag (a value reached through an alias maps to where the anchored
 // value is written). Only characters of the value that are not written as themselves map to the nearest
-// place: an escape's character to its backslash, the ' that ” gives to the first quote, a line break
+// place: an escape's character to its backslash, the quote a doubled single quote stands for to the first of the two, a line break
 // folded into a space to the end of its line, the line break that stands for blank lines to the first
 // of them. When the text in the file cannot be matched with the value, it falls back to the start of
 // the value, which is where yaml v3 puts it.
@@ -100,7 +100,7 @@ type matcher struct {
 // find advances to byte off of the value and returns the file offset there. A byte of the value is
 // matched with the same byte in the file; the file's other bytes can be only what YAML drops or turns
 // into something else: indentation and white space around line breaks, a line break folded into a
-// space, the second quote of ” in a single-quoted scalar, and escapes in a double-quoted one.
+// space, the second of two single quotes that stand for one in a single-quoted scalar, and escapes in a double-quoted one.
 func (m *matcher) find(off int) (int, bool) {
 	src, value := m.src, m.value
 	vi, end := 0, m.si // end: just after the last byte of the value matched
