@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+	"mvdan.cc/sh/v3/syntax"
 )
 
 // builder turns the decoded file into a Playbook, checking what the struct tags cannot say: params'
@@ -34,6 +35,8 @@ type builder struct {
 
 	topQueue, defaultQueue *Template // runs_on at the top level and under defaults; nil when not given
 	scripts                Scripts   // ParseScripts: the script files' content; nil = read the disk
+
+	shellParsers map[syntax.LangVariant]*syntax.Parser // one per dialect, made when first needed
 }
 
 // stepRead is one steps.<id> in an expression of a step, positioned in the file.
@@ -360,6 +363,9 @@ func (b *builder) step(i int, rs *rawStep, def *rawDefaults, ids []string) {
 			at = def.Shell.at()
 		}
 		b.errorf(at, "shell %q must be a program (it runs as SHELL -c COMMAND); put options in the command, e.g. set -euo pipefail", s.Shell)
+	}
+	if rs.Run.set() {
+		b.checkShell(rs.Run.Val, s.Shell, "run of "+where)
 	}
 	if rs.If.set() {
 		s.If = b.condition(rs.If.Val, "if of "+where, i)

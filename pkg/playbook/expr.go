@@ -313,7 +313,7 @@ func (ec *exprCompiler) compileNew(src string, kind exprKind, scope exprScope) (
 	}
 	t, err := checker.Check(tree, cfg)
 	if err != nil {
-		c.errs = append(c.errs, fileError(err, src, ""))
+		c.errs = append(c.errs, typeError(err, src, tree.Node))
 		return c
 	}
 	if kind == kindTemplate && t != nil {
@@ -327,7 +327,7 @@ func (ec *exprCompiler) compileNew(src string, kind exprKind, scope exprScope) (
 	ast.Walk(&tree.Node, cp)
 	if cp.patched {
 		if _, err := checker.Check(tree, cfg); err != nil {
-			c.errs = append(c.errs, fileError(err, src, ""))
+			c.errs = append(c.errs, typeError(err, src, tree.Node))
 			return c
 		}
 	}
@@ -368,11 +368,7 @@ func fileError(err error, src, prefix string) exprError {
 	case strings.Contains(msg, "exceeds maximum allowed nodes"):
 		return exprError{0, fmt.Sprintf("expression is too complex (more than %d nodes); move the logic into a step", MaxExpressionNodes)}
 	case strings.Contains(msg, "(mismatched types "):
-		hint := "; convert one side with int(), float() or string()"
-		if strings.Contains(msg, "string") {
-			hint += " (outputs are always strings)"
-		}
-		msg += hint
+		msg += "; convert one side with int(), float() or string()"
 	case strings.HasPrefix(msg, "cannot use ") && strings.Contains(msg, " as argument (type "):
 		msg = strings.TrimSpace(msg) + "; convert it with string(), int() or float()"
 	case strings.HasPrefix(msg, "type ") && strings.Contains(msg, " has no field "):
@@ -383,6 +379,49 @@ func fileError(err error, src, prefix string) exprError {
 		off = 0
 	}
 	return exprError{off, prefix + msg}
+}
+
+// typeError is fileError for an error of the type checker: a mismatch of types in an operation on an
+// output (steps.<id>.outputs...) also says that outputs are strings, the usual cause; a mismatch that
+// involves no output does not, as the hint would send the reader looking for one.
+func typeError(err error, src string, root ast.Node) exprError {
+	e := fileError(err, src, "")
+	var fe *file.Error
+	if errors.As(err, &fe) && strings.Contains(fe.Message, "(mismatched types ") && operatesOnOutput(root, fe.From) {
+		e.msg += " (outputs are always strings)"
+	}
+	return e
+}
+
+// operatesOnOutput reports whether the operation the checker reported at rune offset off (a binary
+// operator) has steps.<id>.outputs among its operands, at any depth.
+func operatesOnOutput(root ast.Node, off int) bool {
+	found := false
+	ast.Find(root, func(n ast.Node) bool {
+		if b, ok := n.(*ast.BinaryNode); ok && b.Location().From == off {
+			found = ast.Find(b, isOutputsNode) != nil
+		}
+		return found
+	})
+	return found
+}
+
+// isOutputsNode reports whether n is steps.<id>.outputs (the map, or through it an output).
+func isOutputsNode(n ast.Node) bool {
+	m, ok := n.(*ast.MemberNode)
+	if !ok {
+		return false
+	}
+	prop, ok := m.Property.(*ast.StringNode)
+	if !ok || prop.Value != "outputs" {
+		return false
+	}
+	inner, ok := m.Node.(*ast.MemberNode)
+	if !ok {
+		return false
+	}
+	id, ok := inner.Node.(*ast.IdentifierNode)
+	return ok && id.Value == "steps"
 }
 
 // roots is the first pass of the analysis: it finds the identifiers that are the object of a member

@@ -570,3 +570,35 @@ func TestConcurrentEval(t *testing.T) {
 		}
 	}
 }
+
+// TestOutputsHint: the hint that outputs are strings is given for a mismatch of types in an operation
+// on an output, at any depth of its operands, and not for one that involves no output, even when the
+// same expression reads an output elsewhere.
+func TestOutputsHint(t *testing.T) {
+	const hint = "(outputs are always strings)"
+	cases := []struct {
+		ifExpr, run string
+		want        bool
+	}{
+		{ifExpr: `steps.a.outputs.n > 1`, want: true},
+		{ifExpr: `1 < steps.a.outputs["n"]`, want: true},
+		{ifExpr: `len(steps.a.outputs) > 0 && (steps.a.outputs.n + 1) > 2`, want: true},
+		{run: `echo ${{ steps.a.outputs.n * 2 }}`, want: true},
+		{ifExpr: `steps.a.exit_code == "0"`},
+		{ifExpr: `steps.a.outputs.tag == "v1" && steps.a.attempts == "2"`},
+		{run: `echo ${{ params.n + "x" }}`},
+		{run: `echo ${{ params.s + 1 }}`},
+	}
+	for _, c := range cases {
+		t.Run(c.ifExpr+c.run, func(t *testing.T) {
+			list := parseErr(t, exprPlaybook(c.ifExpr, c.run))
+			msg := list[0].Msg
+			if !strings.Contains(msg, "mismatched types") {
+				t.Fatalf("not a type mismatch: %s", msg)
+			}
+			if got := strings.Contains(msg, hint); got != c.want {
+				t.Errorf("hint given %v, want %v: %s", got, c.want, msg)
+			}
+		})
+	}
+}

@@ -13,7 +13,7 @@ import (
 //
 //	go test -run '^$' -fuzz FuzzParse -fuzztime 1m ./pkg/playbook/
 func FuzzParse(f *testing.F) {
-	for _, dir := range []string{corpus + "/valid", corpus + "/invalid", "../../examples/playbooks"} {
+	for _, dir := range []string{corpus + "/valid", corpus + "/invalid", "../../examples/playbooks", "testdata/yaml"} {
 		files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
 		for _, file := range files {
 			if data, err := os.ReadFile(file); err == nil {

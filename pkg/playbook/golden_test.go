@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite the .golden files of TestGoldenInvalid")
+var update = flag.Bool("update", false, "rewrite the .golden files of TestGoldenInvalid and TestGoldenYAMLSyntax")
 
 // corpus is the playbook corpus the tests of several packages read (internal/cli's validate tests too):
 // valid/ holds playbooks that load, invalid/ playbooks that do not, each with the errors it gives in a
@@ -113,6 +113,43 @@ func TestValidFixtures(t *testing.T) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			if _, err := Load(f); err != nil {
 				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestGoldenYAMLSyntax loads every file of testdata/yaml, each a classic YAML mistake (its first
+// lines say which, and where yamllint reports it), and compares its one error with the file's .golden:
+// the error must be where the mistake is and say what to do. -update rewrites the .golden files.
+func TestGoldenYAMLSyntax(t *testing.T) {
+	files, err := filepath.Glob("testdata/yaml/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 10 {
+		t.Fatalf("only %d YAML mistakes; the suite needs at least 10", len(files))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			_, err := Load(f)
+			var list ErrorList
+			if !errors.As(err, &list) || len(list) != 1 {
+				t.Fatalf("want exactly one error, got %v", err)
+			}
+			got := list.Error() + "\n"
+			golden := strings.TrimSuffix(f, ".yaml") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -run TestGoldenYAMLSyntax -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("error differs from %s\n--- got\n%s--- want\n%s", golden, got, want)
 			}
 		})
 	}

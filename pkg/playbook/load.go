@@ -11,8 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -126,6 +124,9 @@ func parse(name string, data []byte, scripts Scripts) (*Playbook, error) {
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		if line := documentEndLine(src); line > 0 {
+			return errs(line, 1, `"..." ends the YAML document here, so what follows is not part of the playbook: remove this line`)
+		}
 		line := extra.Line
 		if err != nil || line == 0 {
 			line = secondDocumentLine(src)
@@ -222,48 +223,6 @@ func isControl(r rune) bool {
 	return false
 }
 
-var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-// yamlError positions a syntax error of yaml v3, which gives only a line inside its message, and
-// rewords the errors people meet most.
-func yamlError(name string, src []byte, err error) *Error {
-	msg := err.Error()
-	line := 1
-	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
-		line, _ = strconv.Atoi(m[1])
-		msg = m[2]
-	} else {
-		msg = strings.TrimPrefix(msg, "yaml: ")
-	}
-	text := sourceLine(src, line)
-	col := len(text) - len(strings.TrimLeft(text, " ")) + 1
-	if strings.Contains(msg, "tab") || strings.Contains(msg, "cannot start any token") {
-		// yaml v3 reports the line where the block began; the tab is on that line or a later one.
-		for l := line; l <= line+50; l++ {
-			t := sourceLine(src, l)
-			indent := t[:len(t)-len(strings.TrimLeft(t, " \t"))]
-			if k := strings.IndexByte(indent, '\t'); k >= 0 {
-				return &Error{File: name, Line: l, Col: k + 1, Msg: "tab character in indentation: YAML indents with spaces only; replace the tab with spaces"}
-			}
-		}
-	}
-	switch {
-	case strings.Contains(msg, "exceeded max depth"):
-		msg = "the YAML is nested too deeply (more than 10000 levels)"
-	case strings.Contains(msg, "mapping values are not allowed"):
-		// Most often a plain value holding ": ", as in run: echo "a: b".
-		if k := strings.Index(text, ": "); k >= 0 {
-			if k2 := strings.Index(text[k+2:], ": "); k2 >= 0 {
-				col = utf8.RuneCountInString(text[:k+2+k2]) + 1
-			}
-		}
-		msg = `invalid YAML: a value without quotes cannot contain ": "; put the value in quotes or write it as a | block`
-	default:
-		msg = "invalid YAML: " + msg
-	}
-	return &Error{File: name, Line: line, Col: col, Msg: msg}
-}
-
 // sourceLine returns line n (1-based) of src without its line break, or "".
 func sourceLine(src []byte, n int) string {
 	for i := 1; i < n; i++ {
@@ -277,6 +236,23 @@ func sourceLine(src []byte, n int) string {
 		src = src[:k]
 	}
 	return strings.TrimSuffix(string(src), "\r")
+}
+
+// documentEndLine finds the line of a document end marker (...) followed by more than comments, or 0.
+func documentEndLine(src []byte) int {
+	end := 0
+	for i, l := range strings.Split(string(src), "\n") {
+		l = strings.TrimSuffix(l, "\r")
+		if t := strings.TrimSpace(l); end == 0 && (l == "..." || strings.HasPrefix(l, "... ")) {
+			end = i + 1
+		} else if end > 0 && t != "" && !strings.HasPrefix(t, "#") {
+			if strings.HasPrefix(l, "---") {
+				return 0 // a second document: reported as such
+			}
+			return end
+		}
+	}
+	return 0
 }
 
 // secondDocumentLine finds the line of the document marker that starts a second document, when yaml v3

@@ -226,3 +226,20 @@ func TestErrorsAreAllReportedInOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestYAMLErrorPositions: the two cases of issue 16, where yaml v3's own line pointed elsewhere (6:3
+// for a [ opened at 7:12, 3:1 for a - id mis-indented at 6:2), and a mistake far below the line of
+// the mapping yaml v3 was reading.
+func TestYAMLErrorPositions(t *testing.T) {
+	wantError(t, "version: 1\nname: deploy\nsteps:\n  - id: build\n    run: make\n  - id: test\n    needs: [build\n    run: make test\n",
+		7, 12, "this [ opens a list that is not closed: end it with ]")
+	wantError(t, "version: 1\nname: deploy\nsteps:\n  - id: build\n    run: make\n - id: test\n    run: make test\n",
+		6, 2, "a list item (-) where a key was expected")
+	var b strings.Builder
+	b.WriteString("version: 1\nname: far\nsteps:\n")
+	for i := range 300 {
+		fmt.Fprintf(&b, "  - id: s%d\n    run: echo %d\n", i, i)
+	}
+	b.WriteString("  - id: last\n   run: echo last\n")
+	wantError(t, b.String(), 605, 4, `key "run" is not indented like the key above it (line 604, column 5)`)
+}
