@@ -151,7 +151,8 @@ func validRunID(id string) error {
 
 // RunStarted records a new run with status running and a pending row for every id in r.StepIDs, and
 // takes the run's lock file, which this Store holds until RunFinished or Close: while it is held, crash
-// recovery in any process leaves the run alone. r.Status is ignored (a starting run is running). It
+// recovery in any process leaves the run alone. A run with a r.ConcurrencyGroup that another running run holds
+// is not recorded: the error is a *GroupBusyError (see WaitGroup). r.Status is ignored (a starting run is running). It
 // waits until the run is committed. ctx's cancellation is ignored (the write is bounded by its own
 // timeout).
 func (s *Store) RunStarted(ctx context.Context, r *run.Record) error {
@@ -176,13 +177,16 @@ func (s *Store) RunStarted(ctx context.Context, r *run.Record) error {
 		params = "{}"
 	}
 	err = s.write("record start of run "+r.ID, func(ctx context.Context, tx *sql.Tx) error {
+		if err := checkGroup(ctx, tx, r.ConcurrencyGroup); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO runs (id, playbook, file, file_sha256, params, status,
 			started_at, user, host, retry_of, owner_pid, owner_start, owner_host, owner_boot_id, temp_dir,
-			workflow_id, workflow_run_id)
-			VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			workflow_id, workflow_run_id, concurrency_group)
+			VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.ID, r.Playbook, r.File, r.FileSHA256, params, formatTime(r.StartedAt), r.User, r.Host,
 			nullString(r.RetryOf), s.pid, nullPositive(int64(s.pidStart)), s.host, nullString(s.bootID),
-			nullString(r.TempDir), nullString(r.WorkflowID), nullString(r.WorkflowRunID))
+			nullString(r.TempDir), nullString(r.WorkflowID), nullString(r.WorkflowRunID), nullString(r.ConcurrencyGroup))
 		if err != nil {
 			return err
 		}
