@@ -125,8 +125,9 @@ func (f *follower) show(attempt int, out run.Output, final bool) error {
 var markerRE = regexp.MustCompile(`\n\[\.\.\. [0-9]+ bytes omitted \.\.\.\]\n`)
 
 // storedTail returns the tail of a truncated copy: what follows the marker. The head and the tail each
-// hold half the limit (the tail one byte more when it is odd), which tells the engine's marker from the
-// same text in the output; failing that, the last marker counts.
+// hold half the limit (the tail one byte more when it is odd), less up to 3 bytes each of a UTF-8
+// character the cut would split, which tells the engine's marker from the same text in the output;
+// failing that, the last marker counts.
 func storedTail(data []byte) []byte {
 	last := -1
 	// Matches may overlap (a marker-like line right before the marker shares its newline).
@@ -136,7 +137,7 @@ func storedTail(data []byte) []byte {
 			break
 		}
 		start, end := from+m[0], from+m[1]
-		if rest := len(data) - end; rest == start || rest == start+1 {
+		if d := len(data) - end - start; d >= 1-utf8.UTFMax && d <= utf8.UTFMax {
 			return data[end:]
 		}
 		last, from = end, start+1

@@ -42,4 +42,11 @@ func TestFollowerPrintsOnlyNewBytes(t *testing.T) {
 	if got := storedTail([]byte(data)); string(got) != fake {
 		t.Errorf("storedTail(%q) = %q, want %q", data, got, fake)
 	}
+	// Limit 64: head 32 less the 3 bytes of a character the cut would split, tail 32 with marker-like
+	// text in it.
+	head, tail := "hhhhhhhhhhhhhhhhhhhhhhhhhhhhh", engine.Marker(9)+"tttttt"
+	data = head + engine.Marker(7) + tail
+	if got := storedTail([]byte(data)); string(got) != tail {
+		t.Errorf("storedTail(%q) = %q, want %q", data, got, tail)
+	}
 }

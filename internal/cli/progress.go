@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/playbookhq/playbook/internal/store"
 	"github.com/playbookhq/playbook/pkg/run"
 )
 
@@ -117,6 +118,19 @@ func (p *jsonProgress) Observe(e run.Event) {
 }
 
 func (p *jsonProgress) Close() { p.Flush() }
+
+// waiting prints run_waiting: the run waits for the concurrency group that run h holds. It comes before
+// run_started (the run has no record yet) and is printed at once.
+func (p *jsonProgress) waiting(now time.Time, h *store.GroupHolder) {
+	_ = p.enc.Encode(struct {
+		Event  string `json:"event"`
+		Time   string `json:"time"`
+		Group  string `json:"group"`
+		HeldBy string `json:"held_by"`
+		Since  string `json:"since"`
+	}{"run_waiting", now.UTC().Format(store.TimeFormat), h.Group, h.RunID, h.Since.UTC().Format(store.TimeFormat)})
+	p.Flush()
+}
 
 func intPtr(v int) *int       { return &v }
 func int64Ptr(v int64) *int64 { return &v }

@@ -73,9 +73,12 @@ a local run. Killing this process does not stop the run: playbook attach follows
 --output-limit do not apply (the playbook's output_limit does); --dry-run prints the plan and contacts
 nobody. Only the flag makes a run distributed, never $PLAYBOOK_TEMPORAL.
 
+A playbook with a concurrency group waits while another run of the group is running, and says so
+on stderr; with concurrency wait: false it exits 75 at once instead, running and recording nothing.
+
 Exit status: 0 succeeded, 1 failed, 2 invalid playbook or params (nothing ran), 3 database error,
-124 the run timed out, 129 stopped by SIGHUP, 130 interrupted (SIGINT), 131 killed by SIGQUIT,
-143 terminated (SIGTERM).`,
+75 concurrency group held (wait: false; nothing ran), 124 the run timed out, 129 stopped by SIGHUP,
+130 interrupted (SIGINT), 131 killed by SIGQUIT, 143 terminated (SIGTERM).`,
 		Example: `  playbook run deploy.yaml -p env=prod -p version=1.4.2
   playbook run backup.yaml --dry-run
   playbook run diag.yaml --output json --log-dir ./logs
@@ -164,10 +167,21 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (
 			skip[id] = why
 		}
 	}
+	group, err := pb.GroupName(params)
+	if err != nil {
+		return &ExitError{Code: run.ExitUsage, Err: fmt.Errorf("%s: %w", o.File, err)}
+	}
+
 	if o.DryRun {
 		return printPlan(sys.Out, pb, params, skip)
 	}
 	if remote {
+		if group != "" {
+			// A distributed run's record is written as its workflow reports it, and a submitter that
+			// dies leaves its run going on (detached): the group would need a holder other than a
+			// live runner, which concurrency groups do not have yet.
+			return &ExitError{Code: run.ExitUsage, Err: fmt.Errorf("%s: concurrency (group %q) is not supported with --temporal yet; run it without --temporal, or remove the concurrency key", o.File, group)}
+		}
 		return runRemote(ctx, sys, g, o, pb, values, skip)
 	}
 
@@ -184,25 +198,78 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (
 	defer st.Close()
 	return follow(ctx, sys, o.Output, o.NoColor, len(pb.Steps), idWidth(pb), o.LogDir, false,
 		func(ctx context.Context, prog progress, kill <-chan struct{}) (*local.Summary, error) {
-			return local.Run(ctx, pb, local.Options{
-				Params:      params,
-				MaxParallel: o.MaxParallel,
-				OutputLimit: limit,
-				Recorder:    st,
-				Observer:    prog,
-				LogDir:      o.LogDir,
-				User:        currentUser(sys),
-				Host:        hostname(),
-				RetryOf:     o.retryOf,
-				Reuse:       o.reuse,
-				Skip:        skip,
-				Kill:        kill,
-				Now:         sys.Now,
+			for {
+				if group != "" {
+					if err := waitGroup(ctx, sys, st, group, pb.Concurrency.Wait, prog); err != nil {
+						return nil, err
+					}
+				}
+				sum, err := local.Run(ctx, pb, local.Options{
+					Params:           params,
+					ConcurrencyGroup: group,
+					MaxParallel:      o.MaxParallel,
+					OutputLimit:      limit,
+					Recorder:         st,
+					Observer:         prog,
+					LogDir:           o.LogDir,
+					User:             currentUser(sys),
+					Host:             hostname(),
+					RetryOf:          o.retryOf,
+					Reuse:            o.reuse,
+					Skip:             skip,
+					Kill:             kill,
+					Now:              sys.Now,
 
-				// Fingerprints are keyed so that a recorded one cannot be used to guess a secret.
-				FingerprintKey: fpKey,
-			})
+					// Fingerprints are keyed so that a recorded one cannot be used to guess a secret.
+					FingerprintKey: fpKey,
+				})
+				var busy *store.GroupBusyError
+				if sum == nil && errors.As(err, &busy) {
+					if !pb.Concurrency.Wait {
+						return nil, groupBusy(busy)
+					}
+					continue // another run took the group between waitGroup and the start: wait again
+				}
+				return sum, err
+			}
 		})
+}
+
+// waitGroup returns once the run may start in its concurrency group: at once when no running run holds
+// it, else (wait) when the run that holds it has ended, saying on stderr, and as a run_waiting event
+// with --output json, which run it waits for and since when. With wait false a held group is an
+// ExitGroupBusy error; a signal while waiting ends the command with the signal's status. Either way
+// nothing is recorded.
+func waitGroup(ctx context.Context, sys *System, st *store.Store, group string, wait bool, prog progress) error {
+	before := len(st.Recovered())
+	err := st.WaitGroup(ctx, group, wait, func(h *store.GroupHolder) {
+		fmt.Fprintf(sys.ErrOut, "playbook: waiting for concurrency group %q: run %s (%s, pid %d on %s) holds it since %s\n",
+			group, idPrefix(h.RunID), h.Playbook, h.PID, h.Host, h.Since.UTC().Format(store.TimeFormat))
+		if jp, ok := prog.(*jsonProgress); ok {
+			jp.waiting(sys.now(), h)
+		}
+	})
+	for _, r := range st.Recovered()[before:] {
+		fmt.Fprintf(sys.ErrOut, "playbook: run %s (%s) marked interrupted: its runner (pid %d) died; its concurrency group is free\n",
+			idPrefix(r.ID), r.Playbook, r.OwnerPID)
+	}
+	var busy *store.GroupBusyError
+	var intr *run.Interrupt
+	switch {
+	case errors.As(err, &busy):
+		return groupBusy(busy)
+	case errors.As(err, &intr):
+		return &ExitError{Code: intr.ExitCode(), Err: fmt.Errorf("stopped while waiting for concurrency group %q: nothing ran", group)}
+	case err != nil:
+		return storeError(err)
+	}
+	return nil
+}
+
+// groupBusy is the error of a run refused because its concurrency group is held (wait: false).
+func groupBusy(e *store.GroupBusyError) error {
+	return &ExitError{Code: run.ExitGroupBusy, Err: fmt.Errorf("concurrency group %q is held by run %s (%s, pid %d on %s) since %s: not started, since concurrency.wait is false; try again once it has ended, or set wait: true to wait for it",
+		e.Group, idPrefix(e.RunID), e.Playbook, e.PID, e.Host, e.Since.UTC().Format(store.TimeFormat))}
 }
 
 // follow shows a run as start carries it out, and ends with its summary and exit status: the live

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"unicode/utf8"
 )
 
 // migrationFiles holds the schema, one numbered file per change: migrations/NNNN_name.sql, numbered
@@ -24,6 +25,14 @@ type migration struct {
 	Version int
 	Name    string
 	SQL     string
+	// Code, when set, runs in the migration's transaction after SQL: the part of a change that SQL
+	// cannot say (SQLite has no function that checks UTF-8).
+	Code func(context.Context, *sql.Tx) error
+}
+
+// migrationCode is the Go part of the embedded migrations that have one, by number.
+var migrationCode = map[int]func(context.Context, *sql.Tx) error{
+	6: textOutput,
 }
 
 var migrationName = regexp.MustCompile(`^([0-9]{4})_([a-z0-9_]+)\.sql$`)
@@ -34,7 +43,11 @@ func embeddedMigrations() ([]migration, error) {
 	if err != nil {
 		return nil, err
 	}
-	return loadMigrations(sub)
+	migs, err := loadMigrations(sub)
+	for i := range migs {
+		migs[i].Code = migrationCode[migs[i].Version]
+	}
+	return migs, err
 }
 
 // loadMigrations reads every *.sql file of fsys and checks the numbering: names NNNN_name.sql,
@@ -107,6 +120,11 @@ func migrate(ctx context.Context, db *sql.DB, dbPath string, migs []migration,
 			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 				return err
 			}
+			if m.Code != nil {
+				if err := m.Code(ctx, tx); err != nil {
+					return err
+				}
+			}
 			// PRAGMA takes no parameters; the number comes from our own file name.
 			if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", m.Version)); err != nil {
 				return err
@@ -127,4 +145,47 @@ func migrate(ctx context.Context, db *sql.DB, dbPath string, migs []migration,
 		}
 	}
 	return applied, nil
+}
+
+// textOutput is migration 6's Go part: the output that releases before it stored as BLOB becomes TEXT
+// where it is valid UTF-8 (see outputValue), so that a plain LIKE finds it in sqlite3 builds with
+// LIKE_DOESNT_MATCH_BLOBS. The bytes stay the same (CAST to TEXT keeps them in a UTF-8 database);
+// other output stays BLOB. One row is read at a time: each value is up to the output limit.
+func textOutput(ctx context.Context, tx *sql.Tx) error {
+	for _, table := range []string{"steps", "attempts"} {
+		for _, col := range []string{"stdout", "stderr"} {
+			rows, err := tx.QueryContext(ctx, fmt.Sprintf("SELECT rowid FROM %s WHERE typeof(%s) = 'blob'", table, col))
+			if err != nil {
+				return fmt.Errorf("%s.%s: %w", table, col, err)
+			}
+			var ids []int64
+			for rows.Next() {
+				var id int64
+				if err := rows.Scan(&id); err != nil {
+					rows.Close()
+					return fmt.Errorf("%s.%s: %w", table, col, err)
+				}
+				ids = append(ids, id)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("%s.%s: %w", table, col, err)
+			}
+			read := fmt.Sprintf("SELECT %s FROM %s WHERE rowid = ?", col, table)
+			update := fmt.Sprintf("UPDATE %s SET %s = CAST(%s AS TEXT) WHERE rowid = ?", table, col, col)
+			for _, id := range ids {
+				var b []byte
+				if err := tx.QueryRowContext(ctx, read, id).Scan(&b); err != nil {
+					return fmt.Errorf("%s.%s of row %d: %w", table, col, id, err)
+				}
+				if !utf8.Valid(b) {
+					continue
+				}
+				if _, err := tx.ExecContext(ctx, update, id); err != nil {
+					return fmt.Errorf("%s.%s of row %d: %w", table, col, id, err)
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -32,7 +32,7 @@ func (s *Store) RunProgress(_ context.Context, in *run.Progress) error {
 			_, err := tx.ExecContext(ctx, `UPDATE steps SET stdout = ?, stderr = ?, stdout_bytes = ?,
 					stderr_bytes = ?, stdout_truncated = ?, stderr_truncated = ?, stdout_utf8 = ?, stderr_utf8 = ?
 				WHERE run_id = ? AND step_id = ? AND status = 'running' AND attempts = ?`,
-				blob(st.Stdout, true), blob(st.Stderr, true), st.Stdout.Bytes, st.Stderr.Bytes,
+				outputValue(st.Stdout, true), outputValue(st.Stderr, true), st.Stdout.Bytes, st.Stderr.Bytes,
 				boolInt(st.Stdout.Truncated), boolInt(st.Stderr.Truncated),
 				boolInt(utf8.Valid(st.Stdout.Data)), boolInt(utf8.Valid(st.Stderr.Data)),
 				p.RunID, st.StepID, st.Attempt)

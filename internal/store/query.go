@@ -107,7 +107,7 @@ func (s *Store) ResolveRun(ctx context.Context, ref string) (string, error) {
 }
 
 const runColumns = `id, playbook, file, file_sha256, params, status, exit_code, started_at, finished_at,
-	user, host, error, retry_of, workflow_id, workflow_run_id`
+	user, host, error, retry_of, workflow_id, workflow_run_id, concurrency_group`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -120,9 +120,10 @@ func scanRun(sc scanner) (*run.Record, error) {
 		finished, errText sql.NullString
 		retryOf           sql.NullString
 		wfID, wfRunID     sql.NullString
+		group             sql.NullString
 	)
 	if err := sc.Scan(&r.ID, &r.Playbook, &r.File, &r.FileSHA256, &r.Params, &status, &exit, &started,
-		&finished, &r.User, &r.Host, &errText, &retryOf, &wfID, &wfRunID); err != nil {
+		&finished, &r.User, &r.Host, &errText, &retryOf, &wfID, &wfRunID, &group); err != nil {
 		return nil, err
 	}
 	r.Status = run.Status(status)
@@ -135,6 +136,7 @@ func scanRun(sc scanner) (*run.Record, error) {
 	r.Error = errText.String
 	r.RetryOf = retryOf.String
 	r.WorkflowID, r.WorkflowRunID = wfID.String, wfRunID.String
+	r.ConcurrencyGroup = group.String
 	return &r, nil
 }
 

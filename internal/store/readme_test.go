@@ -58,6 +58,9 @@ func seedCookbook(t *testing.T, path string, now time.Time) {
 	startRun := func(id, pb, user, host string, start time.Time, retryOf string, steps ...string) *run.Record {
 		r := &run.Record{ID: id, Playbook: pb, File: "/srv/" + pb + ".yaml", Params: "{}", StepIDs: steps,
 			StartedAt: start, User: user, Host: host, RetryOf: retryOf}
+		if pb == "deploy-web" {
+			r.ConcurrencyGroup = "deploy-web-prod"
+		}
 		must(s.RunStarted(ctx, r))
 		return r
 	}
@@ -106,7 +109,7 @@ func seedCookbook(t *testing.T, path string, now time.Time) {
 
 	t3 := now.Add(-10 * 24 * time.Hour)
 	r = startRun("run-old-3", "deploy-web", "alice", "web1", t3, "", "build")
-	step("run-old-3", "build", t3, 5*time.Second, nil, att{status: run.StatusFailed, exit: 1, stderr: out("boom\n")})
+	step("run-old-3", "build", t3, 5*time.Second, nil, att{status: run.StatusFailed, exit: 1, stderr: out("boom: permission denied\n")})
 	finish(r, run.StatusFailed, 1, 6*time.Second, "step build failed")
 
 	t4 := now.Add(-20 * time.Hour)
@@ -156,8 +159,14 @@ func TestReadmeCookbook(t *testing.T) {
 		"Retries and the runs they retried":                     {"run-retry-4|succeeded|run-fail-2|failed"},
 		"Steps reused by a retry instead of running again":      {"run-retry-4|build|run-fail-2"},
 		"The tag output of every build step":                    {"run-ok-1|v1.4.2", "run-fail-2|v1.4.3", "run-retry-4|v1.4.3"},
+		"Steps whose output mentions \"denied\"":                {"run-old-3|build|failed"},
 		"Steps whose output was truncated":                      {"run-bin-6|big|5000000|0"},
-		"Steps that wrote binary (non-UTF-8) output":            {"run-bin-6|capture|FFFE006F6BE282"},
+		"Runs of each concurrency group, newest first": {
+			"deploy-web-prod|run-retry-4|succeeded|bob|web2|" + ts(-20*time.Hour) + "|" + ts(-20*time.Hour+30*time.Second),
+			"deploy-web-prod|run-fail-2|failed|bob|web2|" + ts(-24*time.Hour) + "|" + ts(-24*time.Hour+time.Minute),
+			"deploy-web-prod|run-ok-1|succeeded|alice|web1|" + ts(-48*time.Hour) + "|" + ts(-48*time.Hour+time.Minute),
+			"deploy-web-prod|run-old-3|failed|alice|web1|" + ts(-10*24*time.Hour) + "|" + ts(-10*24*time.Hour+6*time.Second)},
+		"Steps that wrote binary (non-UTF-8) output": {"run-bin-6|capture|FFFE006F6BE282"},
 	}
 	queries := cookbookQueries(t)
 	for title := range want {
@@ -185,8 +194,15 @@ func TestReadmeCookbook(t *testing.T) {
 				cmd.Stdin = strings.NewReader(q)
 				var stderr bytes.Buffer
 				cmd.Stderr = &stderr
+				var stdout bytes.Buffer
+				cmd.Stdout = &stdout
 				if err := cmd.Run(); err != nil || stderr.Len() > 0 {
 					t.Errorf("sqlite3 CLI: %v: %s", err, stderr.String())
+				}
+				// A search of the output gives the same rows there: Debian's sqlite3 never matches a
+				// BLOB with LIKE, the driver's SQLite does.
+				if strings.Contains(q, "LIKE") && strings.TrimSuffix(stdout.String(), "\n") != strings.Join(exp, "\n") {
+					t.Errorf("sqlite3 CLI gave:\n%s\nwant:\n%s", stdout.String(), strings.Join(exp, "\n"))
 				}
 			}
 		})

@@ -122,14 +122,16 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// blob is the value stored for an output stream: the bytes as given, an empty BLOB for a process that
-// wrote nothing, NULL when there was no process (ran is false).
-func blob(o run.Output, ran bool) any {
-	if o.Data == nil {
-		if !ran {
-			return nil
-		}
-		return []byte{}
+// outputValue is the value stored for an output stream: TEXT when the bytes are valid UTF-8 (an empty
+// string for a process that wrote nothing), so that sqlite3 builds with LIKE_DOESNT_MATCH_BLOBS (Debian's)
+// still match it with a plain LIKE, else a BLOB of the bytes as given; NULL when there was no process
+// (ran is false). Either way the bytes are the ones the step wrote.
+func outputValue(o run.Output, ran bool) any {
+	if o.Data == nil && !ran {
+		return nil
+	}
+	if utf8.Valid(o.Data) {
+		return string(o.Data)
 	}
 	return o.Data
 }
@@ -149,7 +151,8 @@ func validRunID(id string) error {
 
 // RunStarted records a new run with status running and a pending row for every id in r.StepIDs, and
 // takes the run's lock file, which this Store holds until RunFinished or Close: while it is held, crash
-// recovery in any process leaves the run alone. r.Status is ignored (a starting run is running). It
+// recovery in any process leaves the run alone. A run with a r.ConcurrencyGroup that another running run holds
+// is not recorded: the error is a *GroupBusyError (see WaitGroup). r.Status is ignored (a starting run is running). It
 // waits until the run is committed. ctx's cancellation is ignored (the write is bounded by its own
 // timeout).
 func (s *Store) RunStarted(ctx context.Context, r *run.Record) error {
@@ -174,13 +177,16 @@ func (s *Store) RunStarted(ctx context.Context, r *run.Record) error {
 		params = "{}"
 	}
 	err = s.write("record start of run "+r.ID, func(ctx context.Context, tx *sql.Tx) error {
+		if err := checkGroup(ctx, tx, r.ConcurrencyGroup); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO runs (id, playbook, file, file_sha256, params, status,
 			started_at, user, host, retry_of, owner_pid, owner_start, owner_host, owner_boot_id, temp_dir,
-			workflow_id, workflow_run_id)
-			VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			workflow_id, workflow_run_id, concurrency_group)
+			VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.ID, r.Playbook, r.File, r.FileSHA256, params, formatTime(r.StartedAt), r.User, r.Host,
 			nullString(r.RetryOf), s.pid, nullPositive(int64(s.pidStart)), s.host, nullString(s.bootID),
-			nullString(r.TempDir), nullString(r.WorkflowID), nullString(r.WorkflowRunID))
+			nullString(r.TempDir), nullString(r.WorkflowID), nullString(r.WorkflowRunID), nullString(r.ConcurrencyGroup))
 		if err != nil {
 			return err
 		}
@@ -295,7 +301,7 @@ func (s *Store) AttemptFinished(_ context.Context, in *run.AttemptRecord) error 
 		if st := fin.start; st != nil {
 			started, command, pid, pidStart = st.started, st.command, st.pid, st.pidStart
 		}
-		stdout, stderr := blob(a.Stdout, true), blob(a.Stderr, true)
+		stdout, stderr := outputValue(a.Stdout, true), outputValue(a.Stderr, true)
 		if fin.outputMoved { // the step row keeps it (see StepFinished)
 			stdout, stderr = nil, nil
 		}
@@ -343,7 +349,7 @@ func (s *Store) StepFinished(_ context.Context, in *run.StepRecord) error {
 		args := []any{st.RunID, st.StepID, st.Name, string(st.Status), nullString(st.Reason), nullString(st.Error),
 			nullExit(st.ExitCode), nullSignal(st.Signal), st.Attempts, formatTime(st.StartedAt),
 			formatTime(st.FinishedAt), durationMS(st.StartedAt, st.FinishedAt), nullString(st.Command),
-			blob(st.Stdout, ran), blob(st.Stderr, ran), st.Stdout.Bytes, st.Stderr.Bytes,
+			outputValue(st.Stdout, ran), outputValue(st.Stderr, ran), st.Stdout.Bytes, st.Stderr.Bytes,
 			boolInt(st.Stdout.Truncated), boolInt(st.Stderr.Truncated),
 			boolInt(utf8.Valid(st.Stdout.Data)), boolInt(utf8.Valid(st.Stderr.Data)),
 			string(outputs), boolInt(st.ContinueOnError), nullString(st.ReusedFrom),
@@ -379,10 +385,11 @@ func (s *Store) StepFinished(_ context.Context, in *run.StepRecord) error {
 			return nil // nothing stored twice
 		}
 		// Keep the last attempt's output once. The sizes must match, so that a StepRecord that came
-		// without its data never erases the only copy.
+		// without its data never erases the only copy. They are byte counts: length() of TEXT counts
+		// characters, hence the CAST.
 		_, err = tx.ExecContext(ctx, `UPDATE attempts SET stdout = NULL, stderr = NULL
 			WHERE run_id = ? AND step_id = ? AND attempt = ? AND stdout_bytes = ? AND stderr_bytes = ?
-				AND length(stdout) = ? AND length(stderr) = ?`,
+				AND length(CAST(stdout AS BLOB)) = ? AND length(CAST(stderr AS BLOB)) = ?`,
 			st.RunID, st.StepID, st.Attempts, st.Stdout.Bytes, st.Stderr.Bytes,
 			len(st.Stdout.Data), len(st.Stderr.Data))
 		return err

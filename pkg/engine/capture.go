@@ -1,6 +1,9 @@
 package engine
 
-import "strconv"
+import (
+	"strconv"
+	"unicode/utf8"
+)
 
 // headTail keeps the first headCap and the last tailCap bytes written to it, and counts the rest. It is
 // the byte-oriented saver of os/exec's prefixSuffixSaver, grown lazily so that the many executions with
@@ -71,14 +74,51 @@ func Marker(omitted int64) string {
 }
 
 // Bytes returns the captured stream: everything when nothing was omitted, else head, marker and tail.
+// The cuts do not split a UTF-8 character: a character the head's end or the tail's start would cut
+// is left out with the omitted bytes (up to 3 bytes each side, counted in the marker), so that text
+// stays valid UTF-8 (the store keeps valid UTF-8 as TEXT, which a plain LIKE finds).
 func (c *headTail) Bytes() []byte {
-	var marker string
-	if n := c.omitted(); n > 0 {
-		marker = Marker(n)
+	n := c.omitted()
+	if n == 0 {
+		out := make([]byte, 0, len(c.head)+len(c.tail))
+		out = append(out, c.head...)
+		out = append(out, c.tail[c.pos:]...)
+		return append(out, c.tail[:c.pos]...)
 	}
-	out := make([]byte, 0, len(c.head)+len(marker)+len(c.tail))
-	out = append(out, c.head...)
+	head := c.head[:len(c.head)-partialEnd(c.head)]
+	tail := append(append(make([]byte, 0, len(c.tail)), c.tail[c.pos:]...), c.tail[:c.pos]...)
+	skip := partialStart(tail)
+	tail = tail[skip:]
+	marker := Marker(n + int64(len(c.head)-len(head)) + int64(skip))
+	out := make([]byte, 0, len(head)+len(marker)+len(tail))
+	out = append(out, head...)
 	out = append(out, marker...)
-	out = append(out, c.tail[c.pos:]...)
-	return append(out, c.tail[:c.pos]...)
+	return append(out, tail...)
+}
+
+// partialEnd is the length of the incomplete UTF-8 character b ends with (its first bytes), 0 if none.
+func partialEnd(b []byte) int {
+	for i := 1; i < utf8.UTFMax && i <= len(b); i++ {
+		c := b[len(b)-i]
+		if c < 0x80 {
+			return 0 // ASCII: nothing is cut
+		}
+		if utf8.RuneStart(c) {
+			if utf8.FullRune(b[len(b)-i:]) {
+				return 0
+			}
+			return i
+		}
+	}
+	return 0
+}
+
+// partialStart is the number of continuation bytes b starts with (the end of a character cut off
+// before it), up to utf8.UTFMax-1.
+func partialStart(b []byte) int {
+	n := 0
+	for n < len(b) && n < utf8.UTFMax-1 && !utf8.RuneStart(b[n]) {
+		n++
+	}
+	return n
 }

@@ -3,13 +3,16 @@ package engine
 import (
 	"bytes"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"testing/quick"
+	"unicode/utf8"
 )
 
 // checkHeadTail writes data to a capture of the given limit in the given chunk sizes and checks the
-// head/tail property: output within the limit is reproduced exactly; longer output keeps exactly its
-// first limit/2 and last limit-limit/2 bytes around the marker.
+// head/tail property: output within the limit is reproduced exactly; longer output keeps its first
+// limit/2 and last limit-limit/2 bytes around the marker, but for a UTF-8 character either cut would
+// split (its bytes are counted as omitted).
 func checkHeadTail(t *testing.T, data []byte, limit int64, chunks []int) {
 	t.Helper()
 	c := newHeadTail(limit)
@@ -32,7 +35,12 @@ func checkHeadTail(t *testing.T, data []byte, limit int64, chunks []int) {
 		return
 	}
 	h := limit / 2
-	want := append(append(append([]byte{}, data[:h]...), Marker(total-limit)...), data[total-(limit-h):]...)
+	head, tail := data[:h], data[total-(limit-h):]
+	cut, skip := partialEnd(head), partialStart(tail)
+	if cut >= utf8.UTFMax || skip >= utf8.UTFMax {
+		t.Fatalf("a cut character of %d+%d bytes", cut, skip)
+	}
+	want := append(append(append([]byte{}, head[:len(head)-cut]...), Marker(total-limit+int64(cut+skip))...), tail[skip:]...)
 	if !bytes.Equal(got, want) {
 		t.Fatalf("limit %d, %d bytes, chunks %v: got %q, want %q", limit, total, chunks, got, want)
 	}
@@ -57,6 +65,44 @@ func TestHeadTailProperty(t *testing.T) {
 	}
 	if err := quick.Check(f, &quick.Config{MaxCount: 3000}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Text that is valid UTF-8 stays valid UTF-8 whatever the limit (the store keeps it as TEXT then), and
+// the cuts leave out only the characters they would split.
+func TestHeadTailKeepsUTF8(t *testing.T) {
+	text := []byte(strings.Repeat("ascii é ж ✓ 𝄞 ", 40))
+	for limit := int64(1); limit <= int64(len(text))+1; limit++ {
+		c := newHeadTail(limit)
+		c.Write(text)
+		got := c.Bytes()
+		if !utf8.Valid(got) {
+			t.Fatalf("limit %d: %q is not valid UTF-8", limit, got)
+		}
+		if int64(len(text)) <= limit {
+			continue
+		}
+		head, tail, ok := bytes.Cut(got, []byte("\n[... "))
+		_, tail, _ = bytes.Cut(tail, []byte(" ...]\n"))
+		if !ok || !bytes.HasPrefix(text, head) || !bytes.HasSuffix(text, tail) ||
+			int64(len(head)) < limit/2-3 || int64(len(tail)) < limit-limit/2-3 {
+			t.Fatalf("limit %d: head %q, tail %q", limit, head, tail)
+		}
+	}
+	// Binary output loses at most 3 bytes each side to the rule.
+	for _, c := range []struct {
+		data  string
+		limit int64
+		want  string
+	}{
+		{"abc\xe2\x82\xff\xff\xff\x82\x82\x82\x82xyz", 8, "abc\n[... 9 bytes omitted ...]\nxyz"},
+		{"a" + strings.Repeat("\x82", 10) + "z", 10, "a\x82\x82\x82\x82\n[... 5 bytes omitted ...]\n\x82z"},
+	} {
+		ht := newHeadTail(c.limit)
+		ht.Write([]byte(c.data))
+		if got := string(ht.Bytes()); got != c.want {
+			t.Errorf("%q, limit %d: %q, want %q", c.data, c.limit, got, c.want)
+		}
 	}
 }
 

@@ -87,6 +87,7 @@ func (b *builder) build(raw *rawPlaybook, abs string) *Playbook {
 	if raw.Defaults != nil && raw.Defaults.RunsOn.set() {
 		b.defaultQueue = b.queue(raw.Defaults.RunsOn, "runs_on of defaults")
 	}
+	pb.Concurrency = b.concurrency(&raw.Concurrency)
 	b.steps(raw)
 	b.graph()
 	b.checkReads()

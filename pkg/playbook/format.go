@@ -30,6 +30,7 @@ type rawPlaybook struct {
 	RunsOn      textField             `yaml:"runs_on" nonempty:"true" doc:"Distributed runs: the task queue whose workers run the steps (default playbook). May hold ${{ expressions }} over params. A local run ignores it."`
 	Defaults    *rawDefaults          `yaml:"defaults" doc:"Default values of step settings: shell, timeout, retry, continue_on_error, stop_signal, stop_grace and runs_on. A step's own value wins."`
 	Steps       []rawStep             `yaml:"steps" required:"true" minItems:"1" doc:"The steps. They run in parallel where their needs allow."`
+	Concurrency concurrencyField      `yaml:"concurrency" doc:"Concurrency group: at most one run of the group is active on a database at a time. A name (may hold ${{ expressions }} over params), or {group: NAME, wait: BOOL}; wait (default true) makes a run whose group is held wait, false refuses it at once (exit status 75)."`
 }
 
 type rawParam struct {

@@ -22,6 +22,7 @@ type Playbook struct {
 	Timeout     time.Duration // limit of the whole run; 0 = none
 	FailFast    bool          // default true: after a failure only steps whose if calls always() or failure() start
 	OutputLimit int64         // bytes per stream per step kept in the database; 0 = not set (the store's default)
+	Concurrency *Concurrency  // the concurrency group; nil = none
 	Steps       []*Step
 	// Warnings are problems that do not make the file invalid, positioned like errors: a secret or a
 	// free-form string param, or a step's output, put into a shell command with ${{ }}. Empty when

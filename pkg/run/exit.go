@@ -16,6 +16,9 @@ const (
 	ExitUsage     = 2   // bad usage, invalid playbook or params: nothing ran
 	ExitStore     = 3   // the database could not be opened or written
 	ExitTimedOut  = 124 // the run's timeout expired, as timeout(1) reports it
+	// ExitGroupBusy: the run did not start because another run holds its concurrency group and the
+	// playbook says not to wait (EX_TEMPFAIL of sysexits.h: try again later). Nothing ran or was recorded.
+	ExitGroupBusy = 75
 
 	// A run a signal stopped exits 128 plus the signal's number, as a shell reports a process killed by
 	// it (SignalExit). These are the signals the runner handles.

@@ -27,6 +27,9 @@ type Record struct {
 	// a run that has them: the run goes on without its submitter (StatusDetached).
 	WorkflowID    string
 	WorkflowRunID string
+	// ConcurrencyGroup is the run's concurrency group (the playbook's concurrency key, rendered); ""
+	// for none. The Recorder refuses to start a run whose group another running run holds.
+	ConcurrencyGroup string
 }
 
 // Unrecorded marks the record of a run that could not be recorded in full, err saying what failed:

@@ -56,6 +56,9 @@ type Options struct {
 	Reuse   map[string]*run.StepRecord
 	// Skip holds the steps the user chose not to run (playbook.Select), as in scheduler.Config.
 	Skip map[string]string
+	// ConcurrencyGroup is the run's concurrency group (Playbook.GroupName), "" for none: the Recorder
+	// refuses to start the run while another run holds it (store.GroupBusyError).
+	ConcurrencyGroup string
 	// FingerprintKey keys the fingerprint of each step's inputs (scheduler.Config). Nil is the empty
 	// key (only fit for runs that are not recorded).
 	FingerprintKey []byte
@@ -216,6 +219,7 @@ func newRunner(pb *playbook.Playbook, opts Options) (*runner, error) {
 	r.masker = mask.New(r.secret)
 	r.rec = r.core.Record()
 	r.rec.User, r.rec.Host = opts.User, opts.Host
+	r.rec.ConcurrencyGroup = opts.ConcurrencyGroup
 
 	if r.tmpDir, r.fixModes, err = makeTempDir(runID); err != nil {
 		return nil, err
