@@ -144,7 +144,6 @@ every run, step, exit status, timing and a bounded copy of the output in a local
 	root.SetErr(sys.ErrOut)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &UsageError{Err: err} })
 	root.PersistentFlags().StringVar(&g.DB, "db", "", "database file (default $PLAYBOOK_DB, else $XDG_STATE_HOME/playbook/playbook.db)")
-	root.CompletionOptions.DisableDefaultCmd = true
 
 	root.AddCommand(
 		newVersionCmd(sys),
@@ -160,6 +159,7 @@ every run, step, exit status, timing and a bounded copy of the output in a local
 		newWorkerCmd(sys, g),
 		newAttachCmd(sys, g),
 	)
+	addCompletions(root, sys, g)
 	return root, ran, g
 }
 
