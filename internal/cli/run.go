@@ -30,6 +30,7 @@ import (
 type runOptions struct {
 	File        string
 	Params      []string // -p name=value, in order; a later value wins
+	ParamsFile  string   // --params-file; see gatherParams for the other sources
 	MaxParallel int
 	DryRun      bool
 	Output      string // text | json
@@ -42,9 +43,10 @@ type runOptions struct {
 	HeartbeatTimeout time.Duration
 
 	// Set by retry.
-	retryOf string
-	reuse   map[string]*run.StepRecord
-	given   map[string]string // params recorded by the original run (secrets absent)
+	retryOf    string
+	reuse      map[string]*run.StepRecord
+	given      map[string]string // params recorded by the original run (secrets absent)
+	unrecorded []string          // the original run's secret params, which were not recorded
 }
 
 func newRunCmd(sys *System, g *globalOptions) *cobra.Command {
@@ -71,6 +73,11 @@ a local run. Killing this process does not stop the run: playbook attach follows
 --output-limit do not apply (the playbook's output_limit does); --dry-run prints the plan and contacts
 nobody. Only the flag makes a run distributed, never $PLAYBOOK_TEMPORAL.
 
+Params come from -p, then --params-file (NAME=value lines or a YAML mapping), then the environment
+(PLAYBOOK_PARAM_<NAME>: the name upper-cased, every character but letters and digits turned into _).
+On a terminal, a required secret param that none of them gave is asked for, without echo. Only -p
+puts a value on the command line, where ps and the shell's history show it.
+
 Exit status: 0 succeeded, 1 failed, 2 invalid playbook or params (nothing ran), 3 database error,
 124 the run timed out, 129 stopped by SIGHUP, 130 interrupted (SIGINT), 131 killed by SIGQUIT,
 143 terminated (SIGTERM).`,
@@ -85,7 +92,8 @@ Exit status: 0 succeeded, 1 failed, 2 invalid playbook or params (nothing ran), 
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVarP(&o.Params, "param", "p", nil, "set a param: `name=value` (repeatable)")
+	f.StringArrayVarP(&o.Params, "param", "p", nil, "set a param: `name=value` (repeatable; also $PLAYBOOK_PARAM_<NAME>)")
+	paramsFileFlag(f, &o.ParamsFile)
 	f.Var(stepCount{&o.MaxParallel}, "max-parallel", "steps running at once, at least 1 (default: the playbook's max_parallel, else the number of CPUs)")
 	f.BoolVar(&o.DryRun, "dry-run", false, "print the plan (order, parallel levels, conditions) and run nothing")
 	f.StringVarP(&o.Output, "output", "o", "text", "output format: text or json")
@@ -141,10 +149,8 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (
 	for _, w := range pb.Warnings {
 		fmt.Fprintf(sys.ErrOut, "%s:%d:%d: warning: %s\n", w.File, w.Line, w.Col, w.Msg)
 	}
-	for k, v := range o.given {
-		if _, set := values[k]; !set {
-			values[k] = v
-		}
+	if values, err = gatherParams(sys, pb, o, values); err != nil {
+		return err
 	}
 	params, err := pb.ResolveParams(values)
 	if err != nil {
