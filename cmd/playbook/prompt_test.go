@@ -41,12 +41,21 @@ type terminalSession struct {
 }
 
 func startOnTerminal(t *testing.T, dir string, args ...string) *terminalSession {
+	return startOnTerminalStderr(t, dir, nil, args...)
+}
+
+// startOnTerminalStderr is startOnTerminal with stderr going to stderr instead of the terminal (nil:
+// the terminal).
+func startOnTerminalStderr(t *testing.T, dir string, stderr *os.File, args ...string) *terminalSession {
 	master, slave := openPTY(t)
 	s := &terminalSession{t: t, master: master, slave: slave, seen: make(chan struct{}, 1), drained: make(chan struct{})}
 	s.cmd = exec.Command(playbookBin(t), args...)
 	s.cmd.Dir = dir
 	s.cmd.Env = append(os.Environ(), "PLAYBOOK_DB="+filepath.Join(dir, "pb.db"), "NO_COLOR=1", "PLAYBOOK_PARAM_TOKEN=")
 	s.cmd.Stdin, s.cmd.Stdout, s.cmd.Stderr = slave, slave, slave
+	if stderr != nil {
+		s.cmd.Stderr = stderr
+	}
 	// Its own session with the terminal as its controlling one, so that Ctrl-C typed on it is a
 	// SIGINT to the command.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
@@ -92,6 +101,24 @@ func (s *terminalSession) waitFor(want string) {
 	}
 }
 
+// waitEchoOff waits until the terminal no longer echoes: the prompt is shown just before the command
+// turns the echo off.
+func (s *terminalSession) waitEchoOff() {
+	s.t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		termios, err := unix.IoctlGetTermios(int(s.slave.Fd()), unix.TCGETS)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		if termios.Lflag&unix.ECHO == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("the terminal still echoes 30s after the prompt:\n%q", s.output())
+		}
+	}
+}
+
 func (s *terminalSession) typeText(text string) {
 	s.t.Helper()
 	if _, err := s.master.Write([]byte(text)); err != nil {
@@ -120,20 +147,7 @@ func TestPromptSecret(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "prompt.yaml"), promptPlaybook)
 	s := startOnTerminal(t, dir, "run", "prompt.yaml")
 	s.waitFor("Secret param token (API token): ")
-	var termios *unix.Termios
-	// The prompt is up before the echo is off; the settings change just after it.
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		var err error
-		if termios, err = unix.IoctlGetTermios(int(s.slave.Fd()), unix.TCGETS); err != nil {
-			t.Fatal(err)
-		}
-		if termios.Lflag&unix.ECHO == 0 || time.Now().After(deadline) {
-			break
-		}
-	}
-	if termios.Lflag&unix.ECHO != 0 {
-		t.Fatalf("the terminal still echoes while the secret is typed")
-	}
+	s.waitEchoOff()
 	s.typeText("TOPSECRET\r")
 	if code := s.wait(); code != 0 {
 		t.Fatalf("exit status %d, want 0:\n%q", code, s.output())
@@ -164,18 +178,7 @@ func TestPromptSecretInterrupted(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "prompt.yaml"), promptPlaybook)
 	s := startOnTerminal(t, dir, "run", "prompt.yaml")
 	s.waitFor("Secret param token")
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		termios, err := unix.IoctlGetTermios(int(s.slave.Fd()), unix.TCGETS)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if termios.Lflag&unix.ECHO == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the echo was never turned off")
-		}
-	}
+	s.waitEchoOff()
 	s.typeText("\x03")
 	if code := s.wait(); code != 130 {
 		t.Fatalf("exit status %d, want 130:\n%q", code, s.output())
@@ -189,5 +192,31 @@ func TestPromptSecretInterrupted(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "pb.db")); err == nil {
 		t.Errorf("a run was recorded although none started")
+	}
+}
+
+// TestPromptSecretStderrRedirected: with stderr going to a file, the prompt is shown on the terminal
+// that is asked, not written to the file.
+func TestPromptSecretStderrRedirected(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "prompt.yaml"), promptPlaybook)
+	logFile, err := os.Create(filepath.Join(dir, "stderr.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	s := startOnTerminalStderr(t, dir, logFile, "run", "prompt.yaml")
+	s.waitFor("Secret param token (API token): ")
+	s.waitEchoOff()
+	s.typeText("TOPSECRET\r")
+	if code := s.wait(); code != 0 {
+		t.Fatalf("exit status %d, want 0:\n%q", code, s.output())
+	}
+	logged, err := os.ReadFile(logFile.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(logged), "Secret param") || strings.Contains(string(logged), "TOPSECRET") {
+		t.Errorf("stderr got the prompt or the secret: %q", logged)
 	}
 }

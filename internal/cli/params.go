@@ -127,15 +127,22 @@ func terminal(r io.Reader) (int, bool) {
 	return fd, term.IsTerminal(fd)
 }
 
-// promptSecret asks for a secret param's value on the terminal fd, without echo; the prompt goes to
-// stderr. A signal while it waits (Ctrl-C) restores the terminal, which would otherwise stay without
-// echo, and ends the command with the signal's exit status.
+// promptSecret asks for a secret param's value on the terminal fd, without echo. The prompt goes to
+// stderr, or to the terminal itself when stderr is not one (redirected to a log, the prompt would
+// not be seen). A signal while it waits (Ctrl-C) restores the terminal, which would otherwise stay
+// without echo, and ends the command with the signal's exit status.
 func promptSecret(sys *System, fd int, p *playbook.Param) (string, error) {
 	what := p.Name
 	if p.Description != "" {
 		what += " (" + firstLine(p.Description) + ")"
 	}
-	fmt.Fprintf(sys.ErrOut, "Secret param %s: ", what)
+	out := sys.ErrOut
+	if f, ok := out.(*os.File); !ok || !term.IsTerminal(int(f.Fd())) {
+		if tty, ok := sys.In.(*os.File); ok {
+			out = tty
+		}
+	}
+	fmt.Fprintf(out, "Secret param %s: ", what)
 	type result struct {
 		b   []byte
 		err error
@@ -160,11 +167,11 @@ func promptSecret(sys *System, fd int, p *playbook.Param) (string, error) {
 		case sig := <-sigs:
 			// The read goes on in its goroutine until the process exits, which it is about to.
 			_ = term.Restore(fd, state)
-			fmt.Fprintln(sys.ErrOut)
+			fmt.Fprintln(out)
 			return "", &ExitError{Code: run.SignalExit(signo(sig))}
 		}
 	}
-	fmt.Fprintln(sys.ErrOut)
+	fmt.Fprintln(out)
 	if res.err != nil {
 		return "", &ExitError{Code: run.ExitUsage, Err: fmt.Errorf("read secret param %s from the terminal: %w", p.Name, res.err)}
 	}
