@@ -32,10 +32,12 @@ release may have undone it). Every other step runs. playbook show says why each 
 was reused. The new run's retry_of names RUN.
 
 RUN is a run id, a unique prefix of one, or "last". The file must be unchanged since RUN (same
-sha256) unless --force. Secret params are never recorded: give them again with -p (a secret with a
-default takes its default).`,
+sha256) unless --force. Params come from the same sources as for run (-p, --params-file,
+PLAYBOOK_PARAM_<NAME>), the recorded values ranking below -p and the file and above the environment.
+Secret params are never recorded: give them again (on a terminal, playbook asks); a secret with a
+default takes its default.`,
 		Example: `  playbook retry last
-  playbook retry 3fa9 -p token="$TOKEN"`,
+  PLAYBOOK_PARAM_TOKEN="$TOKEN" playbook retry 3fa9`,
 		Args: exactArgs(1, "one run (an id, a unique prefix, or last)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Run = args[0]
