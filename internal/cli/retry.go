@@ -35,10 +35,12 @@ Steps RUN skipped because its command line left them out (--only, --skip) are sk
 the retry is given --only or --skip of its own, which then decide alone.
 
 RUN is a run id, a unique prefix of one, or "last". The file must be unchanged since RUN (same
-sha256) unless --force. Secret params are never recorded: give them again with -p (a secret with a
-default takes its default).`,
+sha256) unless --force. Params come from the same sources as for run (-p, --params-file,
+PLAYBOOK_PARAM_<NAME>), the recorded values ranking below -p and the file and above the environment.
+Secret params are never recorded: give them again (on a terminal, playbook asks); a secret with a
+default takes its default.`,
 		Example: `  playbook retry last
-  playbook retry 3fa9 -p token="$TOKEN"`,
+  PLAYBOOK_PARAM_TOKEN="$TOKEN" playbook retry 3fa9`,
 		Args: exactArgs(1, "one run (an id, a unique prefix, or last)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Run = args[0]
@@ -49,7 +51,8 @@ default takes its default).`,
 	f.StringSliceVar(&o.run.Only, "only", nil, "run only these steps (`ID,...`) and the steps they need (default: RUN's selection)")
 	f.StringSliceVar(&o.run.Skip, "skip", nil, "skip these steps (`ID,...`) (default: RUN's selection)")
 	f.BoolVar(&o.Force, "force", false, "retry even if the playbook file changed since the run")
-	f.StringArrayVarP(&o.run.Params, "param", "p", nil, "set a param: `name=value` (repeatable; needed for secrets)")
+	f.StringArrayVarP(&o.run.Params, "param", "p", nil, "set a param: `name=value` (repeatable; also $PLAYBOOK_PARAM_<NAME>)")
+	paramsFileFlag(f, &o.run.ParamsFile)
 	f.Var(stepCount{&o.run.MaxParallel}, "max-parallel", "steps running at once, at least 1 (default: the playbook's max_parallel, else 4 per CPU, at least 16)")
 	f.StringVarP(&o.run.Output, "output", "o", "text", "output format: text or json")
 	f.StringVar(&o.run.LogDir, "log-dir", "", "keep every step's complete stdout and stderr in files under `DIR`/<run id>/")
@@ -85,7 +88,7 @@ func runRetry(ctx context.Context, sys *System, g *globalOptions, o *retryOption
 			prev.File, idPrefix(prev.ID), prev.FileSHA256, pb.SHA256)}
 	}
 
-	given, err := recordedParams(pb, prev.Params, o.run.Params, sys)
+	given, unrecorded, err := recordedParams(pb, prev.Params)
 	if err != nil {
 		return err
 	}
@@ -121,55 +124,43 @@ func runRetry(ctx context.Context, sys *System, g *globalOptions, o *retryOption
 	ro.retryOf = prev.ID
 	ro.reuse = reuse
 	ro.given = given
+	ro.unrecorded = unrecorded
 	return runRun(ctx, sys, g, &ro)
 }
 
-// recordedParams turns the params a run recorded (JSON, secrets as "***") back into -p values. A secret
-// was never recorded: it must be given again, unless it has a default.
-func recordedParams(pb *playbook.Playbook, recorded string, flags []string, sys *System) (map[string]string, error) {
-	flagValues, err := parseParamFlags(flags)
-	if err != nil {
-		return nil, err
-	}
+// recordedParams turns the params a run recorded (JSON, secrets as "***") back into values, and lists
+// the secret params the run had, which were never recorded: they must come again from another source
+// (gatherParams), or from their defaults.
+func recordedParams(pb *playbook.Playbook, recorded string) (map[string]string, []string, error) {
 	var values map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader([]byte(recorded)))
 	dec.UseNumber()
 	if recorded != "" {
 		if err := dec.Decode(&values); err != nil {
-			return nil, fmt.Errorf("the recorded params are not a JSON object: %w", err)
+			return nil, nil, fmt.Errorf("the recorded params are not a JSON object: %w", err)
 		}
 	}
 	out := map[string]string{}
-	var missing []string
+	var secrets []string
 	for _, p := range pb.Params {
 		raw, ok := values[p.Name]
 		if !ok {
 			continue
 		}
-		if _, set := flagValues[p.Name]; set {
-			continue
-		}
 		if p.Secret {
-			if p.Default == nil {
-				missing = append(missing, p.Name)
-			} else {
-				fmt.Fprintf(sys.ErrOut, "Secret param %s was not recorded; the retry uses its default (give -p %s=... to change it).\n", p.Name, p.Name)
-			}
+			secrets = append(secrets, p.Name)
 			continue
 		}
 		var v any
 		d := json.NewDecoder(bytes.NewReader(raw))
 		d.UseNumber()
 		if err := d.Decode(&v); err != nil {
-			return nil, fmt.Errorf("recorded param %s: %w", p.Name, err)
+			return nil, nil, fmt.Errorf("recorded param %s: %w", p.Name, err)
 		}
 		out[p.Name] = fmt.Sprint(v)
 	}
-	if len(missing) > 0 {
-		sort.Strings(missing)
-		return nil, usageErrorf("secret params are never recorded; give them again: %s", paramFlagsHint(missing))
-	}
-	return out, nil
+	sort.Strings(secrets)
+	return out, secrets, nil
 }
 
 func paramFlagsHint(names []string) string {

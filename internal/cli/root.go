@@ -144,7 +144,6 @@ every run, step, exit status, timing and a bounded copy of the output in a local
 	root.SetErr(sys.ErrOut)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &UsageError{Err: err} })
 	root.PersistentFlags().StringVar(&g.DB, "db", "", "database file (default $PLAYBOOK_DB, else $XDG_STATE_HOME/playbook/playbook.db)")
-	root.CompletionOptions.DisableDefaultCmd = true
 
 	root.AddCommand(
 		newVersionCmd(sys),
@@ -161,6 +160,7 @@ every run, step, exit status, timing and a bounded copy of the output in a local
 		newAttachCmd(sys, g),
 		newEngineCmd(sys),
 	)
+	addCompletions(root, sys, g)
 	return root, ran, g
 }
 

@@ -30,6 +30,7 @@ import (
 type runOptions struct {
 	File        string
 	Params      []string // -p name=value, in order; a later value wins
+	ParamsFile  string   // --params-file; see gatherParams for the other sources
 	MaxParallel int
 	DryRun      bool
 	Output      string // text | json
@@ -43,10 +44,11 @@ type runOptions struct {
 	HeartbeatTimeout time.Duration
 
 	// Set by retry.
-	retryOf string
-	reuse   map[string]*run.StepRecord
-	given   map[string]string // params recorded by the original run (secrets absent)
-	skipped map[string]string // steps the original run's user skipped: skipped again
+	retryOf    string
+	reuse      map[string]*run.StepRecord
+	given      map[string]string // params recorded by the original run (secrets absent)
+	unrecorded []string          // the original run's secret params, which were not recorded
+	skipped    map[string]string // steps the original run's user skipped: skipped again
 }
 
 func newRunCmd(sys *System, g *globalOptions) *cobra.Command {
@@ -76,6 +78,11 @@ nobody. Only the flag makes a run distributed, never $PLAYBOOK_TEMPORAL.
 A playbook with a concurrency group waits while another run of the group is running, and says so
 on stderr; with concurrency wait: false it exits 75 at once instead, running and recording nothing.
 
+Params come from -p, then --params-file (NAME=value lines or a YAML mapping), then the environment
+(PLAYBOOK_PARAM_<NAME>: the name upper-cased, every character but letters and digits turned into _).
+On a terminal, a required secret param that none of them gave is asked for, without echo. Only -p
+puts a value on the command line, where ps and the shell's history show it.
+
 Exit status: 0 succeeded, 1 failed, 2 invalid playbook or params (nothing ran), 3 database error,
 75 concurrency group held (wait: false; nothing ran), 124 the run timed out, 129 stopped by SIGHUP,
 130 interrupted (SIGINT), 131 killed by SIGQUIT, 143 terminated (SIGTERM).`,
@@ -90,7 +97,8 @@ Exit status: 0 succeeded, 1 failed, 2 invalid playbook or params (nothing ran), 
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVarP(&o.Params, "param", "p", nil, "set a param: `name=value` (repeatable)")
+	f.StringArrayVarP(&o.Params, "param", "p", nil, "set a param: `name=value` (repeatable; also $PLAYBOOK_PARAM_<NAME>)")
+	paramsFileFlag(f, &o.ParamsFile)
 	f.Var(stepCount{&o.MaxParallel}, "max-parallel", "steps running at once, at least 1 (default: the playbook's max_parallel, else 4 per CPU, at least 16)")
 	f.StringSliceVar(&o.Only, "only", nil, "run only these steps (`ID,...`) and the steps they need; the others are skipped (skipped_by_user)")
 	f.StringSliceVar(&o.Skip, "skip", nil, "skip these steps (`ID,...`), recorded skipped_by_user; steps that need them follow the usual rules")
@@ -145,10 +153,8 @@ func runRun(ctx context.Context, sys *System, g *globalOptions, o *runOptions) (
 	for _, w := range pb.Warnings {
 		fmt.Fprintf(sys.ErrOut, "%s:%d:%d: warning: %s\n", w.File, w.Line, w.Col, w.Msg)
 	}
-	for k, v := range o.given {
-		if _, set := values[k]; !set {
-			values[k] = v
-		}
+	if values, err = gatherParams(sys, pb, o, values); err != nil {
+		return err
 	}
 	params, err := pb.ResolveParams(values)
 	if err != nil {

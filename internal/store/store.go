@@ -42,6 +42,10 @@ type Options struct {
 	// (BusyTimeout) for the lock, with the database's path: a runner tells its user why it seems
 	// stuck. It is called from the goroutine that waits (the Store's writer, or Open's).
 	Waiting func(path string)
+	// ReadOnly makes OpenForReading open the database read-only even when this process could write
+	// it: no migration, no crash recovery, no file created. A database whose schema is older than this
+	// playbook's is then an error. Shell completion reads the database this way.
+	ReadOnly bool
 }
 
 // LockError is the error of a write that gave up waiting for the database's write lock.
@@ -284,8 +288,8 @@ func wrapOpenError(abs string, err error) error {
 
 // OpenForReading opens an existing database for commands that only read it (runs, show, logs). It
 // creates nothing: a missing (or empty, unwritable) file is a *NoDatabaseError. The file goes
-// through the checks of Open. When this process can write the file and its folder, it is Open (the
-// schema is brought up to date and crash recovery runs). Otherwise the database is opened read-only:
+// through the checks of Open. When this process can write the file and its folder, and o.ReadOnly is
+// not set, it is Open (the schema is brought up to date and crash recovery runs). Otherwise the database is opened read-only:
 // no recovery, no lock files, nothing written; ReadOnly then reports true. A read-only database whose
 // schema is older than this binary's cannot be brought up to date and is an error.
 func OpenForReading(ctx context.Context, path string, o Options) (_ *Store, err error) {
@@ -309,7 +313,7 @@ func OpenForReading(ctx context.Context, path string, o Options) (_ *Store, err 
 	if err := checkRegular(abs, fi, "database file"); err != nil {
 		return nil, wrapOpenError(abs, err)
 	}
-	if writable(abs) {
+	if !o.ReadOnly && writable(abs) {
 		return OpenWith(ctx, abs, o)
 	}
 	if fi.Size() == 0 {
