@@ -68,10 +68,10 @@ func followStep(ctx context.Context, sys *System, st *store.Store, runID, stepID
 }
 
 func stepOutcome(rec *run.StepRecord) string {
-	s := string(rec.Status)
+	s := statusWord(rec.Status)
 	switch {
 	case rec.Reason != "":
-		s += " (" + rec.Reason + ")"
+		s += " (" + reasonText(rec.Reason) + ")"
 	case rec.Signal != 0:
 		s += fmt.Sprintf(" (signal %d)", rec.Signal)
 	case rec.ExitCode >= 0 && rec.Status != run.StatusSkipped && rec.Status != run.StatusInterrupted:

@@ -141,7 +141,11 @@ func printStepLog(ctx context.Context, sys *System, st *store.Store, d *store.Ru
 	case o.Attempt == 0 && step.Status == run.StatusRunning:
 		fmt.Fprintf(sys.ErrOut, "playbook: step %s is still running: this is its output so far (stored about once a second); -f follows it\n", step.StepID)
 	case data == nil && o.Attempt == 0 && step.Attempts == 0:
-		fmt.Fprintf(sys.ErrOut, "playbook: step %s did not run (%s)\n", step.StepID, strings.TrimSpace(string(step.Status)+" "+step.Reason))
+		why := statusWord(step.Status)
+		if step.Reason != "" {
+			why += ": " + reasonText(step.Reason)
+		}
+		fmt.Fprintf(sys.ErrOut, "playbook: step %s did not run (%s)\n", step.StepID, why)
 	}
 	if !o.Raw {
 		data = printableText(data)

@@ -21,7 +21,7 @@ func TestLogsCommand(t *testing.T) {
 		{name: "whole run", args: []string{"logs", runFailed},
 			stdout: []string{"==> build (stdout) <==\n", "built v2\n", "==> test (stdout, attempt 2) <==\n", "try 2\n"}, notStdout: []string{"notify"}},
 		{name: "last run", args: []string{"logs", "last", "dump"}, stderr: []string{"still running"}},
-		{name: "skipped step", args: []string{"logs", runFailed, "notify"}, stderr: []string{"did not run (skipped dependency_failed)"}},
+		{name: "skipped step", args: []string{"logs", runFailed, "notify"}, stderr: []string{"did not run (skipped: a step it needs did not succeed)"}},
 		{name: "unknown step", args: []string{"logs", runFailed, "nope"}, code: run.ExitUsage, stderr: []string{`has no step "nope" (steps: build, test, notify)`}},
 		{name: "unknown attempt", args: []string{"logs", runFailed, "test", "--attempt", "3"}, code: run.ExitUsage, stderr: []string{"has no attempt 3 (it has 2)"}},
 		{name: "attempt without step", args: []string{"logs", runFailed, "--attempt", "1"}, code: run.ExitUsage},

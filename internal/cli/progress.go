@@ -11,9 +11,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
+	"github.com/playbookhq/playbook/pkg/engine"
 	"github.com/playbookhq/playbook/pkg/run"
 )
 
@@ -268,7 +270,7 @@ func (p *textProgress) Observe(e run.Event) {
 		delete(p.running, e.StepID)
 		a := e.Failed
 		p.printf("%s%s\n", p.prefix(e.StepID), p.paint(ansiYellow, fmt.Sprintf("attempt %d %s%s (%s); retrying in %s",
-			a.Attempt, a.Status, onWorker(a.Worker), attemptWhy(a.Status, a.ExitCode, a.Signal, a.Error), formatDuration(e.Delay))))
+			a.Attempt, statusWord(a.Status), onWorker(a.Worker), attemptWhy(a.Status, a.ExitCode, a.Signal, a.Error), formatDuration(e.Delay))))
 	case run.EventStepFinished:
 		p.dropped(e)
 		delete(p.running, e.StepID)
@@ -345,7 +347,7 @@ func (p *textProgress) dropped(e run.Event) {
 }
 
 func (p *textProgress) describeStep(s *run.StepRecord) string {
-	st := p.paint(statusColor(s.Status), string(s.Status))
+	st := p.paint(statusColor(s.Status), statusWord(s.Status))
 	switch s.Status {
 	case run.StatusSkipped:
 		return st + ": " + reasonText(s.Reason)
@@ -362,7 +364,7 @@ func (p *textProgress) describeStep(s *run.StepRecord) string {
 	msg := fmt.Sprintf("%s in %s%s%s: %s", st, formatDuration(stepDuration(s)), attemptsText(s.Attempts), onWorker(s.Worker),
 		attemptWhy(s.Status, s.ExitCode, s.Signal, s.Error))
 	if s.ContinueOnError {
-		msg += " (continue_on_error: counted as succeeded)"
+		msg += "; continue_on_error: counted as succeeded"
 	}
 	return msg
 }
@@ -388,12 +390,12 @@ func attemptWhy(status run.Status, exitCode, signal int, errMsg string) string {
 		return firstLine(errMsg)
 	}
 	if signal != 0 {
-		return fmt.Sprintf("killed by signal %d", signal)
+		return fmt.Sprintf("killed by %s, signal %d", engine.SignalName(syscall.Signal(signal)), signal)
 	}
 	if exitCode >= 0 {
 		return fmt.Sprintf("exit status %d", exitCode)
 	}
-	return string(status)
+	return statusWord(status)
 }
 
 func reasonText(reason string) string {

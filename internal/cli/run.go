@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -236,10 +235,10 @@ func follow(ctx context.Context, sys *System, output string, noColor bool, total
 	}
 
 	var prog progress
+	color := colorOn(sys) && !noColor
 	if output == "json" {
 		prog = newJSONProgress(sys.Out)
 	} else {
-		color := sys.OutIsTerminal && !noColor && sys.getenv("NO_COLOR") == ""
 		prog = newTextProgress(sys.Out, sys.ErrOut, total, width, sys.OutIsTerminal, color, sys.now, logDir)
 	}
 
@@ -274,7 +273,7 @@ func follow(ctx context.Context, sys *System, output string, noColor bool, total
 		return res.err
 	}
 	if output == "text" {
-		printSummary(sys.Out, res.sum, logDir)
+		printSummary(sys.Out, res.sum, logDir, color)
 	}
 	if res.err != nil {
 		return storeError(res.err)
@@ -436,22 +435,23 @@ func hostname() string {
 	return h
 }
 
-// printSummary is the table after a text-mode run, with where the complete output is.
-func printSummary(out io.Writer, sum *local.Summary, logDir string) {
-	// tabwriter writes cell by cell: buffered, a thousand-step table is one write, not twelve thousand.
+// printSummary is the table after a text-mode run, with where the complete output is; color paints
+// the statuses.
+func printSummary(out io.Writer, sum *local.Summary, logDir string, color bool) {
+	// Buffered: a thousand-step table is one write, not thousands.
 	w := bufio.NewWriter(out)
 	defer w.Flush()
 	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	// A distributed run's table says which worker ran each step.
 	workers := false
 	for _, s := range sum.Steps {
 		workers = workers || s.Worker != ""
 	}
+	var t table
 	if workers {
-		fmt.Fprintln(tw, "STEP\tSTATUS\tEXIT\tDURATION\tATTEMPTS\tWORKER\tNOTE")
+		t.add("STEP", "STATUS", "EXIT", "DURATION", "ATTEMPTS", "WORKER", "NOTE")
 	} else {
-		fmt.Fprintln(tw, "STEP\tSTATUS\tEXIT\tDURATION\tATTEMPTS\tNOTE")
+		t.add("STEP", "STATUS", "EXIT", "DURATION", "ATTEMPTS", "NOTE")
 	}
 	for _, s := range sum.Steps {
 		exit := exitText(s.ExitCode, s.Signal)
@@ -481,14 +481,19 @@ func printSummary(out io.Writer, sum *local.Summary, logDir string) {
 			if worker == "" {
 				worker = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.StepID, s.Status, exit, dur, s.Attempts, worker, note)
-			continue
+			t.add(s.StepID, string(s.Status), exit, dur, strconv.Itoa(s.Attempts), worker, note)
+		} else {
+			t.add(s.StepID, string(s.Status), exit, dur, strconv.Itoa(s.Attempts), note)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", s.StepID, s.Status, exit, dur, s.Attempts, note)
+		t.paint(1, statusColor(s.Status))
 	}
-	tw.Flush()
+	t.write(w, color)
 	r := sum.Run
-	fmt.Fprintf(w, "\nRun %s %s in %s.", idPrefix(r.ID), r.Status, formatDuration(r.FinishedAt.Sub(r.StartedAt)))
+	status := statusWord(r.Status)
+	if color {
+		status = statusColor(r.Status) + status + ansiReset
+	}
+	fmt.Fprintf(w, "\nRun %s %s in %s.", idPrefix(r.ID), status, formatDuration(r.FinishedAt.Sub(r.StartedAt)))
 	if r.Status != run.StatusSucceeded && r.Error != "" {
 		fmt.Fprintf(w, " %s.", firstLine(r.Error))
 	}

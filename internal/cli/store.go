@@ -121,14 +121,6 @@ func idPrefix(id string) string {
 	return id
 }
 
-// formatStamp shows a time in UTC to the second, as stored (minus the milliseconds).
-func formatStamp(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return t.UTC().Format("2006-01-02 15:04:05")
-}
-
 // spanText is the time from start to end in formatDuration's form, "-" when either is unknown.
 func spanText(start, end time.Time) string {
 	if start.IsZero() || end.IsZero() {
