@@ -479,7 +479,10 @@ func truncateRunes(s string, max int) string {
 	return string(r[:max])
 }
 
+// firstLine is the first line of s, with " …" when more lines follow; a final newline (a one-line
+// `run: |`) is not one more line.
 func firstLine(s string) string {
+	s = strings.TrimRight(s, "\n")
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		return s[:i] + " …"
 	}

@@ -507,18 +507,30 @@ func printSummary(out io.Writer, sum *local.Summary, logDir string, color bool) 
 	}
 }
 
-// printPlan is --dry-run: the steps level by level, with what each if says.
+// printPlan is --dry-run: the steps level by level, with what each if says. Each command is shown in
+// full: on its step's line when it is one line, else as a YAML block under it ("build: |", then its
+// lines, indented).
 func printPlan(w io.Writer, pb *playbook.Playbook, params playbook.Params) error {
 	plan, err := scheduler.Plan(pb, params)
 	if err != nil {
 		return &ExitError{Code: run.ExitUsage, Err: fmt.Errorf("%s: %w", pb.File, err)}
 	}
-	fmt.Fprintf(w, "Plan for %s (%s): %d steps in %d levels; nothing runs.\n", pb.Name, pb.File, len(pb.Steps), len(pb.Levels))
+	bw := bufio.NewWriter(w)
+	defer bw.Flush()
+	fmt.Fprintf(bw, "Plan for %s (%s): %d steps in %d levels; nothing runs.\n", pb.Name, pb.File, len(pb.Steps), len(pb.Levels))
+	perLevel := map[int]int{}
+	for _, ps := range plan {
+		perLevel[ps.Level]++
+	}
 	level := -1
 	for _, ps := range plan {
 		if ps.Level != level {
 			level = ps.Level
-			fmt.Fprintf(w, "\nlevel %d (these may run in parallel):\n", level+1)
+			if perLevel[level] > 1 {
+				fmt.Fprintf(bw, "\nlevel %d (these may run in parallel):\n", level+1)
+			} else {
+				fmt.Fprintf(bw, "\nlevel %d:\n", level+1)
+			}
 		}
 		mark := "run "
 		if !ps.Runs {
@@ -530,9 +542,20 @@ func printPlan(w io.Writer, pb *playbook.Playbook, params playbook.Params) error
 		if len(ps.Step.Needs) > 0 {
 			needs = " (needs " + strings.Join(ps.Step.Needs, ", ") + ")"
 		}
-		fmt.Fprintf(w, "  %s %s%s: %s\n", mark, ps.Step.ID, needs, stepCommand(ps.Step))
+		lines := strings.Split(strings.TrimRight(stepCommand(ps.Step), "\n"), "\n")
+		if len(lines) == 1 {
+			fmt.Fprintf(bw, "  %s %s%s: %s\n", mark, ps.Step.ID, needs, lines[0])
+		} else {
+			fmt.Fprintf(bw, "  %s %s%s: |\n", mark, ps.Step.ID, needs)
+			for _, l := range lines {
+				if l = strings.TrimRight(l, " \t"); l != "" {
+					l = "         " + l
+				}
+				fmt.Fprintln(bw, l)
+			}
+		}
 		if ps.Why != "" {
-			fmt.Fprintf(w, "       %s\n", ps.Why)
+			fmt.Fprintf(bw, "       %s\n", ps.Why)
 		}
 	}
 	return nil
@@ -542,7 +565,7 @@ func printPlan(w io.Writer, pb *playbook.Playbook, params playbook.Params) error
 func stepCommand(s *playbook.Step) string {
 	switch {
 	case s.Run != nil:
-		return firstLine(s.Run.Raw())
+		return s.Run.Raw()
 	case len(s.Exec) > 0:
 		parts := make([]string, len(s.Exec))
 		for i, t := range s.Exec {
