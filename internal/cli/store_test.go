@@ -135,6 +135,7 @@ type cliCase struct {
 	args       []string
 	code       int
 	stdout     []string // substrings stdout must contain, in this order
+	stdoutIs   string   // when not "", all of stdout
 	notStdout  []string
 	stderr     []string
 	jsonOutput bool // stdout must be valid JSON
@@ -148,6 +149,9 @@ func runCases(t *testing.T, db string, cases []cliCase) {
 			r := runCLI(t, nil, args...)
 			if r.Code != c.code {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", r.Code, c.code, r.Stdout, r.Stderr)
+			}
+			if c.stdoutIs != "" && r.Stdout != c.stdoutIs {
+				t.Fatalf("stdout is %q, want %q", r.Stdout, c.stdoutIs)
 			}
 			rest := r.Stdout
 			for _, want := range c.stdout {
