@@ -227,7 +227,7 @@ func retryNote(s *run.StepRecord, retryOf string, steps []*run.StepRecord) strin
 		}
 		return "reused from " + idPrefix(from)
 	case run.RetryNotSucceeded:
-		return fmt.Sprintf("ran again: %s in %s", s.RetryDetail, prev)
+		return fmt.Sprintf("ran again: %s in %s", statusWord(run.Status(s.RetryDetail)), prev)
 	case run.RetryNewStep:
 		return "ran again: not a step of " + prev
 	case run.RetryNeedNotReused:

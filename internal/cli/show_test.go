@@ -60,3 +60,11 @@ func TestShowJSONDecodes(t *testing.T) {
 		t.Fatalf("%v %+v\n%s", err, v, r.Stdout)
 	}
 }
+
+// A status in the retry note is a sentence's word: "timed out", not timed_out.
+func TestRetryNoteSaysStatusInWords(t *testing.T) {
+	s := &run.StepRecord{RetryReason: run.RetryNotSucceeded, RetryDetail: string(run.StatusTimedOut)}
+	if got, want := retryNote(s, "a1b2c3d4e5f6a7b8", nil), "ran again: timed out in run a1b2c3d4e5f6"; got != want {
+		t.Errorf("retryNote = %q, want %q", got, want)
+	}
+}
