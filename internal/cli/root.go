@@ -153,6 +153,7 @@ every run, step, exit status, timing and a bounded copy of the output in a local
 	// --version prints what `playbook version` prints.
 	root.Version = version()
 	root.SetVersionTemplate(versionLine() + "\n")
+	root.Flags().BoolP("version", "v", false, "print the version of playbook, as playbook version does")
 
 	// The commands that open the database, and only they, take --db.
 	withDB := []*cobra.Command{
