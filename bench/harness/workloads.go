@@ -64,9 +64,9 @@ func (b *bench) write(name, content string) (string, error) {
 	return p, os.WriteFile(p, []byte(content), 0o644)
 }
 
-// pbRun is `playbook --db DB run FILE`, the text output going to /dev/null like every tool's.
+// pbRun is `playbook run --db DB FILE`, the text output going to /dev/null like every tool's.
 func (b *bench) pbRun(name, db, file string) *command {
-	return &command{name: name, argv: []string{b.pb, "--db", b.path(db), "run", file}, dir: b.work}
+	return &command{name: name, argv: []string{b.pb, "run", "--db", b.path(db), file}, dir: b.work}
 }
 
 // withBaseline adds the baseline binary's run of file, recorded in its own database, when -baseline
@@ -75,7 +75,7 @@ func (b *bench) withBaseline(cmds []*command, db, file string) []*command {
 	if b.base == "" {
 		return cmds
 	}
-	return append(cmds, &command{name: "baseline", argv: []string{b.base, "--db", b.path("base-" + db), "run", file}, dir: b.work})
+	return append(cmds, &command{name: "baseline", argv: []string{b.base, "run", "--db", b.path("base-" + db), file}, dir: b.work})
 }
 
 // baselineRow compares pb with the baseline, if measured.
@@ -521,7 +521,7 @@ steps:
 	progressf("store: recording template runs")
 	for i := 0; i < 5; i++ {
 		for _, db := range []string{small, bigDB} {
-			if _, err := runOnce(&command{name: "seed", argv: []string{b.pb, "--db", db, "run", seed}, dir: b.work}); err != nil {
+			if _, err := runOnce(&command{name: "seed", argv: []string{b.pb, "run", "--db", db, seed}, dir: b.work}); err != nil {
 				return nil, err
 			}
 		}
@@ -531,8 +531,8 @@ steps:
 		return nil, fmt.Errorf("seeddb: %v: %s", err, out)
 	}
 	cmds := []*command{
-		{name: "runs --limit 20", argv: []string{b.pb, "--db", bigDB, "runs", "--limit", "20"}},
-		{name: "runs --limit 20 (5 runs)", argv: []string{b.pb, "--db", small, "runs", "--limit", "20"}},
+		{name: "runs --limit 20", argv: []string{b.pb, "runs", "--db", bigDB, "--limit", "20"}},
+		{name: "runs --limit 20 (5 runs)", argv: []string{b.pb, "runs", "--db", small, "--limit", "20"}},
 	}
 	res, err := measure("store", cmds, b.roundsOr(31, 5))
 	if err != nil {

@@ -72,7 +72,7 @@ func TestTemporalCommandsHandedToPlugin(t *testing.T) {
 	for _, args := range [][]string{
 		{"run", "--temporal", "h:1", "-p", "a=b c", "--db", "x.db", "p.yaml"},
 		{"worker", "--queue", "db,web"},
-		{"--db", "x.db", "attach", "abc"},
+		{"attach", "--db", "x.db", "abc"},
 	} {
 		cmd := exec.Command(bin, args...)
 		cmd.Dir, cmd.Env = work, append(os.Environ(), "PATH="+t.TempDir())

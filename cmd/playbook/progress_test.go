@@ -59,7 +59,7 @@ func tryQuery(db, q string) ([]string, error) {
 	return rowsText(rows)
 }
 
-var lineRE = regexp.MustCompile(`(?m)^line ([0-9]+)$`)
+var lineRE = regexp.MustCompile(`(?m)^(?:\[stdout\] )?line ([0-9]+)$`)
 
 // lastLine is the number of the last complete "line N" of out, 0 if none.
 func lastLine(out string) int {
@@ -146,21 +146,22 @@ func TestLogsOfARunningStep(t *testing.T) {
 	if err != nil {
 		t.Fatalf("playbook logs: %v\n%s", err, out)
 	}
-	if !strings.Contains(out, "line 1\nline 2\nline 3\n") || !strings.Contains(out, "still running") {
+	// Both streams, so each line says which one it is from.
+	if !strings.Contains(out, "[stdout] line 1\n[stdout] line 2\n[stdout] line 3\n") || !strings.Contains(out, "still running") {
 		t.Errorf("logs of the running step:\n%s", out)
 	}
 	snapshot := lastLine(out)
 
 	f := startPlaybook(t, dir, db, "logs", "last", "talk", "-f")
 	// The follower shows lines the step printed after the snapshot, before the step ends.
-	f.waitLine(fmt.Sprintf(`^line %d$`, snapshot+25))
+	f.waitLine(fmt.Sprintf(`^\[stdout\] line %d$`, snapshot+25))
 	select {
 	case <-f.done:
 		t.Fatalf("logs -f ended while the step runs:\n%s", f.output())
 	default:
 	}
 	writeFile(t, filepath.Join(dir, "gate"), "")
-	f.waitLine(`^done$`)
+	f.waitLine(`^\[stdout\] done$`)
 	if code := f.wait(30 * time.Second); code != 0 {
 		t.Errorf("logs -f exited %d:\n%s", code, f.output())
 	}
@@ -176,7 +177,7 @@ func TestLogsOfARunningStep(t *testing.T) {
 	var lines []string
 	for _, l := range strings.Split(f.output(), "\n") {
 		if !strings.HasPrefix(l, "playbook: ") {
-			lines = append(lines, l)
+			lines = append(lines, strings.TrimPrefix(l, "[stdout] "))
 		}
 	}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -145,5 +146,104 @@ func TestTerminalNoColor(t *testing.T) {
 	}
 	if !strings.Contains(out, "1 running") {
 		t.Errorf("the live view is still wanted without colour:\n%q", out)
+	}
+}
+
+// ttyCommand runs playbook with args in dir on a terminal, with env added to the test's environment
+// and the database db, and returns all it wrote there once it has exited.
+func ttyCommand(t *testing.T, dir, db string, env []string, args ...string) string {
+	t.Helper()
+	master, slave := openPTY(t)
+	cmd := exec.Command(playbookBin(t), args...)
+	cmd.Dir = dir
+	cmd.Env = append(append(os.Environ(), "PLAYBOOK_DB="+db), env...)
+	cmd.Stdout, cmd.Stderr, cmd.Stdin = slave, slave, slave
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	var out bytes.Buffer
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			out.Write(buf[:n])
+			if err != nil {
+				return // EIO once the process, the only one with the slave open, has exited
+			}
+		}
+	}()
+	err := cmd.Wait()
+	select {
+	case <-drained:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("playbook %s: the terminal's output did not end within 30 s of the process", strings.Join(args, " "))
+	}
+	if ee, ok := err.(*exec.ExitError); err != nil && (!ok || ee.ExitCode() > 1) {
+		t.Fatalf("playbook %s: %v\n%q", strings.Join(args, " "), err, out.String())
+	}
+	return out.String()
+}
+
+// sgr matches an ANSI colour or style code (not the cursor movements of the live view).
+var sgr = regexp.MustCompile("\x1b\\[[0-9;]*m")
+
+// On a terminal, run's summary, runs and show colour the statuses, unless NO_COLOR is set to anything,
+// and show times in local time (TZ), naming the zone; the database keeps UTC.
+func TestTerminalTablesColourAndLocalTime(t *testing.T) {
+	const zone = "Asia/Kolkata" // +05:30 all year: no daylight saving time to trip over
+	loc, err := time.LoadLocation(zone)
+	if err != nil {
+		t.Skipf("no time zone database here: %v", err)
+	}
+	dir := t.TempDir()
+	db := filepath.Join(dir, "pb.db")
+	writeFile(t, filepath.Join(dir, "mixed.yaml"), `version: 1
+name: mixed
+fail_fast: false
+steps:
+  - id: good
+    run: "true"
+  - id: bad
+    run: exit 3
+`)
+	colour := []string{"TZ=" + zone, "NO_COLOR="}
+	out := ttyCommand(t, dir, db, colour, "run", "mixed.yaml")
+	for _, want := range []string{"\x1b[32msucceeded\x1b[0m", "bad   \x1b[31mfailed\x1b[0m     3     ", "Run ", "\x1b[31mfailed\x1b[0m in "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("run's summary lacks %q:\n%q", want, out)
+		}
+	}
+	started, err := time.Parse("2006-01-02T15:04:05.000Z", queryDB(t, db, `SELECT started_at FROM runs`)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := started.In(loc).Format("2006-01-02 15:04:05") + " IST"
+	utc := started.Format("2006-01-02 15:04:05")
+
+	out = ttyCommand(t, dir, db, colour, "runs")
+	if !strings.Contains(out, "\x1b[31mfailed\x1b[0m") || !strings.Contains(out, local) || strings.Contains(out, utc) {
+		t.Errorf("runs on a terminal: want the status in red and the start %q (local), not %q (UTC):\n%q", local, utc, out)
+	}
+	out = ttyCommand(t, dir, db, colour, "show", "last")
+	for _, want := range []string{"\x1b[31mfailed (exit 1)\x1b[0m", "Started:   " + local + " by ", "\x1b[32msucceeded\x1b[0m", "\x1b[31mfailed\x1b[0m"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("show on a terminal lacks %q:\n%q", want, out)
+		}
+	}
+
+	for _, noColor := range []string{"1", "false", "0"} { // any non-empty value: https://no-color.org
+		env := []string{"TZ=" + zone, "NO_COLOR=" + noColor}
+		for _, args := range [][]string{{"run", "mixed.yaml"}, {"runs"}, {"show", "last"}} {
+			out := ttyCommand(t, dir, db, env, args...)
+			if sgr.MatchString(out) {
+				t.Errorf("NO_COLOR=%s, but playbook %s has colour:\n%q", noColor, strings.Join(args, " "), out)
+			}
+			if args[0] == "runs" && !strings.Contains(out, " IST ") {
+				t.Errorf("NO_COLOR=%s: runs on a terminal still shows local time:\n%q", noColor, out)
+			}
+		}
 	}
 }

@@ -22,33 +22,67 @@ var followPoll = 200 * time.Millisecond
 // died ends (the step becomes interrupted) instead of waiting for ever.
 const followRecoverEvery = 2 * time.Second
 
-// followStep prints the stream of a step as the database gets it, until the step is no longer pending
-// or running. It exits with nil whatever the step's outcome.
-func followStep(ctx context.Context, sys *System, st *store.Store, runID, stepID, stream string, raw bool) error {
-	f := &follower{w: sys.Out, raw: raw}
+// followStep prints the streams of a step as the database gets them, until the step is no longer
+// pending or running; with both streams, each line is labelled with its stream (see logLabel). It
+// exits with nil whatever the step's outcome.
+func followStep(ctx context.Context, sys *System, st *store.Store, runID, stepID string, streams []string, raw bool) error {
+	type followed struct {
+		stream string
+		lw     *labelWriter
+		f      *follower
+	}
+	var fs []followed
+	for _, stream := range streams {
+		label := ""
+		if len(streams) > 1 {
+			label = logLabel("", stream, 0)
+		}
+		lw := newLabelWriter(sys.Out, label)
+		fs = append(fs, followed{stream: stream, lw: lw, f: &follower{w: lw, raw: raw}})
+	}
+	// flush writes what each stream holds back: an incomplete character, a line without its end.
+	flush := func() error {
+		for _, x := range fs {
+			if err := x.f.write(nil, true); err != nil {
+				return err
+			}
+			if err := x.lw.Close(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	attempt := 0
 	recovered := time.Now()
 	for {
 		rec, err := st.StepOutput(ctx, runID, stepID)
 		if err != nil {
 			return storeError(err)
 		}
-		out := pickStream(rec.Stdout, rec.Stderr, stream)
 		ended := rec.Status != run.StatusRunning && rec.Status != run.StatusPending
 		if rec.Attempts > 0 {
-			if rec.Attempts != f.attempt && f.attempt != 0 {
-				if err := f.write(nil, true); err != nil {
+			if rec.Attempts != attempt && attempt != 0 {
+				if err := flush(); err != nil {
 					return err
 				}
 				fmt.Fprintf(sys.ErrOut, "playbook: attempt %d of step %s started\n", rec.Attempts, stepID)
 			}
-			if err := f.show(rec.Attempts, out, ended); err != nil {
-				return err
+			attempt = rec.Attempts
+			for _, x := range fs {
+				if err := x.f.show(rec.Attempts, pickStream(rec.Stdout, rec.Stderr, x.stream), ended); err != nil {
+					return err
+				}
 			}
 		}
 		if ended {
-			if out.Truncated {
-				fmt.Fprintf(sys.ErrOut, "playbook: the %s of step %s was truncated: %d bytes produced, the head and the tail kept; the complete stream is only in the files of a run started with --log-dir\n",
-					stream, stepID, out.Bytes)
+			if err := flush(); err != nil {
+				return err
+			}
+			for _, x := range fs {
+				if out := pickStream(rec.Stdout, rec.Stderr, x.stream); out.Truncated {
+					fmt.Fprintf(sys.ErrOut, "playbook: the %s of step %s was truncated: %d bytes produced, the head and the tail kept; the complete stream is only in the files of a run started with --log-dir\n",
+						x.stream, stepID, out.Bytes)
+				}
 			}
 			fmt.Fprintf(sys.ErrOut, "playbook: step %s ended: %s\n", stepID, stepOutcome(rec))
 			return nil
@@ -68,10 +102,10 @@ func followStep(ctx context.Context, sys *System, st *store.Store, runID, stepID
 }
 
 func stepOutcome(rec *run.StepRecord) string {
-	s := string(rec.Status)
+	s := statusWord(rec.Status)
 	switch {
 	case rec.Reason != "":
-		s += " (" + rec.Reason + ")"
+		s += " (" + reasonText(rec.Reason) + ")"
 	case rec.Signal != 0:
 		s += fmt.Sprintf(" (signal %d)", rec.Signal)
 	case rec.ExitCode >= 0 && rec.Status != run.StatusSkipped && rec.Status != run.StatusInterrupted:

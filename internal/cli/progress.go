@@ -11,10 +11,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
 	"github.com/playbookhq/playbook/internal/store"
+	"github.com/playbookhq/playbook/pkg/engine"
 	"github.com/playbookhq/playbook/pkg/run"
 )
 
@@ -286,7 +288,7 @@ func (p *textProgress) Observe(e run.Event) {
 		delete(p.running, e.StepID)
 		a := e.Failed
 		p.printf("%s%s\n", p.prefix(e.StepID), p.paint(ansiYellow, fmt.Sprintf("attempt %d %s%s (%s); retrying in %s",
-			a.Attempt, a.Status, onWorker(a.Worker), attemptWhy(a.Status, a.ExitCode, a.Signal, a.Error), formatDuration(e.Delay))))
+			a.Attempt, statusWord(a.Status), onWorker(a.Worker), attemptWhy(a.Status, a.ExitCode, a.Signal, a.Error), formatDuration(e.Delay))))
 	case run.EventStepFinished:
 		p.dropped(e)
 		delete(p.running, e.StepID)
@@ -363,7 +365,7 @@ func (p *textProgress) dropped(e run.Event) {
 }
 
 func (p *textProgress) describeStep(s *run.StepRecord) string {
-	st := p.paint(statusColor(s.Status), string(s.Status))
+	st := p.paint(statusColor(s.Status), statusWord(s.Status))
 	switch s.Status {
 	case run.StatusSkipped:
 		return st + ": " + reasonText(s.Reason)
@@ -380,7 +382,7 @@ func (p *textProgress) describeStep(s *run.StepRecord) string {
 	msg := fmt.Sprintf("%s in %s%s%s: %s", st, formatDuration(stepDuration(s)), attemptsText(s.Attempts), onWorker(s.Worker),
 		attemptWhy(s.Status, s.ExitCode, s.Signal, s.Error))
 	if s.ContinueOnError {
-		msg += " (continue_on_error: counted as succeeded)"
+		msg += "; continue_on_error: counted as succeeded"
 	}
 	return msg
 }
@@ -406,12 +408,12 @@ func attemptWhy(status run.Status, exitCode, signal int, errMsg string) string {
 		return firstLine(errMsg)
 	}
 	if signal != 0 {
-		return fmt.Sprintf("killed by signal %d", signal)
+		return fmt.Sprintf("killed by %s, signal %d", engine.SignalName(syscall.Signal(signal)), signal)
 	}
 	if exitCode >= 0 {
 		return fmt.Sprintf("exit status %d", exitCode)
 	}
-	return string(status)
+	return statusWord(status)
 }
 
 func reasonText(reason string) string {
@@ -497,7 +499,10 @@ func truncateRunes(s string, max int) string {
 	return string(r[:max])
 }
 
+// firstLine is the first line of s, with " …" when more lines follow; a final newline (a one-line
+// `run: |`) is not one more line.
 func firstLine(s string) string {
+	s = strings.TrimRight(s, "\n")
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		return s[:i] + " …"
 	}

@@ -138,7 +138,7 @@ func TestHandoffWithoutRemote(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"run", "--temporal", "h:1", "-p", "n=1", "missing.yaml"},
-		{"--db", "x.db", "worker", "--queue", "a,b"},
+		{"worker", "--db", "x.db", "--queue", "a,b"},
 		{"attach", "abc"},
 	} {
 		got = nil

@@ -64,6 +64,9 @@ default takes its default.`,
 }
 
 func runRetry(ctx context.Context, sys *System, g *globalOptions, o *retryOptions) error {
+	if err := requireDatabase(sys, g); err != nil {
+		return err
+	}
 	st, detail, err := openRun(ctx, sys, g, o.Run, true)
 	if err != nil {
 		return err

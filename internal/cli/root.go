@@ -80,7 +80,7 @@ func (s *System) getenv(k string) string {
 	return s.Getenv(k)
 }
 
-// globalOptions holds the flags every command shares.
+// globalOptions holds what the commands share: the --db flag of those that use the database.
 type globalOptions struct {
 	DB string // --db; empty means $PLAYBOOK_DB, then the XDG state folder
 
@@ -92,7 +92,7 @@ func Main(args []string, sys *System) int {
 	root, ran, g := newRootCmd(sys)
 	g.args = args
 	root.SetArgs(args)
-	err := root.ExecuteContext(context.Background())
+	cmd, err := root.ExecuteContextC(context.Background())
 	if err != nil && !*ran {
 		// Cobra failed before any command ran: unknown command, bad flag, wrong number of arguments.
 		var ue *UsageError
@@ -102,12 +102,14 @@ func Main(args []string, sys *System) int {
 	}
 	code := exitCode(err)
 	if err != nil {
-		printError(sys.ErrOut, err)
+		printError(sys.ErrOut, err, cmd)
 	}
 	return code
 }
 
-func printError(w io.Writer, err error) {
+// printError prints err on w; a usage error is followed by a pointer to the help of cmd, the command
+// that refused the command line (the root when no command was recognised).
+func printError(w io.Writer, err error, cmd *cobra.Command) {
 	var ee *ExitError
 	if errors.As(err, &ee) && ee.Err == nil {
 		return
@@ -119,7 +121,11 @@ func printError(w io.Writer, err error) {
 	fmt.Fprintln(w, msg)
 	var ue *UsageError
 	if errors.As(err, &ue) {
-		fmt.Fprintln(w, "Run 'playbook --help' for usage.")
+		path := "playbook"
+		if cmd != nil {
+			path = cmd.CommandPath()
+		}
+		fmt.Fprintf(w, "Run '%s --help' for usage.\n", path)
 	}
 }
 
@@ -143,14 +149,14 @@ every run, step, exit status, timing and a bounded copy of the output in a local
 	root.SetOut(sys.Out)
 	root.SetErr(sys.ErrOut)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &UsageError{Err: err} })
-	root.PersistentFlags().StringVar(&g.DB, "db", "", "database file (default $PLAYBOOK_DB, else $XDG_STATE_HOME/playbook/playbook.db)")
+	// --version prints what `playbook version` prints.
+	root.Version = version()
+	root.SetVersionTemplate(versionLine() + "\n")
+	root.Flags().BoolP("version", "v", false, "print the version of playbook, as playbook version does")
 
-	root.AddCommand(
-		newVersionCmd(sys),
+	// The commands that open the database, and only they, take --db.
+	withDB := []*cobra.Command{
 		newRunCmd(sys, g),
-		newValidateCmd(sys),
-		newGraphCmd(sys),
-		newSchemaCmd(sys),
 		newRunsCmd(sys, g),
 		newShowCmd(sys, g),
 		newLogsCmd(sys, g),
@@ -158,10 +164,25 @@ every run, step, exit status, timing and a bounded copy of the output in a local
 		newPruneCmd(sys, g),
 		newWorkerCmd(sys, g),
 		newAttachCmd(sys, g),
+	}
+	for _, c := range withDB {
+		addDBFlag(c, g)
+	}
+	root.AddCommand(withDB...)
+	root.AddCommand(
+		newVersionCmd(sys),
+		newValidateCmd(sys),
+		newGraphCmd(sys),
+		newSchemaCmd(sys),
 		newEngineCmd(sys),
 	)
 	addCompletions(root, sys, g)
 	return root, ran, g
+}
+
+// addDBFlag gives cmd the --db flag: only the commands that open the database have it.
+func addDBFlag(cmd *cobra.Command, g *globalOptions) {
+	cmd.Flags().StringVar(&g.DB, "db", "", "database `FILE` (default $PLAYBOOK_DB, else $XDG_STATE_HOME/playbook/playbook.db)")
 }
 
 // exactArgs is cobra.ExactArgs with a usage error, so that a wrong count exits 2 with a clear message.

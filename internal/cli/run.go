@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -323,10 +322,10 @@ func follow(ctx context.Context, sys *System, output string, noColor bool, total
 	}
 
 	var prog progress
+	color := colorOn(sys) && !noColor
 	if output == "json" {
 		prog = newJSONProgress(sys.Out)
 	} else {
-		color := sys.OutIsTerminal && !noColor && sys.getenv("NO_COLOR") == ""
 		prog = newTextProgress(sys.Out, sys.ErrOut, total, width, sys.OutIsTerminal, color, sys.now, logDir)
 	}
 
@@ -361,7 +360,7 @@ func follow(ctx context.Context, sys *System, output string, noColor bool, total
 		return res.err
 	}
 	if output == "text" {
-		printSummary(sys.Out, res.sum, logDir)
+		printSummary(sys.Out, res.sum, logDir, color)
 	}
 	if res.err != nil {
 		return storeError(res.err)
@@ -523,22 +522,23 @@ func hostname() string {
 	return h
 }
 
-// printSummary is the table after a text-mode run, with where the complete output is.
-func printSummary(out io.Writer, sum *local.Summary, logDir string) {
-	// tabwriter writes cell by cell: buffered, a thousand-step table is one write, not twelve thousand.
+// printSummary is the table after a text-mode run, with where the complete output is; color paints
+// the statuses.
+func printSummary(out io.Writer, sum *local.Summary, logDir string, color bool) {
+	// Buffered: a thousand-step table is one write, not thousands.
 	w := bufio.NewWriter(out)
 	defer w.Flush()
 	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	// A distributed run's table says which worker ran each step.
 	workers := false
 	for _, s := range sum.Steps {
 		workers = workers || s.Worker != ""
 	}
+	var t table
 	if workers {
-		fmt.Fprintln(tw, "STEP\tSTATUS\tEXIT\tDURATION\tATTEMPTS\tWORKER\tNOTE")
+		t.add("STEP", "STATUS", "EXIT", "DURATION", "ATTEMPTS", "WORKER", "NOTE")
 	} else {
-		fmt.Fprintln(tw, "STEP\tSTATUS\tEXIT\tDURATION\tATTEMPTS\tNOTE")
+		t.add("STEP", "STATUS", "EXIT", "DURATION", "ATTEMPTS", "NOTE")
 	}
 	for _, s := range sum.Steps {
 		exit := exitText(s.ExitCode, s.Signal)
@@ -568,14 +568,19 @@ func printSummary(out io.Writer, sum *local.Summary, logDir string) {
 			if worker == "" {
 				worker = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.StepID, s.Status, exit, dur, s.Attempts, worker, note)
-			continue
+			t.add(s.StepID, string(s.Status), exit, dur, strconv.Itoa(s.Attempts), worker, note)
+		} else {
+			t.add(s.StepID, string(s.Status), exit, dur, strconv.Itoa(s.Attempts), note)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", s.StepID, s.Status, exit, dur, s.Attempts, note)
+		t.paint(1, statusColor(s.Status))
 	}
-	tw.Flush()
+	t.write(w, color)
 	r := sum.Run
-	fmt.Fprintf(w, "\nRun %s %s in %s.", idPrefix(r.ID), r.Status, formatDuration(r.FinishedAt.Sub(r.StartedAt)))
+	status := statusWord(r.Status)
+	if color {
+		status = statusColor(r.Status) + status + ansiReset
+	}
+	fmt.Fprintf(w, "\nRun %s %s in %s.", idPrefix(r.ID), status, formatDuration(r.FinishedAt.Sub(r.StartedAt)))
 	if r.Status != run.StatusSucceeded && r.Error != "" {
 		fmt.Fprintf(w, " %s.", firstLine(r.Error))
 	}
@@ -589,18 +594,30 @@ func printSummary(out io.Writer, sum *local.Summary, logDir string) {
 	}
 }
 
-// printPlan is --dry-run: the steps level by level, with what each if says.
+// printPlan is --dry-run: the steps level by level, with what each if says. Each command is shown in
+// full: on its step's line when it is one line, else as a YAML block under it ("build: |", then its
+// lines, indented).
 func printPlan(w io.Writer, pb *playbook.Playbook, params playbook.Params, skip map[string]string) error {
 	plan, err := scheduler.Plan(pb, params, skip)
 	if err != nil {
 		return &ExitError{Code: run.ExitUsage, Err: fmt.Errorf("%s: %w", pb.File, err)}
 	}
-	fmt.Fprintf(w, "Plan for %s (%s): %d steps in %d levels; nothing runs.\n", pb.Name, pb.File, len(pb.Steps), len(pb.Levels))
+	bw := bufio.NewWriter(w)
+	defer bw.Flush()
+	fmt.Fprintf(bw, "Plan for %s (%s): %d steps in %d levels; nothing runs.\n", pb.Name, pb.File, len(pb.Steps), len(pb.Levels))
+	perLevel := map[int]int{}
+	for _, ps := range plan {
+		perLevel[ps.Level]++
+	}
 	level := -1
 	for _, ps := range plan {
 		if ps.Level != level {
 			level = ps.Level
-			fmt.Fprintf(w, "\nlevel %d (these may run in parallel):\n", level+1)
+			if perLevel[level] > 1 {
+				fmt.Fprintf(bw, "\nlevel %d (these may run in parallel):\n", level+1)
+			} else {
+				fmt.Fprintf(bw, "\nlevel %d:\n", level+1)
+			}
 		}
 		mark := "run "
 		if !ps.Runs {
@@ -612,9 +629,20 @@ func printPlan(w io.Writer, pb *playbook.Playbook, params playbook.Params, skip 
 		if len(ps.Step.Needs) > 0 {
 			needs = " (needs " + strings.Join(ps.Step.Needs, ", ") + ")"
 		}
-		fmt.Fprintf(w, "  %s %s%s: %s\n", mark, ps.Step.ID, needs, stepCommand(ps.Step))
+		lines := strings.Split(strings.TrimRight(stepCommand(ps.Step), "\n"), "\n")
+		if len(lines) == 1 {
+			fmt.Fprintf(bw, "  %s %s%s: %s\n", mark, ps.Step.ID, needs, lines[0])
+		} else {
+			fmt.Fprintf(bw, "  %s %s%s: |\n", mark, ps.Step.ID, needs)
+			for _, l := range lines {
+				if l = strings.TrimRight(l, " \t"); l != "" {
+					l = "         " + l
+				}
+				fmt.Fprintln(bw, l)
+			}
+		}
 		if ps.Why != "" {
-			fmt.Fprintf(w, "       %s\n", ps.Why)
+			fmt.Fprintf(bw, "       %s\n", ps.Why)
 		}
 	}
 	return nil
@@ -624,7 +652,7 @@ func printPlan(w io.Writer, pb *playbook.Playbook, params playbook.Params, skip 
 func stepCommand(s *playbook.Step) string {
 	switch {
 	case s.Run != nil:
-		return firstLine(s.Run.Raw())
+		return s.Run.Raw()
 	case len(s.Exec) > 0:
 		parts := make([]string, len(s.Exec))
 		for i, t := range s.Exec {

@@ -3,7 +3,6 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -30,7 +29,8 @@ func newRunsCmd(sys *System, g *globalOptions) *cobra.Command {
 		Use:   "runs [--limit N] [--status S] [--playbook NAME] [--since DUR|TIME] [--json]",
 		Short: "List recorded runs, newest first",
 		Long: `List the runs recorded in the database, newest first: id (a prefix; any unique prefix works
-as RUN in show, logs and retry), playbook, status, start time (UTC), duration and who ran it where.
+as RUN in show, logs and retry), playbook, status, start time, duration and who ran it where. Times
+are in local time on a terminal, else in UTC; each one names its zone.
 
 --json prints one JSON array of run objects whose fields are the columns of the runs table.`,
 		Example: `  playbook runs
@@ -103,17 +103,18 @@ func runRuns(cmd *cobra.Command, sys *System, g *globalOptions, o *runsOptions) 
 		fmt.Fprintln(sys.ErrOut, "No runs recorded.")
 		return nil
 	}
-	tw := tabwriter.NewWriter(sys.Out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tPLAYBOOK\tSTATUS\tSTARTED (UTC)\tDURATION\tUSER@HOST")
+	loc := stampLocation(sys)
+	var t table
+	t.add("ID", "PLAYBOOK", "STATUS", "STARTED", "DURATION", "USER@HOST")
 	for _, r := range runs {
 		dur := spanText(r.StartedAt, r.FinishedAt)
 		if r.Status == run.StatusRunning {
 			dur = "running " + spanText(r.StartedAt, sys.now())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s@%s\n", idPrefix(r.ID), r.Playbook, r.Status,
-			formatStamp(r.StartedAt), dur, r.User, r.Host)
+		t.add(idPrefix(r.ID), r.Playbook, string(r.Status), formatStamp(r.StartedAt, loc), dur, r.User+"@"+r.Host)
+		t.paint(2, statusColor(r.Status))
 	}
-	return tw.Flush()
+	return t.write(sys.Out, colorOn(sys))
 }
 
 // runsJSON is a run in `runs --json`: every column of the runs table, the owner's included.

@@ -16,7 +16,7 @@ func TestRunsCommand(t *testing.T) {
 	seedRunning(t, db)
 	runCases(t, db, []cliCase{
 		{name: "table newest first", args: []string{"runs"},
-			stdout: []string{"ID", "PLAYBOOK", "STATUS", "STARTED (UTC)", "DURATION", "USER@HOST",
+			stdout: []string{"ID", "PLAYBOOK", "STATUS", "STARTED", "DURATION", "USER@HOST",
 				"ffee00000000", "backup", "running", "alice@db1",
 				"b1n000000000", "diag", "succeeded", "1.0s", "carol@db1",
 				"a1b2c3d4e5f6", "deploy-web", "failed", "5.0s", "bob@web2",

@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -142,6 +142,7 @@ func printShowJSON(w io.Writer, d *store.RunDetail) error {
 func printShowText(sys *System, d *store.RunDetail) error {
 	r := d.Run
 	w := sys.Out
+	color, loc := colorOn(sys), stampLocation(sys)
 	status := string(r.Status)
 	if r.ExitCode >= 0 {
 		status += fmt.Sprintf(" (exit %d)", r.ExitCode)
@@ -150,32 +151,35 @@ func printShowText(sys *System, d *store.RunDetail) error {
 	if r.Status == run.StatusRunning {
 		dur = "running for " + spanText(r.StartedAt, sys.now())
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "Run:\t%s\n", r.ID)
-	fmt.Fprintf(tw, "Playbook:\t%s (%s)\n", r.Playbook, r.File)
-	fmt.Fprintf(tw, "Status:\t%s\n", status)
-	fmt.Fprintf(tw, "Started:\t%s UTC by %s@%s\n", formatStamp(r.StartedAt), r.User, r.Host)
-	fmt.Fprintf(tw, "Duration:\t%s\n", dur)
+	var head table
+	head.add("Run:", r.ID)
+	head.add("Playbook:", fmt.Sprintf("%s (%s)", r.Playbook, r.File))
+	head.add("Status:", status)
+	head.paint(1, statusColor(r.Status))
+	head.add("Started:", fmt.Sprintf("%s by %s@%s", formatStamp(r.StartedAt, loc), r.User, r.Host))
+	head.add("Duration:", dur)
 	if r.Params != "" && r.Params != "{}" {
-		fmt.Fprintf(tw, "Params:\t%s\n", printableText([]byte(r.Params)))
+		head.add("Params:", string(printableText([]byte(r.Params))))
 	}
 	if r.RetryOf != "" {
-		fmt.Fprintf(tw, "Retry of:\t%s\n", r.RetryOf)
+		head.add("Retry of:", r.RetryOf)
 	}
 	if r.Error != "" {
-		fmt.Fprintf(tw, "Error:\t%s\n", printableText([]byte(r.Error)))
+		head.add("Error:", string(printableText([]byte(r.Error))))
 	}
-	if err := tw.Flush(); err != nil {
+	if err := head.write(w, color); err != nil {
 		return err
 	}
 	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STEP\tSTATUS\tEXIT\tATTEMPTS\tDURATION\tNOTE")
+	// The columns of run's summary, in its order.
+	var steps table
+	steps.add("STEP", "STATUS", "EXIT", "DURATION", "ATTEMPTS", "NOTE")
 	for _, s := range d.Steps {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", s.StepID, s.Status, exitText(s.ExitCode, s.Signal), s.Attempts,
-			spanText(s.StartedAt, s.FinishedAt), stepNote(s, r.RetryOf, d.Steps))
+		steps.add(s.StepID, string(s.Status), exitText(s.ExitCode, s.Signal), spanText(s.StartedAt, s.FinishedAt),
+			strconv.Itoa(s.Attempts), stepNote(s, r.RetryOf, d.Steps))
+		steps.paint(1, statusColor(s.Status))
 	}
-	return tw.Flush()
+	return steps.write(w, color)
 }
 
 // stepNote says in a few words why a step is in its state: the skip reason, continue_on_error, why a
@@ -223,7 +227,7 @@ func retryNote(s *run.StepRecord, retryOf string, steps []*run.StepRecord) strin
 		}
 		return "reused from " + idPrefix(from)
 	case run.RetryNotSucceeded:
-		return fmt.Sprintf("ran again: %s in %s", s.RetryDetail, prev)
+		return fmt.Sprintf("ran again: %s in %s", statusWord(run.Status(s.RetryDetail)), prev)
 	case run.RetryNewStep:
 		return "ran again: not a step of " + prev
 	case run.RetryNeedNotReused:

@@ -16,10 +16,10 @@ func TestShowCommand(t *testing.T) {
 		{name: "failed run", args: []string{"show", runFailed},
 			stdout: []string{"Run:", runFailed, "Playbook:", "deploy-web (/srv/deploy-web.yaml)", "Status:", "failed (exit 1)",
 				"by bob@web2", "Duration:", "5.0s", `Params:`, `{"env":"prod"}`, "Error:", "step test failed",
-				"STEP", "STATUS", "EXIT", "ATTEMPTS", "DURATION", "NOTE",
-				"build", "succeeded", "0", "1", "500ms",
-				"test", "failed", "2", "2", "1.5s", "output truncated",
-				"notify", "skipped", "-", "0", "-", "dependency_failed"}},
+				"STEP", "STATUS", "EXIT", "DURATION", "ATTEMPTS", "NOTE",
+				"build", "succeeded", "0", "500ms", "1",
+				"test", "failed", "2", "1.5s", "2", "output truncated",
+				"notify", "skipped", "-", "-", "0", "dependency_failed"}},
 		{name: "unique prefix", args: []string{"show", "b1n"}, stdout: []string{runBinary, "diag"}},
 		{name: "last", args: []string{"show", "last"}, stdout: []string{runRunning, "running", "running for", "dump", "running"}},
 		{name: "ambiguous prefix", args: []string{"show", "a1b2"}, code: run.ExitUsage,
@@ -58,5 +58,13 @@ func TestShowJSONDecodes(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(r.Stdout), &v); err != nil || v.ID != runBinary || len(v.Steps) != 1 || v.Steps[0].StdoutBytes != 7 {
 		t.Fatalf("%v %+v\n%s", err, v, r.Stdout)
+	}
+}
+
+// A status in the retry note is a sentence's word: "timed out", not timed_out.
+func TestRetryNoteSaysStatusInWords(t *testing.T) {
+	s := &run.StepRecord{RetryReason: run.RetryNotSucceeded, RetryDetail: string(run.StatusTimedOut)}
+	if got, want := retryNote(s, "a1b2c3d4e5f6a7b8", nil), "ran again: timed out in run a1b2c3d4e5f6"; got != want {
+		t.Errorf("retryNote = %q, want %q", got, want)
 	}
 }

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -20,13 +23,9 @@ import (
 // recovery). Opening for writing runs crash recovery; the runs it marks interrupted are reported on
 // stderr. Every failure comes back wrapped with storeError, so the command exits 3.
 func openStore(ctx context.Context, sys *System, g *globalOptions, write bool) (*store.Store, error) {
-	path := g.DB
-	if path == "" {
-		p, err := store.DefaultPath(sys.getenv)
-		if err != nil {
-			return nil, storeError(err)
-		}
-		path = p
+	path, err := dbPath(sys, g)
+	if err != nil {
+		return nil, err
 	}
 	o := store.Options{LockWait: store.LockWait}
 	if v := sys.getenv("PLAYBOOK_LOCK_WAIT"); v != "" {
@@ -74,6 +73,36 @@ func openStore(ctx context.Context, sys *System, g *globalOptions, write bool) (
 	return st, nil
 }
 
+// dbPath is the database file of the command: --db, else $PLAYBOOK_DB, else the XDG state folder.
+func dbPath(sys *System, g *globalOptions) (string, error) {
+	if g.DB != "" {
+		return g.DB, nil
+	}
+	p, err := store.DefaultPath(sys.getenv)
+	if err != nil {
+		return "", storeError(err)
+	}
+	return p, nil
+}
+
+// requireDatabase is for the commands that write to a database but have nothing to do without one
+// (prune, retry): where there is no database file, it says so (exit 3) before anything, database or
+// folder, is created.
+func requireDatabase(sys *System, g *globalOptions) error {
+	path, err := dbPath(sys, g)
+	if err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return storeError(fmt.Errorf("database path %s: %w", path, err))
+	}
+	if _, err := os.Lstat(abs); errors.Is(err, fs.ErrNotExist) {
+		return storeError(&store.NoDatabaseError{Path: abs})
+	}
+	return nil
+}
+
 // openRun opens the database, for writing or not (see openStore), and reads one run (RUN: an id, a
 // unique prefix of one, or "last") with its steps and attempts. On success the caller closes the
 // store; on failure it is closed, and the error already carries its exit status (2 for a run that is
@@ -119,14 +148,6 @@ func idPrefix(id string) string {
 		return id[:12]
 	}
 	return id
-}
-
-// formatStamp shows a time in UTC to the second, as stored (minus the milliseconds).
-func formatStamp(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return t.UTC().Format("2006-01-02 15:04:05")
 }
 
 // spanText is the time from start to end in formatDuration's form, "-" when either is unknown.

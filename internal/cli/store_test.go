@@ -135,6 +135,7 @@ type cliCase struct {
 	args       []string
 	code       int
 	stdout     []string // substrings stdout must contain, in this order
+	stdoutIs   string   // when not "", all of stdout
 	notStdout  []string
 	stderr     []string
 	jsonOutput bool // stdout must be valid JSON
@@ -148,6 +149,9 @@ func runCases(t *testing.T, db string, cases []cliCase) {
 			r := runCLI(t, nil, args...)
 			if r.Code != c.code {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", r.Code, c.code, r.Stdout, r.Stderr)
+			}
+			if c.stdoutIs != "" && r.Stdout != c.stdoutIs {
+				t.Fatalf("stdout is %q, want %q", r.Stdout, c.stdoutIs)
 			}
 			rest := r.Stdout
 			for _, want := range c.stdout {
@@ -198,6 +202,10 @@ func TestOpenStoreErrors(t *testing.T) {
 // The location rule: $PLAYBOOK_DB, then $XDG_STATE_HOME, then $HOME.
 func TestDatabaseLocation(t *testing.T) {
 	dir := t.TempDir()
+	pbFile := filepath.Join(t.TempDir(), "ok.yaml")
+	if err := os.WriteFile(pbFile, []byte("version: 1\nname: ok\nsteps:\n  - id: a\n    run: \"true\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		env  []string
 		want string
@@ -206,9 +214,9 @@ func TestDatabaseLocation(t *testing.T) {
 		{[]string{"XDG_STATE_HOME=" + filepath.Join(dir, "xdg"), "HOME=" + dir}, filepath.Join(dir, "xdg", "playbook", "playbook.db")},
 		{[]string{"HOME=" + filepath.Join(dir, "home")}, filepath.Join(dir, "home", ".local", "state", "playbook", "playbook.db")},
 	} {
-		// prune writes, so it creates the database (runs would not).
-		if r := runCLI(t, c.env, "prune", "--keep", "1"); r.Code != 0 {
-			t.Fatalf("prune with %v: %d %s", c.env, r.Code, r.Stderr)
+		// run records, so it creates the database (runs and prune would not).
+		if r := runCLI(t, c.env, "run", pbFile); r.Code != 0 {
+			t.Fatalf("run with %v: %d %s", c.env, r.Code, r.Stderr)
 		}
 		fi, err := os.Stat(c.want)
 		if err != nil || fi.Mode().Perm() != 0o600 {
@@ -234,10 +242,12 @@ func TestCommandsRecoverDeadRuns(t *testing.T) {
 }
 
 // Commands that only read never create a database, nor its folder: they say there is none (exit 3).
+// Nor do prune and retry, which write but have nothing to work on without one.
 func TestReadCommandsCreateNothing(t *testing.T) {
 	base := t.TempDir()
 	db := filepath.Join(base, "state", "playbook.db")
-	for _, args := range [][]string{{"runs"}, {"runs", "--json"}, {"show", "last"}, {"logs", "last", "a"}} {
+	for _, args := range [][]string{{"runs"}, {"runs", "--json"}, {"show", "last"}, {"logs", "last", "a"},
+		{"prune", "--keep", "1"}, {"prune", "--older-than", "1d", "--dry-run"}, {"retry", "last"}} {
 		r := runCLI(t, nil, append([]string{args[0], "--db", db}, args[1:]...)...)
 		if r.Code != run.ExitStore || !strings.Contains(r.Stderr, "no database at "+db+": nothing has been run with it yet") {
 			t.Errorf("%v: exit %d, stderr %q", args, r.Code, r.Stderr)

@@ -22,13 +22,18 @@ func version() string {
 	return "dev"
 }
 
+// versionLine is what `playbook version` and `playbook --version` print.
+func versionLine() string {
+	return fmt.Sprintf("playbook %s (%s, %s/%s)", version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
 func newVersionCmd(sys *System) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the version of playbook",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, err := fmt.Fprintf(sys.Out, "playbook %s (%s, %s/%s)\n", version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			_, err := fmt.Fprintln(sys.Out, versionLine())
 			return err
 		},
 	}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/playbookhq/playbook/pkg/run"
 )
 
 // PruneOptions says which runs Prune deletes. A run is deleted when it is not running and it matches
@@ -40,33 +42,10 @@ func (s *Store) Prune(ctx context.Context, o PruneOptions) (*PruneResult, error)
 		res.SizeAfter = res.SizeBefore
 		return res, nil
 	}
-	var conds []string
-	var args []any
-	if !o.Before.IsZero() {
-		conds = append(conds, "started_at < ?")
-		args = append(args, o.Before.UTC().Format(TimeFormat))
+	where, args, err := s.pruneWhere(ctx, s.w, o)
+	if err != nil {
+		return res, err
 	}
-	if o.Keep > 0 {
-		// The Keep-th newest run is the boundary: what is older goes. Comparing with it (the
-		// started_at index serves) costs far less than "NOT IN (the Keep newest)" in every batch.
-		var started, id string
-		err := s.w.QueryRowContext(ctx, `SELECT started_at, id FROM runs ORDER BY started_at DESC, id DESC LIMIT 1 OFFSET ?`,
-			o.Keep-1).Scan(&started, &id)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			conds = append(conds, "0") // fewer runs than Keep: none goes by count
-		case err != nil:
-			return res, fmt.Errorf("prune %s: %w", s.path, err)
-		default:
-			conds = append(conds, "(started_at < ? OR (started_at = ? AND id < ?))")
-			args = append(args, started, started, id)
-		}
-	}
-	where := "status != 'running' AND (" + conds[0]
-	if len(conds) > 1 {
-		where += " OR " + conds[1]
-	}
-	where += ")"
 	pick := "SELECT id FROM runs WHERE " + where + " LIMIT " + fmt.Sprint(pruneBatch)
 	for {
 		var n int64
@@ -154,4 +133,66 @@ func (s *Store) size() int64 {
 		}
 	}
 	return n
+}
+
+// pruneWhere is the SQL condition (with its arguments) that picks the runs o deletes, read through db.
+func (s *Store) pruneWhere(ctx context.Context, db *sql.DB, o PruneOptions) (string, []any, error) {
+	var conds []string
+	var args []any
+	if !o.Before.IsZero() {
+		conds = append(conds, "started_at < ?")
+		args = append(args, o.Before.UTC().Format(TimeFormat))
+	}
+	if o.Keep > 0 {
+		// The Keep-th newest run is the boundary: what is older goes. Comparing with it (the
+		// started_at index serves) costs far less than "NOT IN (the Keep newest)" in every batch.
+		var started, id string
+		err := db.QueryRowContext(ctx, `SELECT started_at, id FROM runs ORDER BY started_at DESC, id DESC LIMIT 1 OFFSET ?`,
+			o.Keep-1).Scan(&started, &id)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			conds = append(conds, "0") // fewer runs than Keep: none goes by count
+		case err != nil:
+			return "", nil, fmt.Errorf("prune %s: %w", s.path, err)
+		default:
+			conds = append(conds, "(started_at < ? OR (started_at = ? AND id < ?))")
+			args = append(args, started, started, id)
+		}
+	}
+	where := "status != 'running' AND (" + conds[0]
+	if len(conds) > 1 {
+		where += " OR " + conds[1]
+	}
+	where += ")"
+	return where, args, nil
+}
+
+// PruneCandidates lists the runs that Prune with o would delete, newest first, and deletes nothing.
+// It only reads, so it works on a read-only Store. The zero o lists none.
+func (s *Store) PruneCandidates(ctx context.Context, o PruneOptions) ([]*run.Record, error) {
+	if o.Before.IsZero() && o.Keep <= 0 {
+		return nil, nil
+	}
+	_ = s.Flush(ctx) // see this Store's own writes
+	where, args, err := s.pruneWhere(ctx, s.r, o)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.r.QueryContext(ctx, "SELECT "+runColumns+" FROM runs WHERE "+where+" ORDER BY started_at DESC, id DESC", args...)
+	if err != nil {
+		return nil, fmt.Errorf("prune %s: list runs: %w", s.path, err)
+	}
+	defer rows.Close()
+	var out []*run.Record
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, fmt.Errorf("prune %s: list runs: %w", s.path, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("prune %s: list runs: %w", s.path, err)
+	}
+	return out, nil
 }

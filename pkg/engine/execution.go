@@ -321,7 +321,13 @@ func (ex *execution) finish(status exit, waitErr error, files []*logFile) {
 	case ex.stopReason != "":
 		r.Status, r.ErrorCode, r.Error = ex.stopReason, ex.stopCode, ex.stopMsg
 		if r.Signal != 0 {
-			r.Error += " (" + exitText(r.ExitCode, r.Signal) + ")"
+			// One clause: "timed out after 5s; killed by SIGTERM, signal 15", and a kill says its
+			// signal once: "killed by SIGKILL, signal 9", not "killed (killed by ...)".
+			if r.Error == "killed" {
+				r.Error = exitText(r.ExitCode, r.Signal)
+			} else {
+				r.Error += "; " + exitText(r.ExitCode, r.Signal)
+			}
 		}
 	case out.exceeded || errs.exceeded:
 		// The limit was passed by output read after the leader had exited.

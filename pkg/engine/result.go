@@ -161,9 +161,11 @@ func (s Summary) MarshalJSON() ([]byte, error) {
 	}{plain(s), float64(s.Duration) / 1e6})
 }
 
+// exitText says how a process ended, in one clause without brackets, so that callers can put it in
+// theirs: "exit status 3", "killed by SIGTERM, signal 15".
 func exitText(code, sig int) string {
 	if sig != 0 {
-		return fmt.Sprintf("killed by signal %d (%s)", sig, SignalName(syscall.Signal(sig)))
+		return fmt.Sprintf("killed by %s, signal %d", SignalName(syscall.Signal(sig)), sig)
 	}
 	return fmt.Sprintf("exit status %d", code)
 }

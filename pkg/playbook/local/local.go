@@ -667,7 +667,7 @@ func AttemptRecord(res *engine.Result, runID string, step *playbook.Step, n int,
 			att.Status = run.StatusFailed
 			if att.Error == "" {
 				if res.Signal != 0 {
-					att.Error = "killed by " + engine.SignalName(syscall.Signal(res.Signal))
+					att.Error = fmt.Sprintf("killed by %s, signal %d", engine.SignalName(syscall.Signal(res.Signal)), res.Signal)
 				} else {
 					att.Error = fmt.Sprintf("exit status %d", res.ExitCode)
 				}
