@@ -84,21 +84,7 @@ func TestGoldenInvalid(t *testing.T) {
 					t.Errorf("error names file %q, want %q as given", e.File, f)
 				}
 			}
-			got := list.Error() + "\n"
-			golden := strings.TrimSuffix(f, ".yaml") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -run TestGoldenInvalid -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("errors differ from %s\n--- got\n%s--- want\n%s", golden, got, want)
-			}
+			checkGolden(t, f, list.Error()+"\n", "TestGoldenInvalid")
 		})
 	}
 }
@@ -136,21 +122,26 @@ func TestGoldenYAMLSyntax(t *testing.T) {
 			if !errors.As(err, &list) || len(list) != 1 {
 				t.Fatalf("want exactly one error, got %v", err)
 			}
-			got := list.Error() + "\n"
-			golden := strings.TrimSuffix(f, ".yaml") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -run TestGoldenYAMLSyntax -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("error differs from %s\n--- got\n%s--- want\n%s", golden, got, want)
-			}
+			checkGolden(t, f, list.Error()+"\n", "TestGoldenYAMLSyntax")
 		})
+	}
+}
+
+// checkGolden compares the errors of playbook file f with its .golden file (-update rewrites it).
+func checkGolden(t *testing.T, f, got, test string) {
+	t.Helper()
+	golden := strings.TrimSuffix(f, ".yaml") + ".golden"
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -run %s -update to create it)", err, test)
+	}
+	if got != string(want) {
+		t.Errorf("errors differ from %s\n--- got\n%s--- want\n%s", golden, got, want)
 	}
 }
