@@ -164,6 +164,9 @@ func printShowText(sys *System, d *store.RunDetail) error {
 	if r.RetryOf != "" {
 		head.add("Retry of:", r.RetryOf)
 	}
+	if r.ConcurrencyGroup != "" {
+		head.add("Concurrency:", r.ConcurrencyGroup)
+	}
 	if r.Error != "" {
 		head.add("Error:", string(printableText([]byte(r.Error))))
 	}

@@ -239,6 +239,8 @@ type runJSON struct {
 	Host       string          `json:"host"`
 	Error      *string         `json:"error"`
 	RetryOf    *string         `json:"retry_of"`
+	// ConcurrencyGroup is the group the run held (the playbook's concurrency key); null for none.
+	ConcurrencyGroup *string `json:"concurrency_group"`
 }
 
 func newRunJSON(r *run.Record) runJSON {
@@ -252,7 +254,7 @@ func newRunJSON(r *run.Record) runJSON {
 		Status: string(r.Status), ExitCode: jsonInt(r.ExitCode, r.ExitCode >= 0),
 		StartedAt: jsonTime(r.StartedAt), FinishedAt: jsonTime(r.FinishedAt),
 		DurationMS: jsonDuration(r.StartedAt, r.FinishedAt), User: r.User, Host: r.Host,
-		Error: jsonString(r.Error), RetryOf: jsonString(r.RetryOf),
+		Error: jsonString(r.Error), RetryOf: jsonString(r.RetryOf), ConcurrencyGroup: jsonString(r.ConcurrencyGroup),
 	}
 }
 
