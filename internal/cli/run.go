@@ -605,15 +605,11 @@ func printPlan(w io.Writer, pb *playbook.Playbook, params playbook.Params, skip 
 	bw := bufio.NewWriter(w)
 	defer bw.Flush()
 	fmt.Fprintf(bw, "Plan for %s (%s): %d steps in %d levels; nothing runs.\n", pb.Name, pb.File, len(pb.Steps), len(pb.Levels))
-	perLevel := map[int]int{}
-	for _, ps := range plan {
-		perLevel[ps.Level]++
-	}
 	level := -1
 	for _, ps := range plan {
 		if ps.Level != level {
 			level = ps.Level
-			if perLevel[level] > 1 {
+			if len(pb.Levels[level]) > 1 {
 				fmt.Fprintf(bw, "\nlevel %d (these may run in parallel):\n", level+1)
 			} else {
 				fmt.Fprintf(bw, "\nlevel %d:\n", level+1)
