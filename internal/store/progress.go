@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"unicode/utf8"
 
 	"github.com/playbookhq/playbook/pkg/run"
 )
@@ -29,12 +28,13 @@ func (s *Store) RunProgress(_ context.Context, in *run.Progress) error {
 			return err
 		}
 		for _, st := range p.Steps {
+			stdout, stdoutUTF8 := outputValue(st.Stdout, true)
+			stderr, stderrUTF8 := outputValue(st.Stderr, true)
 			_, err := tx.ExecContext(ctx, `UPDATE steps SET stdout = ?, stderr = ?, stdout_bytes = ?,
 					stderr_bytes = ?, stdout_truncated = ?, stderr_truncated = ?, stdout_utf8 = ?, stderr_utf8 = ?
 				WHERE run_id = ? AND step_id = ? AND status = 'running' AND attempts = ?`,
-				outputValue(st.Stdout, true), outputValue(st.Stderr, true), st.Stdout.Bytes, st.Stderr.Bytes,
-				boolInt(st.Stdout.Truncated), boolInt(st.Stderr.Truncated),
-				boolInt(utf8.Valid(st.Stdout.Data)), boolInt(utf8.Valid(st.Stderr.Data)),
+				stdout, stderr, st.Stdout.Bytes, st.Stderr.Bytes,
+				boolInt(st.Stdout.Truncated), boolInt(st.Stderr.Truncated), boolInt(stdoutUTF8), boolInt(stderrUTF8),
 				p.RunID, st.StepID, st.Attempt)
 			if err != nil {
 				return fmt.Errorf("step %s: %w", st.StepID, err)

@@ -125,15 +125,17 @@ func boolInt(b bool) int {
 // outputValue is the value stored for an output stream: TEXT when the bytes are valid UTF-8 (an empty
 // string for a process that wrote nothing), so that sqlite3 builds with LIKE_DOESNT_MATCH_BLOBS (Debian's)
 // still match it with a plain LIKE, else a BLOB of the bytes as given; NULL when there was no process
-// (ran is false). Either way the bytes are the ones the step wrote.
-func outputValue(o run.Output, ran bool) any {
-	if o.Data == nil && !ran {
-		return nil
+// (ran is false). Either way the bytes are the ones the step wrote. valid says whether they are UTF-8
+// (the stdout_utf8/stderr_utf8 column), from the same one pass over them.
+func outputValue(o run.Output, ran bool) (value any, valid bool) {
+	valid = utf8.Valid(o.Data)
+	switch {
+	case o.Data == nil && !ran:
+		return nil, valid
+	case valid:
+		return string(o.Data), valid
 	}
-	if utf8.Valid(o.Data) {
-		return string(o.Data)
-	}
-	return o.Data
+	return o.Data, valid
 }
 
 // validRunID keeps run ids usable as file names (the lock file) and unambiguous in prefixes.
@@ -301,7 +303,8 @@ func (s *Store) AttemptFinished(_ context.Context, in *run.AttemptRecord) error 
 		if st := fin.start; st != nil {
 			started, command, pid, pidStart = st.started, st.command, st.pid, st.pidStart
 		}
-		stdout, stderr := outputValue(a.Stdout, true), outputValue(a.Stderr, true)
+		stdout, _ := outputValue(a.Stdout, true)
+		stderr, _ := outputValue(a.Stderr, true)
 		if fin.outputMoved { // the step row keeps it (see StepFinished)
 			stdout, stderr = nil, nil
 		}
@@ -346,12 +349,13 @@ func (s *Store) StepFinished(_ context.Context, in *run.StepRecord) error {
 	done := &stepFinish{run: st.RunID, step: st.StepID, attempts: st.Attempts, output: outputSize(st.Stdout, st.Stderr)}
 	what := func() string { return fmt.Sprintf("record step %s of run %s", st.StepID, st.RunID) }
 	return s.enqueue(writeOp{what: what, stepDone: done, fn: func(ctx context.Context, tx *sql.Tx) error {
+		stdout, stdoutUTF8 := outputValue(st.Stdout, ran)
+		stderr, stderrUTF8 := outputValue(st.Stderr, ran)
 		args := []any{st.RunID, st.StepID, st.Name, string(st.Status), nullString(st.Reason), nullString(st.Error),
 			nullExit(st.ExitCode), nullSignal(st.Signal), st.Attempts, formatTime(st.StartedAt),
 			formatTime(st.FinishedAt), durationMS(st.StartedAt, st.FinishedAt), nullString(st.Command),
-			outputValue(st.Stdout, ran), outputValue(st.Stderr, ran), st.Stdout.Bytes, st.Stderr.Bytes,
-			boolInt(st.Stdout.Truncated), boolInt(st.Stderr.Truncated),
-			boolInt(utf8.Valid(st.Stdout.Data)), boolInt(utf8.Valid(st.Stderr.Data)),
+			stdout, stderr, st.Stdout.Bytes, st.Stderr.Bytes,
+			boolInt(st.Stdout.Truncated), boolInt(st.Stderr.Truncated), boolInt(stdoutUTF8), boolInt(stderrUTF8),
 			string(outputs), boolInt(st.ContinueOnError), nullString(st.ReusedFrom),
 			boolInt(done.setPID), done.pid,
 			nullString(st.Fingerprint), nullString(st.RetryReason), nullString(st.RetryDetail),
