@@ -83,6 +83,47 @@ func untouched(t *testing.T, path string, want []byte) {
 	}
 }
 
+// A database that another process is creating at that moment is ours, whatever moment the ownership
+// check reads it at: eight runners started at once on a new database once had one refuse it as
+// another application's, because the check read its tables before the first migration committed and
+// its schema version after.
+func TestOwnershipCheckDuringCreation(t *testing.T) {
+	dir := t.TempDir()
+	checks := 0
+	for i := range 40 {
+		path := filepath.Join(dir, fmt.Sprintf("new%d.db", i))
+		created := make(chan error, 1)
+		go func() {
+			s, err := Open(context.Background(), path)
+			if err == nil {
+				err = s.Close()
+			}
+			created <- err
+		}()
+		for done := false; !done; {
+			select {
+			case err := <-created:
+				if err != nil {
+					t.Fatal(err)
+				}
+				done = true
+				continue
+			default:
+			}
+			if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
+				continue // not begun: an empty file is not checked
+			}
+			checks++
+			var foreign *ForeignDatabaseError
+			if err := checkOurs(context.Background(), path); errors.As(err, &foreign) {
+				<-created
+				t.Fatalf("database %d, check %d, during its creation: %v", i, checks, err)
+			}
+		}
+	}
+	t.Logf("%d checks while a database was being created", checks)
+}
+
 // Another application's SQLite database given as --db is refused and left exactly as it was; a
 // database without tables is ours to initialise.
 func TestOpenRefusesForeignDatabase(t *testing.T) {
