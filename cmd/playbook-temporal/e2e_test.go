@@ -238,32 +238,49 @@ exec `+shellQuote(bin)+` "$@"`)
 func startWorker(t *testing.T, bin, addr, queues, dir string, extra ...string) {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"worker", "--temporal", addr, "--queue", queues, "--dir", dir}, extra...)...)
+	cmd.Env = append(os.Environ(), "GOTRACEBACK=all")
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
-	ready, ended := make(chan struct{}), make(chan string, 1)
+	// What the worker says (the SDK's warnings among it) is shown when the test fails: a step that
+	// never ran, or a run that never ended, is explained there.
+	var said string
+	ready, ended := make(chan struct{}), make(chan struct{})
+	t.Cleanup(func() {
+		if t.Failed() {
+			// Its goroutines (GOTRACEBACK=all) show what its workflows and steps wait on.
+			cmd.Process.Signal(syscall.SIGABRT) // not caught: the runtime dumps every goroutine
+		} else {
+			cmd.Process.Signal(syscall.SIGTERM)
+		}
+		cmd.Wait()
+		<-ended
+		if t.Failed() || os.Getenv("PLAYBOOK_TEST_WORKER_LOG") != "" {
+			t.Logf("the worker for %s said:\n%s", queues, said)
+		}
+	})
 	go func() {
+		defer close(ended)
 		buf := make([]byte, 4096)
 		var seen strings.Builder
-		said := false
+		serving := false
 		for {
 			n, err := stderr.Read(buf)
 			seen.Write(buf[:n])
-			if !said && strings.Contains(seen.String(), ": serving queues ") {
+			if !serving && strings.Contains(seen.String(), ": serving queues ") {
 				close(ready)
-				said = true
+				serving = true
 			}
 			if err != nil {
-				ended <- seen.String()
+				said = seen.String()
 				return
 			}
 		}
 	}()
 	select {
 	case <-ready:
-	case said := <-ended:
+	case <-ended:
 		t.Fatalf("the worker for %s ended before serving:\n%s", queues, said)
 	case <-time.After(30 * time.Second):
 		t.Fatalf("worker for %s did not start", queues)

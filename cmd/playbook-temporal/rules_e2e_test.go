@@ -39,7 +39,9 @@ type ruleCase struct {
 	// stdout, when set, is text a step's recorded stdout must hold (step id -> text).
 	stdout map[string]string
 	// within, when set, is how long the run may last: where stopping a step at the right time is
-	// the rule (a run timeout stops the running steps when it expires, not later).
+	// the rule (a run timeout stops the running steps when it expires, not later). What it tells
+	// apart is a stop at the right time from none (a step's sleep, a retry's delay, of a minute), not
+	// a quick stop from a slow one: on a loaded machine a distributed stop has taken 5 s.
 	within time.Duration
 	// files are written beside the playbook (name -> content), scripts for instance.
 	files map[string]string
@@ -462,7 +464,7 @@ steps:
     run: echo quick
   - id: hang
     needs: quick
-    run: sleep 30
+    run: sleep 60
   - id: never
     needs: [hang]
     run: echo never
@@ -479,7 +481,7 @@ steps:
     if: failure()
     run: echo never
 `,
-		status: "timed_out", exit: 124, within: 5 * time.Second,
+		status: "timed_out", exit: 124, within: 20 * time.Second,
 		steps: []string{"quick succeeded", "hang cancelled run_timed_out", "never skipped run_timed_out",
 			"cleanup succeeded", "on-cancel succeeded", "on-failure skipped run_timed_out"},
 		stdout: map[string]string{"cleanup": "cleanup after cancelled in a timed_out run\n"},
@@ -537,7 +539,7 @@ name: retrycut
 timeout: 800ms
 steps:
   - id: failing
-    retry: {attempts: 3, delay: 20s}
+    retry: {attempts: 3, delay: 60s}
     run: echo "try"; exit 3
   - id: after
     needs: failing
@@ -547,7 +549,7 @@ steps:
     if: always()
     run: echo "failing ${{ steps.failing.status }} after ${{ steps.failing.attempts }}"
 `,
-		status: "timed_out", exit: 124, within: 5 * time.Second,
+		status: "timed_out", exit: 124, within: 20 * time.Second,
 		steps:  []string{"failing failed exit=3 attempts=1", "after skipped run_timed_out", "always succeeded"},
 		stdout: map[string]string{"always": "failing failed after 1\n"},
 	},
@@ -694,7 +696,7 @@ steps:
 name: interrupted
 steps:
   - id: long
-    run: touch "$PLAYBOOK_RUN_ID.ctrl-c-ready"; sleep 30
+    run: touch "$PLAYBOOK_RUN_ID.ctrl-c-ready"; sleep 60
   - id: next
     needs: long
     run: echo never
@@ -712,7 +714,7 @@ steps:
     run: echo never
 `,
 		interrupt: ".ctrl-c-ready",
-		status:    "cancelled", exit: 130, within: 5 * time.Second,
+		status:    "cancelled", exit: 130, within: 20 * time.Second,
 		steps: []string{"long cancelled", "next skipped run_cancelled", "cleanup succeeded",
 			"on-cancel succeeded", "on-failure skipped run_cancelled"},
 		stdout: map[string]string{"cleanup": "cleanup after cancelled in a cancelled run\n", "on-cancel": "cancelled ran\n"},
@@ -724,14 +726,14 @@ steps:
 name: terminated
 steps:
   - id: long
-    run: touch "$PLAYBOOK_RUN_ID.sigterm-ready"; sleep 30
+    run: touch "$PLAYBOOK_RUN_ID.sigterm-ready"; sleep 60
   - id: cleanup
     needs: long
     if: cancelled()
     run: echo "cleanup in a ${{ run.status }} run"
 `,
 		interrupt: ".sigterm-ready", signal: syscall.SIGTERM,
-		status: "cancelled", exit: 143, within: 5 * time.Second,
+		status: "cancelled", exit: 143, within: 20 * time.Second,
 		steps:  []string{"long cancelled", "cleanup succeeded"},
 		stdout: map[string]string{"cleanup": "cleanup in a cancelled run\n"},
 	},
@@ -855,7 +857,11 @@ func runCmd(t *testing.T, dir, interrupt string, sig syscall.Signal, bin string,
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	cmd.Env = append(os.Environ(), "NO_COLOR=1", "GOTRACEBACK=all")
+	// A command still running at the deadline dumps its goroutines (SIGABRT) into the output the
+	// failure shows: where it waits says which side stalled.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGABRT) }
+	cmd.WaitDelay = 15 * time.Second
 	var buf strings.Builder
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	if err := cmd.Start(); err != nil {
@@ -1141,7 +1147,7 @@ func defaultMaxParallelYAML(cpus int) string {
 	var b strings.Builder
 	b.WriteString("version: 1\nname: defaultpar\nsteps:\n  - id: fails\n    run: exit 1\n")
 	for i := 1; i <= cpus; i++ {
-		fmt.Fprintf(&b, "  - id: w%d\n    run: until [ -f \"$PLAYBOOK_RUN_ID.handled\" ]; do sleep 0.01; done\n", i)
+		fmt.Fprintf(&b, "  - id: w%d\n    run: until [ -f \"$PLAYBOOK_RUN_ID.handled\" ]; do sleep 0.1; done\n", i)
 	}
 	b.WriteString("  - id: handler\n    needs: fails\n    if: failure()\n    run: touch \"$PLAYBOOK_RUN_ID.handled\"\n")
 	return b.String()
