@@ -196,6 +196,8 @@ func TestCtrlCAfterContinueAsNew(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "cleaned")); err != nil {
 		t.Errorf("the cancelled() step did not run: %v", err)
 	}
+	// Each workflow run of the chain, its carried state and the cancellation among them, replays.
+	newReplayer(t, addr, testNamespace(t), "").check(t, db)
 }
 
 // syncBuffer is a bytes.Buffer that a process writes while the test reads it.

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,8 +20,16 @@ import (
 	"time"
 
 	_ "github.com/mattn/go-sqlite3"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/playbookhq/playbook/pkg/playbook/local"
+	pbtemporal "github.com/playbookhq/playbook/pkg/playbook/temporal"
 )
 
 // ruleCase is one playbook of the README's "How the steps run" rules (and the sections it points to:
@@ -792,6 +802,7 @@ func TestRulesBothBackends(t *testing.T) {
 		t.Fatal(err)
 	}
 	workDir := t.TempDir()
+	replay := newReplayer(t, addr, testNamespace(t), key)
 	// Room for the rows that run at once, default-max-parallel's waiters (the local default) among
 	// them: with fewer slots they would hold every one while the step they wait for queues.
 	capacity := strconv.Itoa(2 * defaultMaxParallel)
@@ -836,7 +847,89 @@ func TestRulesBothBackends(t *testing.T) {
 			for _, diff := range l.diff(d, map[string]string{dir: "<PLAYBOOK DIR>", workDir: "<WORKER DIR>"}) {
 				t.Errorf("local and distributed records differ: %s", diff)
 			}
+			replay.check(t, distDB)
 		})
+	}
+}
+
+// replayer replays a run's workflow histories through this build's workflow code, as a worker does
+// when its cache lost the workflow (a restart, a slow sticky queue): a decision that differs on
+// replay stalls a run in production, and fails the row here.
+type replayer struct {
+	c        client.Client
+	dataConv converter.DataConverter
+}
+
+// newReplayer reads the runs' histories in namespace on the server at addr; keyFile is the runs'
+// --key-file, "" for runs without one.
+func newReplayer(t *testing.T, addr, namespace, keyFile string) *replayer {
+	t.Helper()
+	dc := converter.GetDefaultDataConverter()
+	if keyFile != "" {
+		key, err := pbtemporal.ReadKey(keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		codec, err := pbtemporal.NewCodec(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dc = codec.DataConverter()
+	}
+	quiet := tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c, err := client.Dial(client.Options{HostPort: addr, Namespace: namespace, DataConverter: dc, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return &replayer{c: c, dataConv: dc}
+}
+
+// check replays every workflow run of the run recorded in db, the last one first, then those it
+// continued.
+func (r *replayer) check(t *testing.T, db string) {
+	t.Helper()
+	h, err := sql.Open("sqlite3", "file:"+db+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wid string
+	err = h.QueryRow("SELECT workflow_id FROM runs").Scan(&wid)
+	h.Close()
+	if err != nil {
+		t.Fatalf("%s: the run's workflow: %v", db, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for next, n := "", 1; ; n++ {
+		history := &historypb.History{}
+		it := r.c.GetWorkflowHistory(ctx, wid, next, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for it.HasNext() {
+			ev, err := it.Next()
+			if err != nil {
+				t.Fatalf("workflow %s: its history: %v", wid, err)
+			}
+			history.Events = append(history.Events, ev)
+		}
+		w, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{DataConverter: r.dataConv})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.RegisterWorkflowWithOptions(pbtemporal.Run, workflow.RegisterOptions{Name: pbtemporal.WorkflowName})
+		quiet := tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err := w.ReplayWorkflowHistory(quiet, history); err != nil {
+			t.Errorf("workflow %s (run %q, \"\" the last, %d events) does not replay: %v", wid, next, len(history.Events), err)
+		}
+		if len(history.Events) == 0 {
+			t.Fatalf("workflow %s: an empty history", wid)
+		}
+		next = history.Events[0].GetWorkflowExecutionStartedEventAttributes().GetContinuedExecutionRunId()
+		if next == "" {
+			if n > 1 {
+				t.Logf("workflow %s: %d workflow runs replayed", wid, n)
+			}
+			return
+		}
 	}
 }
 
