@@ -125,7 +125,7 @@ func (Remote) Worker(ctx context.Context, w cli.RemoteWorker) error {
 		Log:    func(format string, args ...any) { fmt.Fprintf(w.Log, format+"\n", args...) },
 		Killed: func(wid string) bool { return killed(c, wid) }}
 
-	wf := worker.New(c, WorkflowQueue, worker.Options{})
+	wf := worker.New(c, WorkflowQueue, worker.Options{DeadlockDetectionTimeout: pbtemporal.DeadlockDetectionTimeout})
 	wf.RegisterWorkflowWithOptions(pbtemporal.Run, workflow.RegisterOptions{Name: pbtemporal.WorkflowName})
 	workers := []worker.Worker{wf}
 	for _, q := range w.Queues {

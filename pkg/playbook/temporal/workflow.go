@@ -135,6 +135,15 @@ const heartbeatTimeout = 20 * time.Second
 // recordWindow is the least time between two batches of records, unless RunInput says otherwise.
 const recordWindow = 250 * time.Millisecond
 
+// DeadlockDetectionTimeout is the worker.Options.DeadlockDetectionTimeout of a worker that runs the
+// workflow. The SDK takes workflow code that runs this long without waiting on Temporal for a
+// deadlock, and fails its workflow task (1 s by default). This workflow waits on nothing else: what
+// runs between two waits is its own work, parsing the playbook and replaying a continued run's log,
+// which for thousands of steps on a busy machine can take more than a second, and would then fail
+// again on every retry of the task, stalling the run. Past the workflow task's own timeout (10 s by
+// default) Temporal gives the task to another worker anyway, so the detector waits that long.
+const DeadlockDetectionTimeout = 10 * time.Second
+
 // noLimit stands for "no timeout" in activity options, which need one: longer than any run.
 const noLimit = 10 * 365 * 24 * time.Hour
 

@@ -9,7 +9,10 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/playbookhq/playbook/pkg/run"
 )
@@ -304,5 +307,67 @@ func TestKilledQuery(t *testing.T) {
 	}
 	if after := ask(); before || !after {
 		t.Errorf("killed: %v before the kill, %v after: want false, then true", before, after)
+	}
+}
+
+// stall makes the workflow's first stretch of work take d of wall-clock time, as a busy machine
+// does to a large playbook's parse.
+type stall struct {
+	interceptor.WorkerInterceptorBase
+	d time.Duration
+}
+
+func (s *stall) InterceptWorkflow(_ workflow.Context, next interceptor.WorkflowInboundInterceptor) interceptor.WorkflowInboundInterceptor {
+	return &stallInbound{WorkflowInboundInterceptorBase: interceptor.WorkflowInboundInterceptorBase{Next: next}, d: s.d}
+}
+
+type stallInbound struct {
+	interceptor.WorkflowInboundInterceptorBase
+	d time.Duration
+}
+
+func (s *stallInbound) ExecuteWorkflow(ctx workflow.Context, in *interceptor.ExecuteWorkflowInput) (any, error) {
+	time.Sleep(s.d) // the stall itself: the CPU time a busy machine did not give
+	return s.Next.ExecuteWorkflow(ctx, in)
+}
+
+// TestSlowWorkflowCodeIsNotADeadlock: with the options a worker runs the workflow with, workflow code
+// that takes longer than the SDK's default 1 s between two waits completes; with the default, the
+// SDK fails the task as a deadlock, and on a busy machine every retry of it.
+func TestSlowWorkflowCodeIsNotADeadlock(t *testing.T) {
+	const src = "version: 1\nname: slow\nsteps:\n  - {id: a, run: \"true\"}\n"
+	for _, c := range []struct {
+		name     string
+		opts     worker.Options
+		deadlock bool
+	}{
+		{"the SDK's default", worker.Options{}, true},
+		{"the worker's", worker.Options{DeadlockDetectionTimeout: DeadlockDetectionTimeout}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var suite testsuite.WorkflowTestSuite
+			env := suite.NewTestWorkflowEnvironment()
+			c.opts.Interceptors = []interceptor.WorkerInterceptor{&stall{d: 1500 * time.Millisecond}}
+			env.SetWorkerOptions(c.opts)
+			f := &fakeSteps{}
+			env.RegisterWorkflowWithOptions(Run, workflowOptions())
+			env.RegisterActivityWithOptions(f.run, activity.RegisterOptions{Name: StepActivityName})
+			env.RegisterActivityWithOptions((&Records{Recorder: &logRecorder{}}).Write, activity.RegisterOptions{Name: RecordActivityName})
+			env.ExecuteWorkflow(WorkflowName, RunInput{RunID: "r1", File: "/srv/pb.yaml", Source: []byte(src)})
+			err := env.GetWorkflowError()
+			if c.deadlock {
+				if err == nil || !strings.Contains(err.Error(), "deadlock") {
+					t.Fatalf("workflow error %v: want the SDK's deadlock (the stall does not stall)", err)
+				}
+				return
+			}
+			if !env.IsWorkflowCompleted() || err != nil {
+				t.Fatalf("completed %v, error %v", env.IsWorkflowCompleted(), err)
+			}
+			var out RunOutput
+			if err := env.GetWorkflowResult(&out); err != nil || out.Run.Status != run.StatusSucceeded {
+				t.Fatalf("run %s (%v)", out.Run.Status, err)
+			}
+		})
 	}
 }
