@@ -226,14 +226,20 @@ func inspect(ctx context.Context, dsn, abs string) error {
 		return wrapDriverError(err)
 	}
 	defer db.Close()
-	// One statement, so one snapshot: read apart, the tables could be counted before another process
-	// creating this database commits its first migration and the version read after it, which looks
-	// like a schema version without our tables.
+	// One read transaction, so one snapshot: read apart, the tables could be counted before another
+	// process creating this database commits its first migration and the version read after it, which
+	// looks like a schema version without our tables.
 	var objects, runs, version int
-	err = db.QueryRowContext(ctx, `SELECT
-		(SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite\_%' ESCAPE '\'),
-		(SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'runs'),
-		(SELECT user_version FROM pragma_user_version)`).Scan(&objects, &runs, &version)
+	tx, err := db.BeginTx(ctx, nil)
+	if err == nil {
+		err = tx.QueryRowContext(ctx, `SELECT
+			(SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite\_%' ESCAPE '\'),
+			(SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'runs')`).Scan(&objects, &runs)
+		if err == nil {
+			err = tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version)
+		}
+		_ = tx.Rollback() // read only: nothing to keep
+	}
 	if err != nil {
 		return wrapDriverError(err)
 	}
