@@ -158,8 +158,7 @@ func newNamespace(t *testing.T, addr string) string {
 		name = name[:100]
 	}
 	ns := fmt.Sprintf("e2e-%s-%d-%d", name, os.Getpid(), time.Now().UnixNano()%1e9)
-	quiet := tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	c, err := client.Dial(client.Options{HostPort: addr, Logger: quiet})
+	c, err := client.Dial(client.Options{HostPort: addr, Logger: quietLogger})
 	if err != nil {
 		t.Fatalf("TEMPORAL_ADDRESS=%s: connect: %v", addr, err)
 	}
@@ -195,6 +194,10 @@ func newNamespace(t *testing.T, addr string) string {
 		time.Sleep(50 * time.Millisecond) // polling the server's own answer
 	}
 }
+
+// quietLogger is the SDK logger of the tests' own clients and replays: their warnings are not the
+// test's.
+var quietLogger = tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 
 // writeScript writes an executable shell script with body in a temporary folder of the test.
 func writeScript(t *testing.T, name, body string) string {

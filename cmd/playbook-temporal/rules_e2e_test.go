@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,7 +22,6 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
-	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -856,8 +853,8 @@ func TestRulesBothBackends(t *testing.T) {
 // when its cache lost the workflow (a restart, a slow sticky queue): a decision that differs on
 // replay stalls a run in production, and fails the row here.
 type replayer struct {
-	c        client.Client
-	dataConv converter.DataConverter
+	c client.Client
+	w worker.WorkflowReplayer
 }
 
 // newReplayer reads the runs' histories in namespace on the server at addr; keyFile is the runs'
@@ -876,13 +873,21 @@ func newReplayer(t *testing.T, addr, namespace, keyFile string) *replayer {
 		}
 		dc = codec.DataConverter()
 	}
-	quiet := tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	c, err := client.Dial(client.Options{HostPort: addr, Namespace: namespace, DataConverter: dc, Logger: quiet})
+	c, err := client.Dial(client.Options{HostPort: addr, Namespace: namespace, DataConverter: dc, Logger: quietLogger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	return &replayer{c: c, dataConv: dc}
+	w, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{DataConverter: dc,
+		// What is checked is the decisions, not their speed: under -race, a continued run's parse
+		// and log replay take longer than the SDK's 1 s (a worker allows
+		// pbtemporal.DeadlockDetectionTimeout).
+		DisableDeadlockDetection: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.RegisterWorkflowWithOptions(pbtemporal.Run, workflow.RegisterOptions{Name: pbtemporal.WorkflowName})
+	return &replayer{c: c, w: w}
 }
 
 // check replays every workflow run of the run recorded in db, the last one first, then those it
@@ -911,17 +916,7 @@ func (r *replayer) check(t *testing.T, db string) {
 			}
 			history.Events = append(history.Events, ev)
 		}
-		w, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{DataConverter: r.dataConv,
-			// What is checked is the decisions, not their speed: under -race, a continued run's
-			// parse and log replay take longer than the SDK's 1 s (a worker allows
-			// pbtemporal.DeadlockDetectionTimeout).
-			DisableDeadlockDetection: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.RegisterWorkflowWithOptions(pbtemporal.Run, workflow.RegisterOptions{Name: pbtemporal.WorkflowName})
-		quiet := tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err := w.ReplayWorkflowHistory(quiet, history); err != nil {
+		if err := r.w.ReplayWorkflowHistory(quietLogger, history); err != nil {
 			t.Errorf("workflow %s (run %q, \"\" the last, %d events) does not replay: %v", wid, next, len(history.Events), err)
 		}
 		if len(history.Events) == 0 {

@@ -93,16 +93,7 @@ func runWorkflow(t *testing.T, src string, params map[string]string, setup func(
 
 func runWorkflowRecorded(t *testing.T, src string, params map[string]string, setup func(env *testsuite.TestWorkflowEnvironment)) (*RunOutput, *fakeSteps, *logRecorder) {
 	t.Helper()
-	var suite testsuite.WorkflowTestSuite
-	env := suite.NewTestWorkflowEnvironment()
-	f := &fakeSteps{}
-	env.RegisterWorkflowWithOptions(Run, workflowOptions())
-	env.RegisterActivityWithOptions(f.run, activity.RegisterOptions{Name: StepActivityName})
-	rec := &logRecorder{}
-	env.RegisterActivityWithOptions((&Records{Recorder: rec}).Write, activity.RegisterOptions{Name: RecordActivityName})
-	if setup != nil {
-		setup(env)
-	}
+	env, f, rec := newWorkflowEnv(setup)
 	env.ExecuteWorkflow(WorkflowName, RunInput{RunID: "r1", File: "/srv/pb.yaml", Source: []byte(src), Params: params})
 	if !env.IsWorkflowCompleted() {
 		t.Fatal("the workflow did not complete")
@@ -115,6 +106,22 @@ func runWorkflowRecorded(t *testing.T, src string, params map[string]string, set
 		t.Fatal(err)
 	}
 	return &out, f, rec
+}
+
+// newWorkflowEnv is a test environment with the workflow, fake steps and the records' activity
+// registered; setup, when set, changes it before anything runs.
+func newWorkflowEnv(setup func(env *testsuite.TestWorkflowEnvironment)) (*testsuite.TestWorkflowEnvironment, *fakeSteps, *logRecorder) {
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	f := &fakeSteps{}
+	env.RegisterWorkflowWithOptions(Run, workflowOptions())
+	env.RegisterActivityWithOptions(f.run, activity.RegisterOptions{Name: StepActivityName})
+	rec := &logRecorder{}
+	env.RegisterActivityWithOptions((&Records{Recorder: rec}).Write, activity.RegisterOptions{Name: RecordActivityName})
+	if setup != nil {
+		setup(env)
+	}
+	return env, f, rec
 }
 
 func statuses(out *RunOutput) map[string]string {
@@ -345,14 +352,8 @@ func TestSlowWorkflowCodeIsNotADeadlock(t *testing.T) {
 		{"the worker's", worker.Options{DeadlockDetectionTimeout: DeadlockDetectionTimeout}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			var suite testsuite.WorkflowTestSuite
-			env := suite.NewTestWorkflowEnvironment()
 			c.opts.Interceptors = []interceptor.WorkerInterceptor{&stall{d: 1500 * time.Millisecond}}
-			env.SetWorkerOptions(c.opts)
-			f := &fakeSteps{}
-			env.RegisterWorkflowWithOptions(Run, workflowOptions())
-			env.RegisterActivityWithOptions(f.run, activity.RegisterOptions{Name: StepActivityName})
-			env.RegisterActivityWithOptions((&Records{Recorder: &logRecorder{}}).Write, activity.RegisterOptions{Name: RecordActivityName})
+			env, _, _ := newWorkflowEnv(func(env *testsuite.TestWorkflowEnvironment) { env.SetWorkerOptions(c.opts) })
 			env.ExecuteWorkflow(WorkflowName, RunInput{RunID: "r1", File: "/srv/pb.yaml", Source: []byte(src)})
 			err := env.GetWorkflowError()
 			if c.deadlock {
